@@ -1,0 +1,38 @@
+# Makefile for clover_export_fdw (PGXS)
+#
+#   make                 build (PG_CFLAGS=-Werror in CI)
+#   make install         install into the PostgreSQL found by pg_config
+#   test/run_tests.sh    every test suite against a throwaway cluster and the
+#                        bundled fake Clover (see README.md)
+
+MODULE_big = clover_export_fdw
+OBJS = \
+	src/clover_export_fdw.o \
+	src/export_client.o \
+	src/json_rows.o \
+	src/options.o \
+	src/service_hours.o \
+	src/windows.o
+
+EXTENSION = clover_export_fdw
+DATA = sql/clover_export_fdw--1.0.sql
+PGFILEDESC = "clover_export_fdw - foreign data wrapper for Clover's export API"
+
+REGRESS = options import scan types edges errors prepared joins
+REGRESS_OPTS = --encoding=UTF8 --inputdir=.
+
+PG_CPPFLAGS = -Isrc $(shell curl-config --cflags) $(shell pkg-config --cflags json-c)
+# -Wextra without unused-parameter: PostgreSQL's own inline headers (fmgr.h,
+# ilist.h, bufpage.h) trip it, as does every FDW callback.  WERROR=1 makes
+# any warning fatal (the test script builds that way).
+PG_CFLAGS += -Wall -Wextra -Wno-unused-parameter $(if $(WERROR),-Werror)
+SHLIB_LINK = $(shell curl-config --libs) $(shell pkg-config --libs json-c)
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# the regression tests, for test/run_tests.sh
+print-regress:
+	@echo $(REGRESS)
+.PHONY: print-regress

@@ -1,0 +1,1139 @@
+/*-------------------------------------------------------------------------
+ *
+ * clover_export_fdw.c
+ *		  Foreign-data wrapper for Clover's Merchant Data Export API:
+ *		  handler, FDW callbacks, EXPLAIN and IMPORT FOREIGN SCHEMA
+ *
+ * A scan of clover_orders or clover_payments becomes a series of Clover
+ * exports, one per window of at most 30 days covering the query's range of
+ * created_time.  The planner's part is to find the bounds (windows.c) and
+ * cost the remote jobs; the executor evaluates the bounds, lets
+ * export_client.c run the exports and download their files, and turns each
+ * file into rows (json_rows.c), keeping only the rows of each file's own
+ * window so that no object is returned twice where windows meet.  All quals
+ * stay in the plan's qpqual: the windows only decide what to fetch.
+ *
+ * Nothing is fetched at plan time, and EXPLAIN without ANALYZE sends no
+ * request to Clover.
+ *
+ * IDENTIFICATION
+ *		  src/clover_export_fdw.c
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <math.h>
+#include <time.h>
+
+#include "access/htup_details.h"
+#include "access/sysattr.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "clover_export_fdw.h"
+#include "commands/explain.h"
+#include "executor/executor.h"
+#include "foreign/fdwapi.h"
+#include "foreign/foreign.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/clauses.h"
+#include "optimizer/cost.h"
+#include "optimizer/optimizer.h"
+#include "optimizer/pathnode.h"
+#include "optimizer/planmain.h"
+#include "optimizer/restrictinfo.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/ruleutils.h"
+#include "utils/timestamp.h"
+
+PG_MODULE_MAGIC;
+
+/* Cost of one export: a remote job that takes seconds, in cost units */
+#define CLOVER_EXPORT_STARTUP_COST	100000.0
+/* Cost of converting one row (a JSON object of about 1 KB) */
+#define CLOVER_ROW_COST				0.05
+/* Range assumed for estimates when a bound is only known at execution */
+#define CLOVER_DEFAULT_DAYS			30.0
+
+/* Let downloads advance every this many rows */
+#define PUMP_EVERY_ROWS				64
+
+/*
+ * Planner information about a foreign table, in baserel->fdw_private
+ */
+typedef struct CloverFdwRelationInfo
+{
+	CloverFdwOptions *opts;
+	AttrNumber	timeattno;		/* column mapped to createdTime, or 0 */
+	Oid			timetype;
+	List	   *bounds;			/* CloverTimeBounds from baserestrictinfo */
+	double		days;			/* estimated length of the range */
+	bool		has_lower;		/* some lower bound or history_start */
+} CloverFdwRelationInfo;
+
+/*
+ * ForeignScan's fdw_private; fdw_exprs holds the bound values, in the
+ * order of FdwScanPrivateBoundKinds
+ */
+enum FdwScanPrivateIndex
+{
+	FdwScanPrivateBoundKinds,	/* IntList of CloverBoundKind */
+	FdwScanPrivateRetrievedAttrs,	/* IntList of attnums to fill */
+	FdwScanPrivateTimeAttno		/* Integer: the time column, or 0 */
+};
+
+/*
+ * Execution state of a scan, in node->fdw_state
+ */
+typedef struct CloverFdwScanState
+{
+	Relation	rel;
+	CloverFdwOptions *opts;
+	Oid			userid;
+	AttrNumber	timeattno;
+	Oid			timetype;
+	List	   *bound_kinds;
+	List	   *bound_states;	/* ExprStates of the bound values */
+	List	   *bound_types;	/* their types */
+	CloverRowPlan *row_plan;
+
+	MemoryContext scan_cxt;		/* the run and the windows */
+	MemoryContext file_cxt;		/* reset per file */
+	MemoryContext row_cxt;		/* reset per row */
+
+	/* set when the scan starts */
+	bool		started;
+	CloverRange range;
+	CloverWindow *windows;
+	int			nwindows;
+	char	   *token;
+	CloverExportRun *run;
+
+	/* the file being converted */
+	CloverFile	file;
+	CloverFileRows *rows;
+	int			nrows;
+	int			next_row;
+	int			rows_since_pump;
+
+	/* for EXPLAIN ANALYZE */
+	int64		rows_returned;
+	int64		rows_dropped;	/* outside their file's window */
+	double		convert_secs;
+	CloverRunStats last_stats;	/* of runs already destroyed (rescans) */
+} CloverFdwScanState;
+
+PG_FUNCTION_INFO_V1(clover_export_fdw_handler);
+PG_FUNCTION_INFO_V1(clover_export_fdw_open_handles);
+PG_FUNCTION_INFO_V1(clover_export_fdw_convert_file);
+
+void		_PG_init(void);
+
+/* FDW callback routines */
+static void cloverGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel,
+									Oid foreigntableid);
+static void cloverGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel,
+								  Oid foreigntableid);
+static ForeignScan *cloverGetForeignPlan(PlannerInfo *root,
+										 RelOptInfo *baserel,
+										 Oid foreigntableid,
+										 ForeignPath *best_path,
+										 List *tlist, List *scan_clauses,
+										 Plan *outer_plan);
+static void cloverBeginForeignScan(ForeignScanState *node, int eflags);
+static TupleTableSlot *cloverIterateForeignScan(ForeignScanState *node);
+static void cloverReScanForeignScan(ForeignScanState *node);
+static void cloverEndForeignScan(ForeignScanState *node);
+static void cloverExplainForeignScan(ForeignScanState *node,
+									 ExplainState *es);
+static List *cloverImportForeignSchema(ImportForeignSchemaStmt *stmt,
+									   Oid serverOid);
+
+/* Helper functions */
+static void find_time_column(Relation rel, AttrNumber *attno, Oid *typid);
+static double estimate_days(PlannerInfo *root, CloverFdwRelationInfo *fpinfo,
+							List *bounds);
+static void compute_range(ForeignScanState *node, CloverFdwScanState *fsstate,
+						  CloverRange *range);
+static void start_scan(ForeignScanState *node, CloverFdwScanState *fsstate);
+static bool next_file(CloverFdwScanState *fsstate);
+static void stop_run(CloverFdwScanState *fsstate);
+static double elapsed_since(const struct timespec *start);
+static bool contain_param(Node *node, void *context);
+
+/*
+ * _PG_init
+ *		Module load: GUCs and libcurl
+ */
+void
+_PG_init(void)
+{
+	DefineCustomBoolVariable("clover_export_fdw.progress",
+							 "Report the progress of Clover exports as NOTICEs.",
+							 "Every few seconds, a long scan says which export window it is on, the export's status and the files downloaded so far.",
+							 &clover_progress,
+							 false,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+	MarkGUCPrefixReserved("clover_export_fdw");
+	CloverClientInit();
+}
+
+/*
+ * clover_export_fdw_handler
+ *		The FdwRoutine of the wrapper
+ */
+Datum
+clover_export_fdw_handler(PG_FUNCTION_ARGS)
+{
+	FdwRoutine *routine = makeNode(FdwRoutine);
+
+	/* planning */
+	routine->GetForeignRelSize = cloverGetForeignRelSize;
+	routine->GetForeignPaths = cloverGetForeignPaths;
+	routine->GetForeignPlan = cloverGetForeignPlan;
+
+	/* execution */
+	routine->BeginForeignScan = cloverBeginForeignScan;
+	routine->IterateForeignScan = cloverIterateForeignScan;
+	routine->ReScanForeignScan = cloverReScanForeignScan;
+	routine->EndForeignScan = cloverEndForeignScan;
+
+	/* EXPLAIN */
+	routine->ExplainForeignScan = cloverExplainForeignScan;
+
+	/* IMPORT FOREIGN SCHEMA */
+	routine->ImportForeignSchema = cloverImportForeignSchema;
+
+	PG_RETURN_POINTER(routine);
+}
+
+/*
+ * clover_export_fdw_open_handles
+ *		External resources this backend holds (see the extension script)
+ */
+Datum
+clover_export_fdw_open_handles(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Datum		values[3];
+	bool		nulls[3] = {false, false, false};
+	int			handles,
+				buffers;
+	int64		bytes;
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	CloverOpenHandles(&handles, &buffers, &bytes);
+	values[0] = Int32GetDatum(handles);
+	values[1] = Int32GetDatum(buffers);
+	values[2] = Int64GetDatum(bytes);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/*
+ * clover_export_fdw_convert_file
+ *		Convert an export file into rows of a foreign table and count them
+ *
+ * The very path a scan uses after a download (split, then every column of
+ * every element), without Clover: for checking a file kept from an export,
+ * and for the fuzz test.  Errors are those a scan would raise.
+ */
+Datum
+clover_export_fdw_convert_file(PG_FUNCTION_ARGS)
+{
+	bytea	   *file = PG_GETARG_BYTEA_PP(0);
+	Oid			relid = PG_GETARG_OID(1);
+	Relation	rel;
+	CloverRowPlan *plan;
+	CloverFileRows *rows;
+	CloverRowOrigin origin;
+	MemoryContext row_cxt,
+				old;
+	Datum	   *values;
+	bool	   *nulls;
+	char	   *problem;
+	int			natts,
+				i;
+
+	rel = table_open(relid, AccessShareLock);
+	if (rel->rd_rel->relkind != RELKIND_FOREIGN_TABLE ||
+		GetFdwRoutineForRelation(rel, false)->IterateForeignScan !=
+		cloverIterateForeignScan)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a foreign table of clover_export_fdw",
+						RelationGetRelationName(rel))));
+
+	plan = CloverMakeRowPlan(rel, NULL, true);
+	rows = CloverSplitFile(plan, VARDATA_ANY(file), VARSIZE_ANY_EXHDR(file),
+						   &problem);
+	if (rows == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_STRING_FORMAT),
+				 errmsg("not a valid Clover export file"),
+				 errdetail("%s.", problem)));
+
+	natts = RelationGetDescr(rel)->natts;
+	values = palloc(sizeof(Datum) * natts);
+	nulls = palloc(sizeof(bool) * natts);
+	origin.export_id = "(file)";
+	origin.file_no = 1;
+	origin.nfiles = 1;
+	row_cxt = AllocSetContextCreate(CurrentMemoryContext, "convert_file row",
+									ALLOCSET_SMALL_SIZES);
+	for (i = 0; i < CloverFileRowCount(rows); i++)
+	{
+		TimestampTz created;
+
+		if (!CloverRowCreatedTime(rows, i, &created))
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
+					 errmsg("Clover object \"%s\" has no valid createdTime",
+							CloverRowId(rows, i))));
+		old = MemoryContextSwitchTo(row_cxt);
+		CloverFillRow(plan, rows, i, &origin, natts, values, nulls);
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(row_cxt);
+	}
+	table_close(rel, AccessShareLock);
+	PG_RETURN_INT64(CloverFileRowCount(rows));
+}
+
+/*
+ * find_time_column
+ *		The column mapped to createdTime, if it is a timestamp type
+ */
+static void
+find_time_column(Relation rel, AttrNumber *attno, Oid *typid)
+{
+	TupleDesc	tupdesc = RelationGetDescr(rel);
+	int			i;
+
+	*attno = InvalidAttrNumber;
+	*typid = InvalidOid;
+	for (i = 0; i < tupdesc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+
+		if (att->attisdropped ||
+			(att->atttypid != TIMESTAMPTZOID && att->atttypid != TIMESTAMPOID))
+			continue;
+		if (strcmp(CloverColumnJsonPath(RelationGetRelid(rel), att->attnum,
+										NameStr(att->attname)),
+				   CLOVER_TIME_KEY) == 0)
+		{
+			*attno = att->attnum;
+			*typid = att->atttypid;
+			return;
+		}
+	}
+}
+
+/*
+ * estimate_days
+ *		Length of the range the bounds describe, for row estimates
+ *
+ * Stable expressions are folded for the estimate only; bounds known only
+ * at execution (Params) count as CLOVER_DEFAULT_DAYS.
+ */
+static double
+estimate_days(PlannerInfo *root, CloverFdwRelationInfo *fpinfo, List *bounds)
+{
+	CloverRange range;
+	bool		unknown_lo = false;
+	ListCell   *lc;
+	double		days;
+
+	CloverRangeInit(&range);
+	foreach(lc, bounds)
+	{
+		CloverTimeBound *b = (CloverTimeBound *) lfirst(lc);
+		Node	   *v = estimate_expression_value(root, (Node *) b->value);
+
+		if (IsA(v, Const))
+			CloverRangeApplyBound(&range, b->kind, ((Const *) v)->constvalue,
+								  ((Const *) v)->constisnull,
+								  ((Const *) v)->consttype, fpinfo->timetype);
+		else if (b->kind == CLOVER_BOUND_GE || b->kind == CLOVER_BOUND_GT ||
+				 b->kind == CLOVER_BOUND_EQ)
+			unknown_lo = true;
+	}
+	CloverRangeFinish(&range, fpinfo->opts->history_start,
+					  GetCurrentTransactionStartTimestamp());
+	if (range.empty)
+		return 0;
+	if (!range.has_lo || unknown_lo)
+		return CLOVER_DEFAULT_DAYS;
+	days = (double) (range.hi - range.lo) / USECS_PER_DAY;
+	return Max(days, 1.0 / 86400.0);
+}
+
+/*
+ * cloverGetForeignRelSize
+ *		Estimate the rows: days in the range times rows_per_day
+ */
+static void
+cloverGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel,
+						Oid foreigntableid)
+{
+	CloverFdwRelationInfo *fpinfo = palloc0(sizeof(CloverFdwRelationInfo));
+	Relation	rel;
+	List	   *other_quals = NIL;
+	ListCell   *lc;
+
+	baserel->fdw_private = fpinfo;
+	fpinfo->opts = CloverGetOptions(foreigntableid);
+
+	rel = table_open(foreigntableid, NoLock);
+	find_time_column(rel, &fpinfo->timeattno, &fpinfo->timetype);
+	table_close(rel, NoLock);
+
+	fpinfo->bounds = CloverExtractTimeBounds(baserel, fpinfo->timeattno,
+											 fpinfo->timetype,
+											 baserel->baserestrictinfo);
+	fpinfo->has_lower = fpinfo->opts->history_start != NULL;
+	foreach(lc, fpinfo->bounds)
+	{
+		CloverTimeBound *b = (CloverTimeBound *) lfirst(lc);
+
+		if (b->kind == CLOVER_BOUND_GE || b->kind == CLOVER_BOUND_GT ||
+			b->kind == CLOVER_BOUND_EQ)
+			fpinfo->has_lower = true;
+	}
+	fpinfo->days = estimate_days(root, fpinfo, fpinfo->bounds);
+
+	/* the time bounds are accounted for by days; the rest by selectivity */
+	foreach(lc, baserel->baserestrictinfo)
+	{
+		RestrictInfo *rinfo = lfirst_node(RestrictInfo, lc);
+		CloverTimeBound b;
+
+		if (!CloverIsTimeBoundClause(baserel, fpinfo->timeattno,
+									 fpinfo->timetype, rinfo, &b))
+			other_quals = lappend(other_quals, rinfo);
+	}
+	baserel->rows = clamp_row_est(fpinfo->days * fpinfo->opts->rows_per_day *
+								  clauselist_selectivity(root, other_quals,
+														 baserel->relid,
+														 JOIN_INNER, NULL));
+	baserel->tuples = fpinfo->days * fpinfo->opts->rows_per_day;
+}
+
+/*
+ * cloverGetForeignPaths
+ *		One path: the scan of the whole range
+ *
+ * Each export is a remote job of seconds, which the startup cost says.
+ * A scan without a lower bound would fail at execution, so it costs as
+ * much as a disabled plan.
+ */
+static void
+cloverGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel,
+					  Oid foreigntableid)
+{
+	CloverFdwRelationInfo *fpinfo = baserel->fdw_private;
+	double		windows = Max(1.0, ceil(fpinfo->days / 30.0));
+	Cost		startup = CLOVER_EXPORT_STARTUP_COST * windows;
+	Cost		total = startup + baserel->tuples * CLOVER_ROW_COST +
+		baserel->rows * cpu_tuple_cost;
+
+	if (fpinfo->days == 0)
+		startup = total = 0;
+	if (!fpinfo->has_lower)
+	{
+		startup += disable_cost;
+		total += disable_cost;
+	}
+
+	add_path(baserel, (Path *)
+			 create_foreignscan_path(root, baserel, NULL, baserel->rows,
+									 startup, total, NIL, NULL, NULL, NIL));
+}
+
+/*
+ * cloverGetForeignPlan
+ *		Keep every qual local; pass the bound values to the executor
+ */
+static ForeignScan *
+cloverGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel,
+					 Oid foreigntableid, ForeignPath *best_path,
+					 List *tlist, List *scan_clauses, Plan *outer_plan)
+{
+	CloverFdwRelationInfo *fpinfo = baserel->fdw_private;
+	List	   *bounds;
+	List	   *fdw_exprs = NIL;
+	List	   *kinds = NIL;
+	List	   *retrieved = NIL;
+	Bitmapset  *attrs_used = NULL;
+	ListCell   *lc;
+	int			i;
+
+	/* scan_clauses also holds the join clauses of a parameterized path */
+	bounds = CloverExtractTimeBounds(baserel, fpinfo->timeattno,
+									 fpinfo->timetype, scan_clauses);
+	foreach(lc, bounds)
+	{
+		CloverTimeBound *b = (CloverTimeBound *) lfirst(lc);
+
+		fdw_exprs = lappend(fdw_exprs, b->value);
+		kinds = lappend_int(kinds, b->kind);
+	}
+
+	/* the columns the plan reads: target list and quals */
+	pull_varattnos((Node *) baserel->reltarget->exprs, baserel->relid,
+				   &attrs_used);
+	foreach(lc, scan_clauses)
+		pull_varattnos((Node *) lfirst_node(RestrictInfo, lc)->clause,
+					   baserel->relid, &attrs_used);
+	if (bms_is_member(0 - FirstLowInvalidHeapAttributeNumber, attrs_used))
+	{
+		Relation	rel = table_open(foreigntableid, NoLock);
+
+		for (i = 1; i <= RelationGetNumberOfAttributes(rel); i++)
+			retrieved = lappend_int(retrieved, i);
+		table_close(rel, NoLock);
+	}
+	else
+	{
+		i = -1;
+		while ((i = bms_next_member(attrs_used, i)) >= 0)
+		{
+			AttrNumber	attno = i + FirstLowInvalidHeapAttributeNumber;
+
+			if (attno > 0)
+				retrieved = lappend_int(retrieved, attno);
+		}
+	}
+
+	scan_clauses = extract_actual_clauses(scan_clauses, false);
+
+	return make_foreignscan(tlist, scan_clauses, baserel->relid, fdw_exprs,
+							list_make3(kinds, retrieved,
+									   makeInteger(fpinfo->timeattno)),
+							NIL, NIL, outer_plan);
+}
+
+/*
+ * cloverBeginForeignScan
+ *		Prepare the scan; nothing is sent to Clover before the first row is
+ *		asked for
+ */
+static void
+cloverBeginForeignScan(ForeignScanState *node, int eflags)
+{
+	ForeignScan *fsplan = (ForeignScan *) node->ss.ps.plan;
+	EState	   *estate = node->ss.ps.state;
+	CloverFdwScanState *fsstate;
+	RangeTblEntry *rte;
+	Bitmapset  *attrs = NULL;
+	ListCell   *lc;
+
+	fsstate = palloc0(sizeof(CloverFdwScanState));
+	node->fdw_state = fsstate;
+	fsstate->rel = node->ss.ss_currentRelation;
+	fsstate->opts = CloverGetOptions(RelationGetRelid(fsstate->rel));
+	rte = exec_rt_fetch(fsplan->scan.scanrelid, estate);
+	fsstate->userid = OidIsValid(rte->checkAsUser) ?
+		rte->checkAsUser : GetUserId();
+	fsstate->bound_kinds = (List *) list_nth(fsplan->fdw_private,
+											 FdwScanPrivateBoundKinds);
+	fsstate->timeattno = (AttrNumber) intVal(list_nth(fsplan->fdw_private,
+													  FdwScanPrivateTimeAttno));
+	if (fsstate->timeattno > 0)
+		fsstate->timetype = TupleDescAttr(RelationGetDescr(fsstate->rel),
+										  fsstate->timeattno - 1)->atttypid;
+	fsstate->bound_states = ExecInitExprList(fsplan->fdw_exprs,
+											 (PlanState *) node);
+	foreach(lc, fsplan->fdw_exprs)
+		fsstate->bound_types = lappend_oid(fsstate->bound_types,
+										   exprType((Node *) lfirst(lc)));
+
+	foreach(lc, (List *) list_nth(fsplan->fdw_private,
+								  FdwScanPrivateRetrievedAttrs))
+		attrs = bms_add_member(attrs,
+							   lfirst_int(lc) - FirstLowInvalidHeapAttributeNumber);
+	fsstate->row_plan = CloverMakeRowPlan(fsstate->rel, attrs, false);
+
+	fsstate->scan_cxt = AllocSetContextCreate(estate->es_query_cxt,
+											  "clover_export_fdw scan",
+											  ALLOCSET_DEFAULT_SIZES);
+	fsstate->file_cxt = AllocSetContextCreate(estate->es_query_cxt,
+											  "clover_export_fdw file",
+											  ALLOCSET_DEFAULT_SIZES);
+	fsstate->row_cxt = AllocSetContextCreate(estate->es_query_cxt,
+											 "clover_export_fdw row",
+											 ALLOCSET_SMALL_SIZES);
+}
+
+/*
+ * compute_range
+ *		Evaluate the bound expressions now (Params and now() included)
+ */
+static void
+compute_range(ForeignScanState *node, CloverFdwScanState *fsstate,
+			  CloverRange *range)
+{
+	ExprContext *econtext = node->ss.ps.ps_ExprContext;
+	ListCell   *lk,
+			   *ls,
+			   *lt;
+
+	CloverRangeInit(range);
+	forthree(lk, fsstate->bound_kinds, ls, fsstate->bound_states,
+			 lt, fsstate->bound_types)
+	{
+		bool		isnull;
+		Datum		value;
+
+		value = ExecEvalExpr((ExprState *) lfirst(ls), econtext, &isnull);
+		CloverRangeApplyBound(range, (CloverBoundKind) lfirst_int(lk), value,
+							  isnull, lfirst_oid(lt), fsstate->timetype);
+	}
+	CloverRangeFinish(range, fsstate->opts->history_start,
+					  GetCurrentStatementStartTimestamp());
+}
+
+/*
+ * start_scan
+ *		Decide the windows and start the exports
+ */
+static void
+start_scan(ForeignScanState *node, CloverFdwScanState *fsstate)
+{
+	CloverClientConfig config;
+	MemoryContext old;
+
+	compute_range(node, fsstate, &fsstate->range);
+	fsstate->started = true;
+
+	if (fsstate->range.empty)
+	{
+		fsstate->nwindows = 0;
+		return;
+	}
+	if (!fsstate->range.has_lo)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_DYNAMIC_PARAMETER_VALUE_NEEDED),
+				 errmsg("query on foreign table \"%s\" has no lower bound on created_time",
+						fsstate->opts->table_name),
+				 errdetail("Every Clover export needs a start time, and the table has no option history_start."),
+				 errhint("Add a condition such as \"WHERE created_time >= now() - interval '30 days'\", or set a default with ALTER FOREIGN TABLE %s OPTIONS (ADD history_start '2023-01-01 00:00+00').",
+						 quote_identifier(fsstate->opts->table_name))));
+
+	old = MemoryContextSwitchTo(fsstate->scan_cxt);
+	fsstate->windows = CloverSplitRange(&fsstate->range, &fsstate->nwindows);
+	if (fsstate->token == NULL)
+		fsstate->token = CloverGetAccessToken(GetForeignTable(RelationGetRelid(fsstate->rel))->serverid,
+											  fsstate->userid);
+	MemoryContextSwitchTo(old);
+
+	config.opts = fsstate->opts;
+	config.access_token = fsstate->token;
+	config.windows = fsstate->windows;
+	config.nwindows = fsstate->nwindows;
+	fsstate->run = CloverRunCreate(fsstate->scan_cxt, &config);
+}
+
+/*
+ * next_file
+ *		Get and split the next file; false when there is none
+ *
+ * A file that is not a valid export file is downloaded once more; a second
+ * bad copy is an error naming the export, the file and the offset.
+ */
+static bool
+next_file(CloverFdwScanState *fsstate)
+{
+	for (;;)
+	{
+		char	   *problem;
+		MemoryContext old;
+		struct timespec t0;
+
+		MemoryContextReset(fsstate->file_cxt);
+		fsstate->rows = NULL;
+		fsstate->nrows = fsstate->next_row = 0;
+
+		if (!CloverRunNextFile(fsstate->run, &fsstate->file))
+			return false;
+
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		old = MemoryContextSwitchTo(fsstate->file_cxt);
+		fsstate->rows = CloverSplitFile(fsstate->row_plan, fsstate->file.data,
+										fsstate->file.len, &problem);
+		MemoryContextSwitchTo(old);
+		fsstate->convert_secs += elapsed_since(&t0);
+
+		if (fsstate->rows)
+		{
+			fsstate->nrows = CloverFileRowCount(fsstate->rows);
+			return true;
+		}
+		if (fsstate->file.attempt == 1)
+		{
+			ereport(NOTICE,
+					(errmsg("file %d of %d of Clover export \"%s\" is not a valid export file; downloading it again",
+							fsstate->file.file_no + 1, fsstate->file.nfiles,
+							fsstate->file.export_id),
+					 errdetail("%s.", problem)));
+			CloverRunRedownload(fsstate->run);
+			continue;
+		}
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_STRING_FORMAT),
+				 errmsg("file %d of %d of Clover export \"%s\" is not a valid export file",
+						fsstate->file.file_no + 1, fsstate->file.nfiles,
+						fsstate->file.export_id),
+				 errdetail("%s (in both of two downloads of %zu bytes).",
+						   problem, fsstate->file.len),
+				 errhint("Clover sent a broken file; run the query again later.")));
+	}
+}
+
+static double
+elapsed_since(const struct timespec *start)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - start->tv_sec) + (now.tv_nsec - start->tv_nsec) / 1e9;
+}
+
+/*
+ * cloverIterateForeignScan
+ *		The next row whose createdTime lies in its own file's window
+ */
+static TupleTableSlot *
+cloverIterateForeignScan(ForeignScanState *node)
+{
+	CloverFdwScanState *fsstate = node->fdw_state;
+	TupleTableSlot *slot = node->ss.ss_ScanTupleSlot;
+
+	ExecClearTuple(slot);
+	MemoryContextReset(fsstate->row_cxt);
+	if (!fsstate->started)
+		start_scan(node, fsstate);
+	if (fsstate->run == NULL)
+		return slot;
+
+	for (;;)
+	{
+		const CloverWindow *window;
+		TimestampTz created;
+		CloverRowOrigin origin;
+		MemoryContext old;
+		struct timespec t0;
+		int			idx;
+
+		if (fsstate->next_row >= fsstate->nrows)
+		{
+			if (!next_file(fsstate))
+				return slot;
+			continue;
+		}
+		idx = fsstate->next_row++;
+		if (++fsstate->rows_since_pump >= PUMP_EVERY_ROWS)
+		{
+			fsstate->rows_since_pump = 0;
+			CloverRunPump(fsstate->run);
+		}
+
+		window = &fsstate->windows[fsstate->file.window_no];
+		if (!CloverRowCreatedTime(fsstate->rows, idx, &created))
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
+					 errmsg("Clover object \"%s\" has no valid createdTime",
+							CloverRowId(fsstate->rows, idx)),
+					 errdetail("Element %d of file %d of %d of export \"%s\" has no createdTime in whole epoch milliseconds, so it cannot be placed in a window.",
+							   idx + 1, fsstate->file.file_no + 1,
+							   fsstate->file.nfiles, fsstate->file.export_id)));
+		if (created < window->lo || created >= window->hi)
+		{
+			/* the neighbouring window returns it, or the query excludes it */
+			fsstate->rows_dropped++;
+			continue;
+		}
+
+		origin.export_id = fsstate->file.export_id;
+		origin.file_no = fsstate->file.file_no + 1;
+		origin.nfiles = fsstate->file.nfiles;
+		if (node->ss.ps.instrument)
+			clock_gettime(CLOCK_MONOTONIC, &t0);
+		old = MemoryContextSwitchTo(fsstate->row_cxt);
+		CloverFillRow(fsstate->row_plan, fsstate->rows, idx, &origin,
+					  slot->tts_tupleDescriptor->natts,
+					  slot->tts_values, slot->tts_isnull);
+		MemoryContextSwitchTo(old);
+		if (node->ss.ps.instrument)
+			fsstate->convert_secs += elapsed_since(&t0);
+
+		fsstate->rows_returned++;
+		return ExecStoreVirtualTuple(slot);
+	}
+}
+
+/*
+ * stop_run
+ *		Abandon the current run, keeping its figures for EXPLAIN ANALYZE
+ */
+static void
+stop_run(CloverFdwScanState *fsstate)
+{
+	if (fsstate->run)
+	{
+		const CloverRunStats *s = CloverRunGetStats(fsstate->run);
+		CloverRunStats *t = &fsstate->last_stats;
+
+		t->exports_created += s->exports_created;
+		t->export_recreated += s->export_recreated;
+		t->polls += s->polls;
+		t->busy_waits += s->busy_waits;
+		t->busy_wait_secs += s->busy_wait_secs;
+		t->closed_waits += s->closed_waits;
+		t->closed_wait_secs += s->closed_wait_secs;
+		t->rate_limited += s->rate_limited;
+		t->rate_limit_wait_secs += s->rate_limit_wait_secs;
+		t->retries += s->retries;
+		t->files_downloaded += s->files_downloaded;
+		t->bytes_downloaded += s->bytes_downloaded;
+		t->file_redownloads += s->file_redownloads;
+		t->clover_wait_secs += s->clover_wait_secs;
+		t->download_secs += s->download_secs;
+		CloverRunDestroy(fsstate->run);
+		fsstate->run = NULL;
+	}
+	MemoryContextReset(fsstate->file_cxt);
+	fsstate->rows = NULL;
+	fsstate->nrows = fsstate->next_row = 0;
+}
+
+/*
+ * cloverReScanForeignScan
+ *		Start over; the bounds are evaluated again (they may be Params)
+ */
+static void
+cloverReScanForeignScan(ForeignScanState *node)
+{
+	CloverFdwScanState *fsstate = node->fdw_state;
+
+	stop_run(fsstate);
+	fsstate->started = false;
+}
+
+/*
+ * cloverEndForeignScan
+ *		Free the run: in-flight requests are abandoned
+ */
+static void
+cloverEndForeignScan(ForeignScanState *node)
+{
+	CloverFdwScanState *fsstate = node->fdw_state;
+
+	if (fsstate == NULL)
+		return;
+	stop_run(fsstate);
+}
+
+/*
+ * explain_windows
+ *		Add the range and windows to EXPLAIN
+ */
+static void
+explain_windows(CloverFdwScanState *fsstate, const CloverRange *range,
+				ExplainState *es)
+{
+	if (range->empty)
+	{
+		ExplainPropertyText("Time Range", "empty (no export)", es);
+		ExplainPropertyInteger("Export Windows", NULL, 0, es);
+		return;
+	}
+	if (!range->has_lo)
+	{
+		ExplainPropertyText("Time Range", "no lower bound (the scan will fail)",
+							es);
+		return;
+	}
+	ExplainPropertyText("Time Range",
+						psprintf("[%s, %s)%s", CloverFormatUtc(range->lo),
+								 CloverFormatUtc(range->hi),
+								 range->lo_from_history ?
+								 (range->hi_from_now ?
+								  " (from history_start to statement start)" :
+								  " (from history_start)") :
+								 (range->hi_from_now ? " (to statement start)" : "")),
+						es);
+	{
+		int			n;
+		CloverWindow *w = CloverSplitRange(range, &n);
+		int			i;
+
+		ExplainPropertyInteger("Export Windows", NULL, n, es);
+		if (es->verbose)
+		{
+			List	   *list = NIL;
+
+			for (i = 0; i < n; i++)
+				list = lappend(list,
+							   psprintf("[%s, %s)", CloverFormatUtc(w[i].lo),
+										CloverFormatUtc(w[i].hi)));
+			ExplainPropertyList("Windows", list, es);
+		}
+	}
+}
+
+/*
+ * contain_param
+ *		Does the expression use a Param (known only at execution)?
+ */
+static bool
+contain_param(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Param))
+		return true;
+	return expression_tree_walker(node, contain_param, context);
+}
+
+/*
+ * cloverExplainForeignScan
+ *		What Clover will be (or was) asked, and with ANALYZE what happened
+ */
+static void
+cloverExplainForeignScan(ForeignScanState *node, ExplainState *es)
+{
+	CloverFdwScanState *fsstate = node->fdw_state;
+	ForeignScan *fsplan = (ForeignScan *) node->ss.ps.plan;
+
+	ExplainPropertyText("Clover Export",
+						psprintf("%s of merchant %s",
+								 CloverExportTypeName(fsstate->opts->export_type),
+								 fsstate->opts->merchant_id),
+						es);
+
+	if (es->verbose)
+	{
+		List	   *context;
+		List	   *quals = NIL;
+		ListCell   *lk,
+				   *le;
+
+		context = set_deparse_context_plan(es->deparse_cxt,
+										   (Plan *) fsplan, NIL);
+		forboth(lk, fsstate->bound_kinds, le, fsplan->fdw_exprs)
+			quals = lappend(quals,
+							psprintf("%s %s %s",
+									 quote_identifier(NameStr(TupleDescAttr(RelationGetDescr(fsstate->rel),
+																			fsstate->timeattno - 1)->attname)),
+									 CloverBoundKindOperator((CloverBoundKind) lfirst_int(lk)),
+									 deparse_expression((Node *) lfirst(le),
+														context, false, false)));
+		if (quals == NIL)
+			quals = lappend(quals, "none");
+		ExplainPropertyList("Window Bounds", quals, es);
+	}
+
+	if (fsstate->started)
+		explain_windows(fsstate, &fsstate->range, es);
+	else if (contain_param((Node *) fsplan->fdw_exprs, NULL))
+		ExplainPropertyText("Time Range", "computed at execution", es);
+	else
+	{
+		/* constants and stable functions: shown before execution */
+		CloverRange range;
+
+		compute_range(node, fsstate, &range);
+		explain_windows(fsstate, &range, es);
+	}
+
+	if (es->analyze)
+	{
+		CloverRunStats s = fsstate->last_stats;
+
+		if (fsstate->run)
+		{
+			const CloverRunStats *r = CloverRunGetStats(fsstate->run);
+
+			s.exports_created += r->exports_created;
+			s.export_recreated += r->export_recreated;
+			s.polls += r->polls;
+			s.busy_waits += r->busy_waits;
+			s.busy_wait_secs += r->busy_wait_secs;
+			s.closed_waits += r->closed_waits;
+			s.closed_wait_secs += r->closed_wait_secs;
+			s.rate_limited += r->rate_limited;
+			s.rate_limit_wait_secs += r->rate_limit_wait_secs;
+			s.retries += r->retries;
+			s.files_downloaded += r->files_downloaded;
+			s.bytes_downloaded += r->bytes_downloaded;
+			s.file_redownloads += r->file_redownloads;
+			s.clover_wait_secs += r->clover_wait_secs;
+			s.download_secs += r->download_secs;
+		}
+		ExplainPropertyInteger("Exports Created", NULL, s.exports_created, es);
+		ExplainPropertyInteger("Status Polls", NULL, s.polls, es);
+		ExplainPropertyInteger("Files Downloaded", NULL, s.files_downloaded, es);
+		ExplainPropertyInteger("Bytes Downloaded", "bytes", s.bytes_downloaded, es);
+		ExplainPropertyInteger("Rows Returned", NULL, fsstate->rows_returned, es);
+		ExplainPropertyInteger("Rows Dropped At Window Edges", NULL,
+							   fsstate->rows_dropped, es);
+		if (s.export_recreated || s.retries || s.file_redownloads)
+			ExplainPropertyText("Retries",
+								psprintf("requests " INT64_FORMAT ", exports recreated " INT64_FORMAT ", files downloaded again " INT64_FORMAT,
+										 s.retries, s.export_recreated,
+										 s.file_redownloads),
+								es);
+		if (s.busy_waits || s.closed_waits || s.rate_limited)
+			ExplainPropertyText("Clover Waits",
+								psprintf("busy " INT64_FORMAT " (%.1f s), closed " INT64_FORMAT " (%.1f s), rate-limited " INT64_FORMAT " (%.1f s)",
+										 s.busy_waits, s.busy_wait_secs,
+										 s.closed_waits, s.closed_wait_secs,
+										 s.rate_limited, s.rate_limit_wait_secs),
+								es);
+		if (es->timing)
+		{
+			ExplainPropertyFloat("Waiting For Clover", "s", s.clover_wait_secs, 3, es);
+			ExplainPropertyFloat("Downloading", "s", s.download_secs, 3, es);
+			ExplainPropertyFloat("Converting", "s", fsstate->convert_secs, 3, es);
+		}
+	}
+}
+
+/*
+ * The tables IMPORT FOREIGN SCHEMA creates: name, export type and columns
+ * (name, type, json_path)
+ */
+typedef struct ImportColumn
+{
+	const char *name;
+	const char *type;
+	const char *path;
+} ImportColumn;
+
+static const ImportColumn order_columns[] = {
+	{"id", "text", "id"},
+	{"currency", "text", "currency"},
+	{"employee_id", "text", "employee.id"},
+	{"total", "bigint", "total"},
+	{"unpaid_balance", "bigint", "unpaidBalance"},
+	{"payment_state", "text", "paymentState"},
+	{"title", "text", "title"},
+	{"note", "text", "note"},
+	{"order_type_id", "text", "orderType.id"},
+	{"state", "text", "state"},
+	{"pay_type", "text", "payType"},
+	{"tax_removed", "boolean", "taxRemoved"},
+	{"is_vat", "boolean", "isVat"},
+	{"manual_transaction", "boolean", "manualTransaction"},
+	{"test_mode", "boolean", "testMode"},
+	{"device_id", "text", "device.id"},
+	{"created_time", "timestamptz", "createdTime"},
+	{"client_created_time", "timestamptz", "clientCreatedTime"},
+	{"modified_time", "timestamptz", "modifiedTime"},
+	{"line_items", "jsonb", "lineItems"},
+	{"raw", "jsonb", "$"},
+	{NULL, NULL, NULL}
+};
+
+static const ImportColumn payment_columns[] = {
+	{"id", "text", "id"},
+	{"order_id", "text", "order.id"},
+	{"device_id", "text", "device.id"},
+	{"tender_id", "text", "tender.id"},
+	{"tender_label", "text", "tender.label"},
+	{"amount", "bigint", "amount"},
+	{"tip_amount", "bigint", "tipAmount"},
+	{"tax_amount", "bigint", "taxAmount"},
+	{"cashback_amount", "bigint", "cashbackAmount"},
+	{"result", "text", "result"},
+	{"offline", "boolean", "offline"},
+	{"employee_id", "text", "employee.id"},
+	{"external_payment_id", "text", "externalPaymentId"},
+	{"card_type", "text", "cardTransaction.cardType"},
+	{"card_last4", "text", "cardTransaction.last4"},
+	{"created_time", "timestamptz", "createdTime"},
+	{"client_created_time", "timestamptz", "clientCreatedTime"},
+	{"modified_time", "timestamptz", "modifiedTime"},
+	{"raw", "jsonb", "$"},
+	{NULL, NULL, NULL}
+};
+
+static const struct
+{
+	const char *table;
+	const char *export_type;
+	const ImportColumn *columns;
+}			import_tables[] = {
+	{"clover_orders", "ORDERS", order_columns},
+	{"clover_payments", "PAYMENTS", payment_columns},
+	{NULL, NULL, NULL}
+};
+
+/*
+ * import_wanted
+ *		Does LIMIT TO / EXCEPT let this table through?
+ */
+static bool
+import_wanted(ImportForeignSchemaStmt *stmt, const char *table)
+{
+	ListCell   *lc;
+	bool		listed = false;
+
+	if (stmt->list_type == FDW_IMPORT_SCHEMA_ALL)
+		return true;
+	foreach(lc, stmt->table_list)
+	{
+		if (strcmp(((RangeVar *) lfirst(lc))->relname, table) == 0)
+			listed = true;
+	}
+	return stmt->list_type == FDW_IMPORT_SCHEMA_LIMIT_TO ? listed : !listed;
+}
+
+/*
+ * cloverImportForeignSchema
+ *		CREATE FOREIGN TABLE commands for clover_orders and clover_payments
+ *
+ * Clover has no schemas: any remote schema name gives the same two tables.
+ */
+static List *
+cloverImportForeignSchema(ImportForeignSchemaStmt *stmt, Oid serverOid)
+{
+	ForeignServer *server = GetForeignServer(serverOid);
+	List	   *commands = NIL;
+	int			t;
+
+	for (t = 0; import_tables[t].table; t++)
+	{
+		StringInfoData buf;
+		const ImportColumn *col;
+
+		if (!import_wanted(stmt, import_tables[t].table))
+			continue;
+
+		initStringInfo(&buf);
+		appendStringInfo(&buf, "CREATE FOREIGN TABLE %s (\n",
+						 quote_qualified_identifier(stmt->local_schema,
+													import_tables[t].table));
+		for (col = import_tables[t].columns; col->name; col++)
+			appendStringInfo(&buf, "  %s %s OPTIONS (json_path %s)%s\n",
+							 quote_identifier(col->name), col->type,
+							 quote_literal_cstr(col->path),
+							 (col + 1)->name ? "," : "");
+		appendStringInfo(&buf, ") SERVER %s OPTIONS (export_type %s)",
+						 quote_identifier(server->servername),
+						 quote_literal_cstr(import_tables[t].export_type));
+		commands = lappend(commands, buf.data);
+	}
+	return commands;
+}

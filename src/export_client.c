@@ -1,0 +1,1799 @@
+/*-------------------------------------------------------------------------
+ *
+ * export_client.c
+ *		  The Clover export client: every libcurl call of clover_export_fdw
+ *
+ * A scan hands this file its export windows and asks for downloaded files,
+ * in window order, one at a time (CloverRunNextFile).  Behind that call one
+ * libcurl multi handle runs everything at once: the POST that creates the
+ * next window's export, status polls of running exports, and up to
+ * max_parallel_downloads file downloads over kept-alive connections.  The
+ * executor converts file k while files k+1.. arrive and the next export is
+ * processed at Clover (CloverRunPump lets transfers advance between rows).
+ *
+ * Clover's rules, and how they are kept:
+ *
+ * - At most max_concurrent_exports exports run at Clover (default 1, as
+ *	 Clover asks); the next window's export is created as soon as an earlier
+ *	 one is DONE.  Until the consumer has finished a whole file, nothing is
+ *	 prefetched (a LIMIT 10 creates one export and downloads at most two
+ *	 files).
+ * - 503 answers mean "outside service hours" or "busy": told apart by the
+ *	 answer's text and the configured hours.  Closed: wait for the opening if
+ *	 wait_for_service allows, else fail with the hours and the next opening.
+ *	 Busy: exponential backoff with jitter until busy_timeout.
+ * - 429: wait at least Retry-After (calling early lengthens the penalty),
+ *	 else back off from 1 s; API requests stay under a per-backend token
+ *	 bucket well below Clover's 16 requests/s per token.
+ * - Polls start after 0.25 s and double up to 5 s.
+ * - Transient failures (5xx, refused/reset/dropped connections, stalls of
+ *	 request_timeout, truncated bodies) are retried with backoff up to
+ *	 max_retries for polls and downloads.  A POST is retried only when it
+ *	 cannot have created an export (nothing was sent, or Clover refused it
+ *	 with 503/429).
+ * - Files deleted at Clover (404/403/410): the export is created again once
+ *	 if nothing of that window was returned yet; an export ending in an
+ *	 unknown status likewise gets one more try.
+ *
+ * Secrets: the token travels only in the Authorization header of requests
+ * to the API host; API requests never follow redirects, file requests carry
+ * no token, and only http(s) URLs are fetched.  Messages show URLs without
+ * their query string and never show the token.
+ *
+ * Resources: curl handles and header lists are malloc'd by libcurl and are
+ * tracked in the run; response buffers are palloc'd (never throwing, inside
+ * callbacks) in the run's memory context.  A reset callback on that context
+ * frees every curl object, so an error or a cancel anywhere leaves nothing
+ * behind.  Waits use WaitLatch or a curl_multi_poll of at most 100 ms (which
+ * also returns early when a signal arrives), so a cancel is seen at once.
+ *
+ * IDENTIFICATION
+ *		  src/export_client.c
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <math.h>
+#include <time.h>
+
+#include <curl/curl.h>
+
+#include "clover_export_fdw.h"
+#include "common/pg_prng.h"
+#include "lib/ilist.h"
+#include "miscadmin.h"
+#include "storage/latch.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
+
+/* requests to the API host in flight at once (Clover allows 5 per token) */
+#define MAX_API_IN_FLIGHT		3
+
+/* our own API request rate: well below Clover's 16 per second per token */
+#define API_RATE_PER_SEC		8.0
+#define API_BURST				4.0
+
+/* polling schedule */
+#define POLL_FIRST_MS			250
+#define POLL_MAX_MS				5000
+
+/* longest single sleep while transfers run (signals cut it short anyway) */
+#define MAX_POLL_WAIT_MS		100
+#define MAX_IDLE_WAIT_MS		1000
+
+/* largest API answer and largest export file accepted */
+#define MAX_API_BODY			(16 * 1024 * 1024)
+#define MAX_FILE_BODY			((size_t) MaxAllocSize - 1)
+
+/* progress NOTICEs at most this often */
+#define PROGRESS_INTERVAL_SECS	3.0
+
+typedef enum RequestKind
+{
+	REQ_CREATE,
+	REQ_POLL,
+	REQ_FILE
+} RequestKind;
+
+typedef enum JobState
+{
+	JOB_WAITING,				/* export not created yet */
+	JOB_CREATING,				/* POST in flight */
+	JOB_RUNNING,				/* PENDING or IN_PROGRESS at Clover */
+	JOB_DONE,					/* files known */
+	JOB_FINISHED				/* every file handed out */
+} JobState;
+
+typedef enum FileState
+{
+	FILE_NONE,					/* not requested yet */
+	FILE_INFLIGHT,
+	FILE_RETRY_WAIT,			/* failed; retried at retry_at */
+	FILE_READY,					/* downloaded, not handed out */
+	FILE_HANDED,				/* the caller is converting it */
+	FILE_RELEASED
+} FileState;
+
+struct CloverJob;
+
+typedef struct FileSlot
+{
+	FileState	state;
+	char	   *data;			/* palloc'd in the run's context */
+	size_t		len;
+	size_t		cap;
+	int			failures;		/* transient failures so far */
+	int			redownloads;	/* re-downloads asked for by the caller */
+	double		retry_at;
+} FileSlot;
+
+typedef struct CloverJob
+{
+	int			index;
+	const CloverWindow *window;
+	JobState	state;
+	bool		request_in_flight;	/* create or poll */
+	double		due_at;			/* next create attempt or poll */
+	char	   *export_id;
+	char	   *status;
+	int			percent;
+	int			poll_interval_ms;
+	int			poll_failures;	/* consecutive */
+	int			create_failures;	/* POSTs that sent nothing */
+	double		busy_since;		/* first busy answer, or 0 */
+	double		closed_since;	/* first closed answer, or 0 */
+	int			recreations;	/* exports created again (expiry) */
+	int			status_retries; /* exports created again (bad status) */
+	int			nfiles;
+	char	  **urls;
+	FileSlot   *files;
+	int			next_start;		/* next file to start downloading */
+	int			next_hand;		/* next file to hand out */
+	bool		any_handed;
+} CloverJob;
+
+typedef struct CloverRequest
+{
+	dlist_node	node;			/* in run->active */
+	struct CloverExportRun *run;
+	RequestKind kind;
+	CloverJob  *job;
+	int			file_no;
+	CURL	   *easy;
+	struct curl_slist *headers;
+	char	   *post_body;
+	char	   *body;
+	size_t		body_len;
+	size_t		body_cap;
+	size_t		body_limit;
+	bool		too_large;
+	bool		out_of_memory;
+	long		retry_after_secs;	/* -1 if absent */
+	char		errbuf[CURL_ERROR_SIZE];
+} CloverRequest;
+
+struct CloverExportRun
+{
+	MemoryContext cxt;
+	const CloverFdwOptions *opts;
+	const char *token;
+	char	   *auth_header;
+	char	   *exports_url;	/* absolute */
+	char	   *exports_path;	/* the same without scheme and host */
+	int			njobs;
+	CloverJob  *jobs;
+	int			cur;			/* job whose files are handed out next */
+	CURLM	   *multi;
+	dlist_head	active;
+	int			api_in_flight;
+	int			files_outstanding;	/* in flight, waiting or ready */
+	int			nbuffers;
+	int64		buffer_bytes;
+	bool		prefetch_unlocked;
+	double		bucket_tokens;
+	double		bucket_at;
+	double		api_paused_until;	/* after a 429 */
+	int			rate_limit_streak;
+	double		rate_limited_since;
+	FileSlot   *handed;
+	CloverRunStats stats;
+	double		last_notice_at;
+	bool		waiting_notice_given;
+};
+
+/* backend-wide counts of what runs hold, for clover_export_fdw_open_handles */
+static int	live_curl_handles = 0;
+static int	live_buffers = 0;
+static int64 live_buffer_bytes = 0;
+
+static double mono_now(void);
+static void run_reset_callback(void *arg);
+static void account_buffer(CloverExportRun *run, int count, int64 bytes);
+static void free_body(CloverRequest *req);
+static size_t write_callback(char *ptr, size_t size, size_t nmemb,
+							 void *userdata);
+static size_t header_callback(char *buffer, size_t size, size_t nitems,
+							  void *userdata);
+static CloverRequest *start_request(CloverExportRun *run, RequestKind kind,
+									CloverJob *job, int file_no,
+									const char *url, const char *post_body);
+static void release_request(CloverExportRun *run, CloverRequest *req);
+static bool api_slot_available(CloverExportRun *run, double now);
+static void schedule(CloverExportRun *run, double now);
+static bool run_step(CloverExportRun *run);
+static void wait_for_activity(CloverExportRun *run);
+static void handle_completion(CloverExportRun *run, CloverRequest *req,
+							  CURLcode rc);
+static void handle_create(CloverExportRun *run, CloverRequest *req,
+						  CURLcode rc, long status);
+static void handle_poll(CloverExportRun *run, CloverRequest *req,
+						CURLcode rc, long status);
+static void handle_file(CloverExportRun *run, CloverRequest *req,
+						CURLcode rc, long status);
+static void apply_export_info(CloverExportRun *run, CloverJob *job,
+							  CloverRequest *req);
+static void restart_job(CloverExportRun *run, CloverJob *job);
+static void report_progress(CloverExportRun *run, double now);
+
+/* ----------------------------------------------------------------
+ *		Small helpers
+ * ----------------------------------------------------------------
+ */
+
+static double
+mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/*
+ * backoff_secs
+ *		Exponential backoff with jitter: base * 2^(attempt-1), capped, then
+ *		scaled by a random factor in [0.5, 1)
+ */
+static double
+backoff_secs(int attempt, double base, double cap)
+{
+	double		d = base * pow(2.0, Max(attempt - 1, 0));
+
+	if (d > cap)
+		d = cap;
+	return d * (0.5 + 0.5 * pg_prng_double(&pg_global_prng_state));
+}
+
+/*
+ * format_duration
+ *		"3 h 12 min", "5 min 3 s", "42 s"; palloc'd
+ */
+static char *
+format_duration(double secs)
+{
+	int64		s = (int64) ceil(Max(secs, 0));
+
+	if (s >= 3600)
+		return psprintf(INT64_FORMAT " h " INT64_FORMAT " min",
+						s / 3600, (s % 3600) / 60);
+	if (s >= 60)
+		return psprintf(INT64_FORMAT " min " INT64_FORMAT " s", s / 60, s % 60);
+	return psprintf(INT64_FORMAT " s", s);
+}
+
+/*
+ * url_for_display
+ *		A URL without credentials, query string or fragment, palloc'd
+ *
+ * A pre-signed file URL carries its signature in the query string, which
+ * is as secret as a token.
+ */
+static char *
+url_for_display(const char *url)
+{
+	const char *scheme_end = strstr(url, "://");
+	const char *host = scheme_end ? scheme_end + 3 : url;
+	const char *at = NULL;
+	const char *p;
+	size_t		end = strcspn(url, "?#");
+	StringInfoData buf;
+
+	/* credentials are "user:pass@" before the first '/' of the authority */
+	for (p = host; *p && *p != '/' && *p != '?' && *p != '#'; p++)
+	{
+		if (*p == '@')
+			at = p;
+	}
+	initStringInfo(&buf);
+	appendBinaryStringInfo(&buf, url, host - url);
+	if (at)
+		host = at + 1;
+	if ((size_t) (host - url) < end)
+		appendBinaryStringInfo(&buf, host, end - (host - url));
+	return buf.data;
+}
+
+/*
+ * redact
+ *		Remote or libcurl text with any occurrence of the token removed
+ */
+static char *
+redact(CloverExportRun *run, const char *text)
+{
+	StringInfoData buf;
+	const char *p = text;
+	size_t		toklen = strlen(run->token);
+	const char *hit;
+
+	initStringInfo(&buf);
+	while (toklen > 0 && (hit = strstr(p, run->token)) != NULL)
+	{
+		appendBinaryStringInfo(&buf, p, hit - p);
+		appendStringInfoString(&buf, "[redacted]");
+		p = hit + toklen;
+	}
+	appendStringInfoString(&buf, p);
+	return buf.data;
+}
+
+/*
+ * url_path
+ *		The path of a URL, without host, query string or fragment, palloc'd
+ *		(file hosts change; messages name the file by its path)
+ */
+static char *
+url_path(const char *url)
+{
+	const char *scheme_end = strstr(url, "://");
+	const char *path = strchr(scheme_end ? scheme_end + 3 : url, '/');
+
+	if (path == NULL)
+		return pstrdup("/");
+	return pnstrdup(path, strcspn(path, "?#"));
+}
+
+static char *
+window_text(const CloverJob *job)
+{
+	return psprintf("%s to %s", CloverFormatUtc(job->window->lo),
+					CloverFormatUtc(job->window->hi));
+}
+
+/*
+ * answer_text
+ *		What Clover answered, for an errdetail: its message, redacted
+ */
+static char *
+answer_text(CloverExportRun *run, CloverRequest *req)
+{
+	return redact(run, CloverErrorBodyMessage(req->body ? req->body : "",
+											  req->body_len));
+}
+
+/*
+ * failure_text
+ *		Why a request failed, for an errdetail: the HTTP status and Clover's
+ *		message, or libcurl's description of the network error
+ */
+static char *
+failure_text(CloverExportRun *run, CloverRequest *req, CURLcode rc,
+			 long status)
+{
+	if (req->too_large)
+		return psprintf("The answer exceeded %zu bytes.", req->body_limit);
+	if (req->out_of_memory)
+		return pstrdup("Out of memory while receiving the answer.");
+	if (rc != CURLE_OK)
+		return psprintf("%s.",
+						redact(run, req->errbuf[0] ? req->errbuf :
+							   curl_easy_strerror(rc)));
+	return psprintf("HTTP %ld: %s", status, answer_text(run, req));
+}
+
+/* ----------------------------------------------------------------
+ *		Resource tracking
+ * ----------------------------------------------------------------
+ */
+
+/*
+ * CloverClientInit
+ *		Once per backend, from _PG_init
+ */
+void
+CloverClientInit(void)
+{
+	if (curl_global_init(CURL_GLOBAL_ALL) != CURLE_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_ERROR),
+				 errmsg("could not initialize libcurl")));
+}
+
+/*
+ * CloverOpenHandles
+ *		What all runs of this backend hold right now
+ */
+void
+CloverOpenHandles(int *handles, int *buffers, int64 *bytes)
+{
+	*handles = live_curl_handles;
+	*buffers = live_buffers;
+	*bytes = live_buffer_bytes;
+}
+
+static void
+account_buffer(CloverExportRun *run, int count, int64 bytes)
+{
+	run->nbuffers += count;
+	run->buffer_bytes += bytes;
+	live_buffers += count;
+	live_buffer_bytes += bytes;
+}
+
+/*
+ * run_reset_callback
+ *		Free every libcurl object of a run; called when its memory context
+ *		goes away, on success, error or cancel alike
+ *
+ * Must not throw and must not touch the network.  The palloc'd buffers go
+ * with the context; only the accounting is fixed here.
+ */
+static void
+run_reset_callback(void *arg)
+{
+	CloverExportRun *run = (CloverExportRun *) arg;
+
+	while (!dlist_is_empty(&run->active))
+	{
+		CloverRequest *req = dlist_container(CloverRequest, node,
+											 dlist_pop_head_node(&run->active));
+
+		if (run->multi)
+			curl_multi_remove_handle(run->multi, req->easy);
+		curl_easy_cleanup(req->easy);
+		curl_slist_free_all(req->headers);
+		live_curl_handles--;
+	}
+	if (run->multi)
+	{
+		curl_multi_cleanup(run->multi);
+		run->multi = NULL;
+		live_curl_handles--;
+	}
+	live_buffers -= run->nbuffers;
+	live_buffer_bytes -= run->buffer_bytes;
+	run->nbuffers = 0;
+	run->buffer_bytes = 0;
+}
+
+static void
+free_body(CloverRequest *req)
+{
+	if (req->body)
+	{
+		account_buffer(req->run, -1, -(int64) req->body_cap);
+		pfree(req->body);
+		req->body = NULL;
+		req->body_len = req->body_cap = 0;
+	}
+}
+
+static void
+free_slot_data(CloverExportRun *run, FileSlot *slot)
+{
+	if (slot->data)
+	{
+		account_buffer(run, -1, -(int64) slot->cap);
+		pfree(slot->data);
+		slot->data = NULL;
+		slot->len = slot->cap = 0;
+	}
+}
+
+/* ----------------------------------------------------------------
+ *		libcurl callbacks: record, never throw
+ * ----------------------------------------------------------------
+ */
+
+/*
+ * write_callback
+ *		Append received bytes to the request's buffer
+ *
+ * Runs inside curl_multi_perform: it must not ereport, so it allocates with
+ * MCXT_ALLOC_NO_OOM and returns 0 (aborting the transfer) on failure; the
+ * completion handler reports the reason.
+ */
+static size_t
+write_callback(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	CloverRequest *req = (CloverRequest *) userdata;
+	size_t		n = size * nmemb;
+
+	if (n > req->body_limit - req->body_len)
+	{
+		req->too_large = true;
+		return 0;
+	}
+	if (req->body_len + n + 1 > req->body_cap)
+	{
+		size_t		newcap = Max(req->body_cap * 2, 16384);
+		curl_off_t	length;
+		char	   *newbuf;
+
+		/* the first write knows the Content-Length: allocate it at once */
+		if (req->body_cap == 0 &&
+			curl_easy_getinfo(req->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T,
+							  &length) == CURLE_OK &&
+			length > 0 && (size_t) length <= req->body_limit)
+			newcap = Max(newcap, (size_t) length + 1);
+		while (newcap < req->body_len + n + 1)
+			newcap *= 2;
+		newcap = Min(newcap, req->body_limit + 1);
+
+		newbuf = MemoryContextAllocExtended(req->run->cxt, newcap,
+											MCXT_ALLOC_NO_OOM);
+		if (newbuf == NULL)
+		{
+			req->out_of_memory = true;
+			return 0;
+		}
+		if (req->body)
+		{
+			memcpy(newbuf, req->body, req->body_len);
+			pfree(req->body);
+			account_buffer(req->run, 0, (int64) newcap - (int64) req->body_cap);
+		}
+		else
+			account_buffer(req->run, 1, (int64) newcap);
+		req->body = newbuf;
+		req->body_cap = newcap;
+	}
+	memcpy(req->body + req->body_len, ptr, n);
+	req->body_len += n;
+	req->body[req->body_len] = '\0';
+	return n;
+}
+
+/*
+ * header_callback
+ *		Remember Retry-After (whole seconds); forget it on a new response
+ */
+static size_t
+header_callback(char *buffer, size_t size, size_t nitems, void *userdata)
+{
+	CloverRequest *req = (CloverRequest *) userdata;
+	size_t		n = size * nitems;
+
+	if (n >= 5 && strncmp(buffer, "HTTP/", 5) == 0)
+		req->retry_after_secs = -1;
+	else if (n > 12 && pg_strncasecmp(buffer, "Retry-After:", 12) == 0)
+	{
+		char		digits[16];
+		size_t		i = 12,
+					j = 0;
+
+		while (i < n && (buffer[i] == ' ' || buffer[i] == '\t'))
+			i++;
+		while (i < n && j < sizeof(digits) - 1 &&
+			   buffer[i] >= '0' && buffer[i] <= '9')
+			digits[j++] = buffer[i++];
+		digits[j] = '\0';
+		if (j > 0 && j < 9)
+			req->retry_after_secs = atol(digits);
+	}
+	return n;
+}
+
+/* ----------------------------------------------------------------
+ *		Requests
+ * ----------------------------------------------------------------
+ */
+
+#define SETOPT(easy, opt, val) \
+	do { \
+		if (curl_easy_setopt((easy), (opt), (val)) != CURLE_OK) \
+			elog(ERROR, "could not set libcurl option %s", #opt); \
+	} while (0)
+
+/*
+ * start_request
+ *		Create an easy handle for one request and add it to the multi handle
+ *
+ * The request is tracked in run->active before anything can fail, so the
+ * reset callback frees it whatever happens next.
+ */
+static CloverRequest *
+start_request(CloverExportRun *run, RequestKind kind, CloverJob *job,
+			  int file_no, const char *url, const char *post_body)
+{
+	const CloverFdwOptions *opts = run->opts;
+	CloverRequest *req;
+	CURL	   *easy;
+	CURLMcode	mrc;
+
+	req = MemoryContextAllocZero(run->cxt, sizeof(CloverRequest));
+	req->run = run;
+	req->kind = kind;
+	req->job = job;
+	req->file_no = file_no;
+	req->retry_after_secs = -1;
+	req->body_limit = (kind == REQ_FILE) ? MAX_FILE_BODY : MAX_API_BODY;
+
+	easy = curl_easy_init();
+	if (easy == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_OUT_OF_MEMORY),
+				 errmsg("out of memory"),
+				 errdetail("Could not create a libcurl handle.")));
+	req->easy = easy;
+	live_curl_handles++;
+	dlist_push_tail(&run->active, &req->node);
+
+	SETOPT(easy, CURLOPT_URL, url);
+	SETOPT(easy, CURLOPT_PRIVATE, req);
+	SETOPT(easy, CURLOPT_NOSIGNAL, 1L);
+	SETOPT(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+	SETOPT(easy, CURLOPT_ERRORBUFFER, req->errbuf);
+	SETOPT(easy, CURLOPT_WRITEFUNCTION, write_callback);
+	SETOPT(easy, CURLOPT_WRITEDATA, req);
+	SETOPT(easy, CURLOPT_HEADERFUNCTION, header_callback);
+	SETOPT(easy, CURLOPT_HEADERDATA, req);
+	SETOPT(easy, CURLOPT_USERAGENT, "clover_export_fdw/1.0");
+	SETOPT(easy, CURLOPT_ACCEPT_ENCODING, "");
+	SETOPT(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+	SETOPT(easy, CURLOPT_CONNECTTIMEOUT_MS, (long) opts->connect_timeout_ms);
+	/* a stall: less than one byte per second for request_timeout */
+	SETOPT(easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	SETOPT(easy, CURLOPT_LOW_SPEED_TIME,
+		   (long) Max(1, (opts->request_timeout_ms + 999) / 1000));
+	SETOPT(easy, CURLOPT_SSL_VERIFYPEER, 1L);
+	SETOPT(easy, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (opts->ca_file)
+		SETOPT(easy, CURLOPT_CAINFO, opts->ca_file);
+
+	if (kind == REQ_FILE)
+	{
+		/* pre-signed URLs: no token, redirects allowed but only to http(s) */
+		SETOPT(easy, CURLOPT_FOLLOWLOCATION, 1L);
+		SETOPT(easy, CURLOPT_MAXREDIRS, 5L);
+		SETOPT(easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	}
+	else
+	{
+		struct curl_slist *h;
+
+		/* the token goes to the API host only: never follow a redirect */
+		SETOPT(easy, CURLOPT_FOLLOWLOCATION, 0L);
+		h = curl_slist_append(NULL, run->auth_header);
+		if (h == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_OUT_OF_MEMORY),
+					 errmsg("out of memory")));
+		req->headers = h;
+		h = curl_slist_append(req->headers, "Accept: application/json");
+		if (h == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_OUT_OF_MEMORY),
+					 errmsg("out of memory")));
+		if (post_body)
+		{
+			h = curl_slist_append(req->headers, "Content-Type: application/json");
+			if (h == NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_FDW_OUT_OF_MEMORY),
+						 errmsg("out of memory")));
+			req->post_body = MemoryContextStrdup(run->cxt, post_body);
+			SETOPT(easy, CURLOPT_POSTFIELDS, req->post_body);
+			SETOPT(easy, CURLOPT_POSTFIELDSIZE, (long) strlen(req->post_body));
+		}
+		SETOPT(easy, CURLOPT_HTTPHEADER, req->headers);
+		run->api_in_flight++;
+	}
+
+	mrc = curl_multi_add_handle(run->multi, easy);
+	if (mrc != CURLM_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_ERROR),
+				 errmsg("could not start a request to Clover"),
+				 errdetail("libcurl: %s.", curl_multi_strerror(mrc))));
+	return req;
+}
+
+/*
+ * release_request
+ *		Detach a finished or abandoned request and free its curl objects
+ *
+ * The response buffer is freed too unless the caller took it (set
+ * req->body to NULL).
+ */
+static void
+release_request(CloverExportRun *run, CloverRequest *req)
+{
+	dlist_delete(&req->node);
+	curl_multi_remove_handle(run->multi, req->easy);
+	curl_easy_cleanup(req->easy);
+	curl_slist_free_all(req->headers);
+	live_curl_handles--;
+	if (req->kind != REQ_FILE)
+		run->api_in_flight--;
+	free_body(req);
+	if (req->post_body)
+		pfree(req->post_body);
+	pfree(req);
+}
+
+/*
+ * api_slot_available
+ *		May another request go to the API host now?  Consumes a token of the
+ *		rate limiter if so.
+ */
+static bool
+api_slot_available(CloverExportRun *run, double now)
+{
+	if (run->api_in_flight >= MAX_API_IN_FLIGHT || now < run->api_paused_until)
+		return false;
+	run->bucket_tokens = Min(API_BURST, run->bucket_tokens +
+							 (now - run->bucket_at) * API_RATE_PER_SEC);
+	run->bucket_at = now;
+	if (run->bucket_tokens < 1.0)
+		return false;
+	run->bucket_tokens -= 1.0;
+	return true;
+}
+
+static void
+start_create(CloverExportRun *run, CloverJob *job)
+{
+	char	   *body = CloverBuildExportRequest(run->opts->export_type,
+												job->window->start_ms,
+												job->window->end_ms);
+
+	elog(DEBUG1, "clover_export_fdw: creating %s export for window %d of %d (%s)",
+		 CloverExportTypeName(run->opts->export_type), job->index + 1,
+		 run->njobs, window_text(job));
+	start_request(run, REQ_CREATE, job, -1, run->exports_url, body);
+	pfree(body);
+	job->state = JOB_CREATING;
+	job->request_in_flight = true;
+}
+
+static void
+start_poll(CloverExportRun *run, CloverJob *job)
+{
+	char	   *url = psprintf("%s/%s", run->exports_url, job->export_id);
+
+	start_request(run, REQ_POLL, job, -1, url, NULL);
+	pfree(url);
+	job->request_in_flight = true;
+	run->stats.polls++;
+}
+
+static void
+start_file(CloverExportRun *run, CloverJob *job, int file_no)
+{
+	elog(DEBUG2, "clover_export_fdw: downloading file %d of %d of export %s",
+		 file_no + 1, job->nfiles, job->export_id);
+	start_request(run, REQ_FILE, job, file_no, job->urls[file_no], NULL);
+	job->files[file_no].state = FILE_INFLIGHT;
+}
+
+/* ----------------------------------------------------------------
+ *		Scheduling
+ * ----------------------------------------------------------------
+ */
+
+/*
+ * schedule
+ *		Start every request that is due and allowed
+ */
+static void
+schedule(CloverExportRun *run, double now)
+{
+	const CloverFdwOptions *opts = run->opts;
+	int			running = 0;
+	int			limit;
+	int			j;
+
+	/* exports: create in window order, within the concurrency rules */
+	for (j = run->cur; j < run->njobs; j++)
+	{
+		if (run->jobs[j].state == JOB_CREATING ||
+			run->jobs[j].state == JOB_RUNNING)
+			running++;
+	}
+	for (j = run->cur; j < run->njobs; j++)
+	{
+		CloverJob  *job = &run->jobs[j];
+
+		if (job->state != JOB_WAITING)
+			continue;
+		if (running >= opts->max_concurrent_exports ||
+			(j > run->cur && !run->prefetch_unlocked) ||
+			j - run->cur > opts->max_concurrent_exports ||
+			now < job->due_at ||
+			!api_slot_available(run, now))
+			break;
+		start_create(run, job);
+		running++;
+	}
+
+	/* polls of running exports */
+	for (j = run->cur; j < run->njobs; j++)
+	{
+		CloverJob  *job = &run->jobs[j];
+
+		if (job->state == JOB_RUNNING && !job->request_in_flight &&
+			now >= job->due_at && api_slot_available(run, now))
+			start_poll(run, job);
+	}
+
+	/* downloads, in order, a bounded number outstanding */
+	limit = run->prefetch_unlocked ? opts->max_parallel_downloads : 1;
+	for (j = run->cur; j < run->njobs; j++)
+	{
+		CloverJob  *job = &run->jobs[j];
+		int			f;
+
+		if (job->state != JOB_DONE)
+			break;
+		for (f = job->next_hand; f < job->next_start; f++)
+		{
+			FileSlot   *slot = &job->files[f];
+
+			if (slot->state == FILE_RETRY_WAIT && now >= slot->retry_at)
+				start_file(run, job, f);
+		}
+		while (job->next_start < job->nfiles &&
+			   run->files_outstanding < limit)
+		{
+			start_file(run, job, job->next_start++);
+			run->files_outstanding++;
+		}
+		if (job->next_start < job->nfiles)
+			break;
+	}
+}
+
+/*
+ * next_due
+ *		Seconds until the earliest timer of the run (capped by the caller)
+ */
+static double
+next_due(CloverExportRun *run, double now)
+{
+	double		due = now + 3600;
+	int			j;
+
+	for (j = run->cur; j < run->njobs; j++)
+	{
+		CloverJob  *job = &run->jobs[j];
+		int			f;
+
+		if ((job->state == JOB_WAITING || job->state == JOB_RUNNING) &&
+			!job->request_in_flight)
+			due = Min(due, job->due_at);
+		if (job->state == JOB_DONE)
+		{
+			for (f = job->next_hand; f < job->next_start; f++)
+			{
+				if (job->files[f].state == FILE_RETRY_WAIT)
+					due = Min(due, job->files[f].retry_at);
+			}
+		}
+	}
+	if (run->api_paused_until > now)
+		due = Max(due, run->api_paused_until);
+	return due - now;
+}
+
+/*
+ * run_step
+ *		Start what is due, let transfers advance, handle what finished;
+ *		never waits.  Returns true if any request finished.
+ */
+static bool
+run_step(CloverExportRun *run)
+{
+	int			still_running;
+	CURLMcode	mrc;
+	CURLMsg    *msg;
+	int			left;
+	bool		progressed = false;
+
+	schedule(run, mono_now());
+
+	mrc = curl_multi_perform(run->multi, &still_running);
+	if (mrc != CURLM_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_ERROR),
+				 errmsg("could not run requests to Clover"),
+				 errdetail("libcurl: %s.", curl_multi_strerror(mrc))));
+
+	while ((msg = curl_multi_info_read(run->multi, &left)) != NULL)
+	{
+		CloverRequest *req;
+
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		if (curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE,
+							  (char **) &req) != CURLE_OK || req == NULL)
+			elog(ERROR, "libcurl returned a transfer that is not ours");
+		handle_completion(run, req, msg->data.result);
+		progressed = true;
+	}
+	report_progress(run, mono_now());
+	return progressed;
+}
+
+/*
+ * wait_for_activity
+ *		Sleep until a transfer can advance, a timer is due, or a signal or
+ *		latch arrives; at most MAX_POLL_WAIT_MS while transfers run
+ *
+ * curl_multi_poll returns early when a signal interrupts it (cancel,
+ * statement_timeout), and the 100 ms cap bounds the rare case of a signal
+ * arriving just before it sleeps.  Without transfers we sleep on the latch,
+ * which a cancel sets.
+ */
+static void
+wait_for_activity(CloverExportRun *run)
+{
+	double		start = mono_now();
+	double		due = next_due(run, start);
+	long		timeout_ms;
+
+	if (!dlist_is_empty(&run->active))
+	{
+		long		curl_timeout = -1;
+		int			numfds;
+
+		timeout_ms = (long) ceil(due * 1000);
+		timeout_ms = Max(0, Min(timeout_ms, MAX_POLL_WAIT_MS));
+		if (curl_multi_timeout(run->multi, &curl_timeout) == CURLM_OK &&
+			curl_timeout >= 0 && curl_timeout < timeout_ms)
+			timeout_ms = curl_timeout;
+		pgstat_report_wait_start(PG_WAIT_EXTENSION);
+		(void) curl_multi_poll(run->multi, NULL, 0, (int) timeout_ms, &numfds);
+		pgstat_report_wait_end();
+	}
+	else
+	{
+		timeout_ms = (long) ceil(due * 1000);
+		timeout_ms = Max(1, Min(timeout_ms, MAX_IDLE_WAIT_MS));
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 timeout_ms, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+	CHECK_FOR_INTERRUPTS();
+	run->stats.clover_wait_secs += mono_now() - start;
+}
+
+/* ----------------------------------------------------------------
+ *		Completions
+ * ----------------------------------------------------------------
+ */
+
+static void
+handle_completion(CloverExportRun *run, CloverRequest *req, CURLcode rc)
+{
+	long		status = 0;
+
+	(void) curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &status);
+	if (req->kind != REQ_FILE)
+		req->job->request_in_flight = false;
+
+	switch (req->kind)
+	{
+		case REQ_CREATE:
+			handle_create(run, req, rc, status);
+			break;
+		case REQ_POLL:
+			handle_poll(run, req, rc, status);
+			break;
+		case REQ_FILE:
+			handle_file(run, req, rc, status);
+			break;
+	}
+}
+
+/*
+ * is_transient
+ *		Is this failure worth retrying for an idempotent request?
+ */
+static bool
+is_transient(CloverRequest *req, CURLcode rc, long status)
+{
+	if (req->too_large || req->out_of_memory)
+		return false;
+	if (rc != CURLE_OK)
+	{
+		switch (rc)
+		{
+			case CURLE_COULDNT_RESOLVE_HOST:
+			case CURLE_COULDNT_CONNECT:
+			case CURLE_OPERATION_TIMEDOUT:
+			case CURLE_SEND_ERROR:
+			case CURLE_RECV_ERROR:
+			case CURLE_PARTIAL_FILE:
+			case CURLE_GOT_NOTHING:
+			case CURLE_HTTP2:
+			case CURLE_HTTP2_STREAM:
+			case CURLE_SSL_CONNECT_ERROR:
+			case CURLE_BAD_CONTENT_ENCODING:
+				return true;
+			default:
+				return false;
+		}
+	}
+	return status >= 500 && status != 501;
+}
+
+/*
+ * rate_limited
+ *		Handle a 429: pause every API request for Retry-After (or a backoff
+ *		from 1 s); fail once the pauses exceed busy_timeout
+ */
+static void
+rate_limited(CloverExportRun *run, CloverRequest *req, const char *what)
+{
+	double		now = mono_now();
+	double		delay;
+
+	if (run->rate_limit_streak == 0)
+		run->rate_limited_since = now;
+	run->rate_limit_streak++;
+	if (req->retry_after_secs >= 0)
+		delay = (double) req->retry_after_secs + 0.05;	/* never early */
+	else
+		delay = backoff_secs(run->rate_limit_streak, 1.0, 60.0);
+
+	if (now + delay - run->rate_limited_since > run->opts->busy_timeout_ms / 1000.0)
+	{
+		CHECK_FOR_INTERRUPTS();
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_EXECUTION),
+				 errmsg("Clover kept rate-limiting %s", what),
+				 errdetail("Clover answered HTTP 429 %d times in a row over %s: %s",
+						   run->rate_limit_streak,
+						   format_duration(now - run->rate_limited_since),
+						   answer_text(run, req)),
+				 errhint("Other programs may be using the same token or app. Try again later, or raise the server option busy_timeout.")));
+	}
+	run->api_paused_until = Max(run->api_paused_until, now + delay);
+	run->stats.rate_limited++;
+	run->stats.rate_limit_wait_secs += delay;
+	elog(DEBUG1, "clover_export_fdw: HTTP 429, pausing API requests for %.2f s",
+		 delay);
+}
+
+/*
+ * closed_or_busy
+ *		Classify a 503 answer to a POST and schedule the retry, or fail
+ */
+static void
+closed_or_busy(CloverExportRun *run, CloverJob *job, CloverRequest *req)
+{
+	const CloverFdwOptions *opts = run->opts;
+	char	   *message = answer_text(run, req);
+	TimestampTz wall = GetCurrentTimestamp();
+	bool		calendar_open = CloverServiceOpenAt(&opts->hours, wall);
+	bool		says_hours = (strcasestr(message, "hour") != NULL ||
+							  strcasestr(message, "available") != NULL);
+	double		now = mono_now();
+
+	if (says_hours || !calendar_open)
+	{
+		TimestampTz opening = CloverNextOpening(&opts->hours, wall);
+		double		until_open;
+
+		/* the calendar disagrees with Clover: look again in a minute */
+		if (opening <= wall)
+			opening = wall + 60 * USECS_PER_SEC;
+		until_open = (opening - wall) / 1e6;
+		if (job->closed_since == 0)
+			job->closed_since = now;
+
+		if (opts->wait_for_service_ms > 0 && opening != DT_NOEND &&
+			now + until_open - job->closed_since <= opts->wait_for_service_ms / 1000.0)
+		{
+			ereport(NOTICE,
+					(errmsg("Clover's export service is closed; waiting until %s (%s)",
+							CloverFormatUtc(opening), format_duration(until_open)),
+					 errdetail("Clover answered HTTP 503: %s", message),
+					 errhint("Service hours (UTC): %s.",
+							 CloverFormatServiceHours(&opts->hours))));
+			job->due_at = now + until_open + 1.0 +
+				5.0 * pg_prng_double(&pg_global_prng_state);
+			job->state = JOB_WAITING;
+			run->stats.closed_waits++;
+			run->stats.closed_wait_secs += until_open;
+			return;
+		}
+
+		CHECK_FOR_INTERRUPTS();
+		if (calendar_open)
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_EXECUTION),
+					 errmsg("Clover's export service is closed"),
+					 errdetail("Clover answered HTTP 503 to the %s export for window %s: %s",
+							   CloverExportTypeName(opts->export_type),
+							   window_text(job), message),
+					 errhint("The configured service hours (%s, UTC) say it is open now; check the server option service_hours.",
+							 CloverFormatServiceHours(&opts->hours))));
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_EXECUTION),
+				 errmsg("Clover's export service is closed"),
+				 errdetail("Clover answered HTTP 503 to the %s export for window %s: %s",
+						   CloverExportTypeName(opts->export_type),
+						   window_text(job), message),
+				 opening == DT_NOEND ?
+				 errhint("The service hours (%s, UTC) have no open period.",
+						 CloverFormatServiceHours(&opts->hours)) :
+				 errhint("Clover accepts exports during %s (UTC); it next opens at %s, in %s. Run the query then, or set the server option wait_for_service (for example '%d hours') to wait for the opening.",
+						 CloverFormatServiceHours(&opts->hours),
+						 CloverFormatUtc(opening), format_duration(until_open),
+						 (int) ceil(until_open / 3600.0))));
+	}
+
+	/* busy: too many exports at Clover */
+	if (job->busy_since == 0)
+		job->busy_since = now;
+	{
+		int			attempt = (int) (run->stats.busy_waits + 1);
+		double		delay = backoff_secs(attempt, 1.0, 30.0);
+
+		if (now + delay - job->busy_since > opts->busy_timeout_ms / 1000.0)
+		{
+			CHECK_FOR_INTERRUPTS();
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_EXECUTION),
+					 errmsg("Clover is busy with other exports"),
+					 errdetail("Clover answered HTTP 503 to the %s export for window %s for %s: %s",
+							   CloverExportTypeName(opts->export_type),
+							   window_text(job),
+							   format_duration(now - job->busy_since), message),
+					 errhint("Clover runs only a few exports at a time per server. Try again later, or raise the server option busy_timeout (now %s).",
+							 format_duration(opts->busy_timeout_ms / 1000.0))));
+		}
+		job->due_at = now + delay;
+		job->state = JOB_WAITING;
+		run->stats.busy_waits++;
+		run->stats.busy_wait_secs += delay;
+		elog(DEBUG1, "clover_export_fdw: Clover busy, retrying window %d in %.2f s",
+			 job->index + 1, delay);
+	}
+}
+
+/*
+ * report_api_error
+ *		Fail with what Clover answered to a create or poll request
+ */
+static void
+report_api_error(CloverExportRun *run, CloverJob *job, CloverRequest *req,
+				 CURLcode rc, long status, int attempts)
+{
+	const CloverFdwOptions *opts = run->opts;
+	const char *request = (req->kind == REQ_CREATE) ?
+		psprintf("POST %s", run->exports_path) :
+		psprintf("GET %s/%s", run->exports_path, job->export_id);
+	char	   *why = failure_text(run, req, rc, status);
+	char	   *tries = attempts > 1 ? psprintf(" (after %d attempts)", attempts) : "";
+
+	CHECK_FOR_INTERRUPTS();
+
+	if (rc == CURLE_OK && status == 401)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION),
+				 errmsg("Clover refused the access token for merchant \"%s\"",
+						opts->merchant_id),
+				 errdetail("%s answered %s", request, why),
+				 errhint("HTTP 401 means an invalid or expired token, or an app that lacks permission for this merchant's data (Clover grants the export API per app). Check the access_token of your user mapping for server \"%s\".",
+						 opts->server_name)));
+	if (rc == CURLE_OK && status == 404 && req->kind == REQ_CREATE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_TABLE_NOT_FOUND),
+				 errmsg("Clover does not know merchant \"%s\"",
+						opts->merchant_id),
+				 errdetail("%s answered %s", request, why),
+				 errhint("A merchant exists only on its region's host (region \"%s\"%s): check the options merchant_id and region of server \"%s\".",
+						 opts->region,
+						 opts->api_base_overridden ? ", with base_url set" : "",
+						 opts->server_name)));
+	if (rc == CURLE_OK && status >= 300 && status < 400)
+	{
+		char	   *location = NULL;
+
+		(void) curl_easy_getinfo(req->easy, CURLINFO_REDIRECT_URL, &location);
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_EXECUTION),
+				 errmsg("Clover answered with a redirect"),
+				 errdetail("%s answered HTTP %ld to %s.", request, status,
+						   location ? url_for_display(location) : "(no location)"),
+				 errhint("API requests carry the access token and are never redirected; check the option base_url of server \"%s\".",
+						 opts->server_name)));
+	}
+	if (req->kind == REQ_CREATE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_EXECUTION),
+				 errmsg("could not create a Clover export"),
+				 errdetail("%s for the %s window %s answered %s%s",
+						   request, CloverExportTypeName(opts->export_type),
+						   window_text(job), why, tries),
+				 (rc == CURLE_OK && status < 500) ?
+				 errhint("Clover rejected the request; its message says why.") :
+				 errhint("The request may have reached Clover, so it was not repeated (it could create a second export). Run the query again.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_EXECUTION),
+			 errmsg("could not get the status of Clover export \"%s\"",
+					job->export_id),
+			 errdetail("%s for window %s answered %s%s", request,
+					   window_text(job), why, tries),
+			 errhint("Check the server's connection to Clover, or raise the server option max_retries (now %d).",
+					 opts->max_retries)));
+}
+
+/*
+ * post_not_sent
+ *		Can this failed POST not have created an export?
+ */
+static bool
+post_not_sent(CloverRequest *req, CURLcode rc)
+{
+	long		sent = 0;
+
+	if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
+		rc == CURLE_COULDNT_RESOLVE_PROXY || rc == CURLE_SSL_CONNECT_ERROR)
+		return true;
+	return curl_easy_getinfo(req->easy, CURLINFO_REQUEST_SIZE, &sent) == CURLE_OK &&
+		sent == 0;
+}
+
+static void
+handle_create(CloverExportRun *run, CloverRequest *req, CURLcode rc,
+			  long status)
+{
+	CloverJob  *job = req->job;
+
+	if (rc == CURLE_OK && status >= 200 && status < 300)
+	{
+		run->rate_limit_streak = 0;
+		job->busy_since = 0;
+		job->closed_since = 0;
+		job->create_failures = 0;
+		run->stats.exports_created++;
+		apply_export_info(run, job, req);
+	}
+	else if (rc == CURLE_OK && status == 503)
+		closed_or_busy(run, job, req);
+	else if (rc == CURLE_OK && status == 429)
+	{
+		rate_limited(run, req, "export requests");
+		job->state = JOB_WAITING;
+		job->due_at = run->api_paused_until;
+	}
+	else if (rc != CURLE_OK && post_not_sent(req, rc) &&
+			 job->create_failures < run->opts->max_retries)
+	{
+		job->create_failures++;
+		run->stats.retries++;
+		job->state = JOB_WAITING;
+		job->due_at = mono_now() + backoff_secs(job->create_failures, 0.5, 30.0);
+	}
+	else
+		report_api_error(run, job, req, rc, status, job->create_failures + 1);
+	release_request(run, req);
+}
+
+static void
+handle_poll(CloverExportRun *run, CloverRequest *req, CURLcode rc, long status)
+{
+	CloverJob  *job = req->job;
+
+	if (rc == CURLE_OK && status == 200)
+	{
+		run->rate_limit_streak = 0;
+		job->poll_failures = 0;
+		apply_export_info(run, job, req);
+	}
+	else if (rc == CURLE_OK && status == 429)
+	{
+		rate_limited(run, req, "status polls");
+		job->due_at = run->api_paused_until;
+	}
+	else if (is_transient(req, rc, status) &&
+			 job->poll_failures < run->opts->max_retries)
+	{
+		job->poll_failures++;
+		run->stats.retries++;
+		job->due_at = mono_now() + backoff_secs(job->poll_failures, 0.5, 30.0);
+	}
+	else
+		report_api_error(run, job, req, rc, status, job->poll_failures + 1);
+	release_request(run, req);
+}
+
+/*
+ * check_file_url
+ *		Only http(s) file URLs are fetched
+ */
+static void
+check_file_url(CloverExportRun *run, CloverJob *job, const char *url, int n)
+{
+	if (pg_strncasecmp(url, "https://", 8) == 0 ||
+		pg_strncasecmp(url, "http://", 7) == 0)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_REPLY),
+			 errmsg("Clover export \"%s\" lists a file URL that is not http or https",
+					job->export_id),
+			 errdetail("File %d of %d has the URL \"%s\".", n + 1, job->nfiles,
+					   url_for_display(url)),
+			 errhint("clover_export_fdw downloads only http and https URLs.")));
+}
+
+/*
+ * apply_export_info
+ *		Act on an export object from a POST or a poll
+ */
+static void
+apply_export_info(CloverExportRun *run, CloverJob *job, CloverRequest *req)
+{
+	CloverExportInfo info;
+	char	   *problem;
+	MemoryContext old;
+	int			i;
+
+	old = MemoryContextSwitchTo(run->cxt);
+	if (!CloverParseExportObject(req->body ? req->body : "", req->body_len,
+								 &info, &problem))
+	{
+		MemoryContextSwitchTo(old);
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_STRING_FORMAT),
+				 errmsg("could not read Clover's export object"),
+				 errdetail("%s %s answered HTTP 200 with an unexpected body: %s",
+						   req->kind == REQ_CREATE ? "POST" : "GET",
+						   run->exports_path, problem)));
+	}
+	MemoryContextSwitchTo(old);
+
+	if (job->export_id && strcmp(job->export_id, info.id) != 0 &&
+		req->kind == REQ_POLL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_STRING_FORMAT),
+				 errmsg("Clover answered a poll of export \"%s\" with export \"%s\"",
+						job->export_id, info.id)));
+	job->export_id = info.id;
+	job->status = info.status;
+	job->percent = info.percent;
+
+	if (strcmp(info.status, "PENDING") == 0 ||
+		strcmp(info.status, "IN_PROGRESS") == 0)
+	{
+		double		now = mono_now();
+
+		if (job->state != JOB_RUNNING)
+		{
+			job->state = JOB_RUNNING;
+			job->poll_interval_ms = POLL_FIRST_MS;
+		}
+		else
+			job->poll_interval_ms = Min(job->poll_interval_ms * 2, POLL_MAX_MS);
+		job->due_at = now + job->poll_interval_ms / 1000.0;
+		return;
+	}
+
+	if (strcmp(info.status, "DONE") != 0)
+	{
+		/* FAILED or anything undocumented: one more export, then fail */
+		if (job->status_retries == 0 && !job->any_handed)
+		{
+			ereport(WARNING,
+					(errmsg("Clover export \"%s\" ended with status \"%s\"; creating it again",
+							info.id, info.status),
+					 errdetail("Window %s.", window_text(job))));
+			job->status_retries++;
+			run->stats.export_recreated++;
+			restart_job(run, job);
+			return;
+		}
+		CHECK_FOR_INTERRUPTS();
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_EXECUTION),
+				 errmsg("Clover export \"%s\" ended with status \"%s\"",
+						info.id, info.status),
+				 errdetail("The %s export for window %s did not finish; Clover documents only PENDING, IN_PROGRESS and DONE.",
+						   CloverExportTypeName(run->opts->export_type),
+						   window_text(job)),
+				 errhint("The export was already created again once. Try again later.")));
+	}
+
+	/* DONE: the files are known */
+	for (i = 0; i < info.nurls; i++)
+		check_file_url(run, job, info.urls[i], i);
+	job->nfiles = info.nurls;
+	job->urls = info.urls;
+	job->files = MemoryContextAllocZero(run->cxt,
+										sizeof(FileSlot) * Max(info.nurls, 1));
+	job->next_start = 0;
+	job->next_hand = 0;
+	job->state = JOB_DONE;
+	elog(DEBUG1, "clover_export_fdw: export %s is DONE with %d files",
+		 job->export_id, job->nfiles);
+}
+
+/*
+ * restart_job
+ *		Forget an export and everything downloaded of it; create it again
+ */
+static void
+restart_job(CloverExportRun *run, CloverJob *job)
+{
+	dlist_mutable_iter iter;
+	int			f;
+
+	dlist_foreach_modify(iter, &run->active)
+	{
+		CloverRequest *req = dlist_container(CloverRequest, node, iter.cur);
+
+		if (req->job == job)
+			release_request(run, req);
+	}
+	for (f = 0; f < job->nfiles; f++)
+	{
+		FileSlot   *slot = &job->files[f];
+
+		if (slot->state == FILE_INFLIGHT || slot->state == FILE_RETRY_WAIT ||
+			slot->state == FILE_READY)
+			run->files_outstanding--;
+		free_slot_data(run, slot);
+	}
+	job->state = JOB_WAITING;
+	job->request_in_flight = false;
+	job->due_at = 0;
+	job->export_id = NULL;
+	job->nfiles = 0;
+	job->files = NULL;
+	job->urls = NULL;
+	job->next_start = job->next_hand = 0;
+}
+
+static void
+handle_file(CloverExportRun *run, CloverRequest *req, CURLcode rc,
+			long status)
+{
+	CloverJob  *job = req->job;
+	FileSlot   *slot = &job->files[req->file_no];
+	const CloverFdwOptions *opts = run->opts;
+
+	if (rc == CURLE_OK && status == 200)
+	{
+		double		secs = 0;
+
+		(void) curl_easy_getinfo(req->easy, CURLINFO_TOTAL_TIME, &secs);
+		run->stats.download_secs += secs;
+		run->stats.files_downloaded++;
+		run->stats.bytes_downloaded += req->body_len;
+
+		/* the buffer moves to the slot */
+		slot->data = req->body;
+		slot->len = req->body_len;
+		slot->cap = req->body_cap;
+		if (slot->data == NULL)
+		{
+			/* an empty body: keep a valid pointer */
+			slot->data = MemoryContextAllocZero(run->cxt, 1);
+			slot->cap = 1;
+			account_buffer(run, 1, 1);
+		}
+		req->body = NULL;
+		slot->state = FILE_READY;
+		release_request(run, req);
+		return;
+	}
+
+	if (rc == CURLE_OK && (status == 404 || status == 403 || status == 410))
+	{
+		/* deleted or expired at Clover */
+		if (!job->any_handed && job->recreations == 0)
+		{
+			ereport(NOTICE,
+					(errmsg("files of Clover export \"%s\" are gone; creating the export again",
+							job->export_id),
+					 errdetail("File %d of %d answered HTTP %ld.", req->file_no + 1,
+							   job->nfiles, status)));
+			job->recreations++;
+			run->stats.export_recreated++;
+			release_request(run, req);
+			restart_job(run, job);
+			return;
+		}
+		CHECK_FOR_INTERRUPTS();
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_REPLY),
+				 errmsg("file %d of %d of Clover export \"%s\" is no longer available",
+						req->file_no + 1, job->nfiles, job->export_id),
+				 errdetail("GET %s answered %s (window %s).",
+						   url_path(job->urls[req->file_no]),
+						   failure_text(run, req, rc, status), window_text(job)),
+				 errhint(job->any_handed ?
+						 "Rows of this window were already returned, so the export cannot be created again within this query. Run the query again." :
+						 "The export was already created again once. Run the query again.")));
+	}
+
+	if (is_transient(req, rc, status) && slot->failures < opts->max_retries)
+	{
+		slot->failures++;
+		run->stats.retries++;
+		slot->state = FILE_RETRY_WAIT;
+		slot->retry_at = mono_now() +
+			(req->retry_after_secs >= 0 ? req->retry_after_secs + 0.05 :
+			 backoff_secs(slot->failures, 0.25, 15.0));
+		elog(DEBUG1, "clover_export_fdw: retrying file %d of export %s (attempt %d)",
+			 req->file_no + 1, job->export_id, slot->failures + 1);
+		release_request(run, req);
+		return;
+	}
+
+	CHECK_FOR_INTERRUPTS();
+	ereport(ERROR,
+			(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_REPLY),
+			 errmsg("could not download file %d of %d of Clover export \"%s\"",
+					req->file_no + 1, job->nfiles, job->export_id),
+			 errdetail("GET %s answered %s (window %s%s).",
+					   url_path(job->urls[req->file_no]),
+					   failure_text(run, req, rc, status), window_text(job),
+					   slot->failures > 0 ?
+					   psprintf(", after %d attempts", slot->failures + 1) : ""),
+			 errhint("Check the connection to Clover's file host, or raise the server options max_retries (now %d) and request_timeout.",
+					 opts->max_retries)));
+}
+
+/* ----------------------------------------------------------------
+ *		Progress
+ * ----------------------------------------------------------------
+ */
+
+/*
+ * report_progress
+ *		With clover_export_fdw.progress on, say where the scan is, at most
+ *		every few seconds
+ */
+static void
+report_progress(CloverExportRun *run, double now)
+{
+	CloverJob  *job;
+	int			done_files = 0;
+	int			f;
+
+	if (!clover_progress || run->cur >= run->njobs)
+		return;
+	if (run->last_notice_at == 0)
+	{
+		/* the first report only once a scan has taken a while */
+		run->last_notice_at = now;
+		return;
+	}
+	if (now - run->last_notice_at < PROGRESS_INTERVAL_SECS)
+		return;
+	run->last_notice_at = now;
+
+	job = &run->jobs[run->cur];
+	for (f = 0; f < job->nfiles; f++)
+	{
+		if (job->files[f].state >= FILE_READY)
+			done_files++;
+	}
+	if (job->state == JOB_WAITING && job->due_at > now)
+		ereport(NOTICE,
+				(errmsg("clover_export_fdw: window %d of %d (%s): waiting %s for Clover (%s)",
+						run->cur + 1, run->njobs, window_text(job),
+						format_duration(job->due_at - now),
+						job->closed_since ? "service closed" :
+						job->busy_since ? "service busy" : "retrying")));
+	else if (job->state == JOB_DONE)
+		ereport(NOTICE,
+				(errmsg("clover_export_fdw: window %d of %d (%s): export %s DONE, %d of %d files downloaded",
+						run->cur + 1, run->njobs, window_text(job),
+						job->export_id, done_files, job->nfiles)));
+	else
+		ereport(NOTICE,
+				(errmsg("clover_export_fdw: window %d of %d (%s): export %s %s, %d%% complete",
+						run->cur + 1, run->njobs, window_text(job),
+						job->export_id ? job->export_id : "(being created)",
+						job->status ? job->status : "requested",
+						Max(job->percent, 0))));
+}
+
+/* ----------------------------------------------------------------
+ *		The interface
+ * ----------------------------------------------------------------
+ */
+
+/*
+ * CloverRunCreate
+ *		Set up a run over the configured windows; nothing is sent yet
+ *
+ * The run lives in a new child context of parent; deleting that context
+ * (CloverRunDestroy, or the end of the query on error) frees everything.
+ */
+CloverExportRun *
+CloverRunCreate(MemoryContext parent, const CloverClientConfig *config)
+{
+	MemoryContext cxt;
+	MemoryContext old;
+	MemoryContextCallback *cb;
+	CloverExportRun *run;
+	int			i;
+
+	cxt = AllocSetContextCreate(parent, "clover_export_fdw run",
+								ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(cxt);
+
+	run = palloc0(sizeof(CloverExportRun));
+	run->cxt = cxt;
+	run->opts = config->opts;
+	run->token = pstrdup(config->access_token);
+	run->auth_header = psprintf("Authorization: Bearer %s", config->access_token);
+	run->exports_path = psprintf("/v3/merchants/%s/exports",
+								 config->opts->merchant_id);
+	run->exports_url = psprintf("%s%s", config->opts->api_base,
+								run->exports_path);
+	run->njobs = config->nwindows;
+	run->jobs = palloc0(sizeof(CloverJob) * Max(config->nwindows, 1));
+	for (i = 0; i < config->nwindows; i++)
+	{
+		run->jobs[i].index = i;
+		run->jobs[i].window = &config->windows[i];
+		run->jobs[i].percent = -1;
+	}
+	run->bucket_tokens = API_BURST;
+	run->bucket_at = mono_now();
+	dlist_init(&run->active);
+
+	cb = palloc0(sizeof(MemoryContextCallback));
+	cb->func = run_reset_callback;
+	cb->arg = run;
+	MemoryContextRegisterResetCallback(cxt, cb);
+
+	run->multi = curl_multi_init();
+	if (run->multi == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_OUT_OF_MEMORY),
+				 errmsg("out of memory"),
+				 errdetail("Could not create a libcurl multi handle.")));
+	live_curl_handles++;
+
+	MemoryContextSwitchTo(old);
+	return run;
+}
+
+/*
+ * release_handed
+ *		The caller is done with the file it was given
+ */
+static void
+release_handed(CloverExportRun *run)
+{
+	FileSlot   *slot = run->handed;
+
+	if (slot == NULL)
+		return;
+	run->handed = NULL;
+	if (slot->state != FILE_HANDED)
+		return;					/* re-queued by CloverRunRedownload */
+	free_slot_data(run, slot);
+	slot->state = FILE_RELEASED;
+	/* the consumer finished a whole file: it wants more than a peek */
+	run->prefetch_unlocked = true;
+}
+
+/*
+ * CloverRunNextFile
+ *		The next file in window order, waiting (interruptibly) for it;
+ *		false when every window is done
+ *
+ * The previous file's buffer is freed here.
+ */
+bool
+CloverRunNextFile(CloverExportRun *run, CloverFile *file)
+{
+	MemoryContext old = MemoryContextSwitchTo(run->cxt);
+
+	release_handed(run);
+	for (;;)
+	{
+		CloverJob  *job;
+		FileSlot   *slot;
+
+		if (run->cur >= run->njobs)
+		{
+			MemoryContextSwitchTo(old);
+			return false;
+		}
+		job = &run->jobs[run->cur];
+		if (job->state == JOB_DONE && job->next_hand >= job->nfiles)
+		{
+			job->state = JOB_FINISHED;
+			run->cur++;
+			/* an empty window still means the consumer wants more */
+			run->prefetch_unlocked = true;
+			continue;
+		}
+		if (job->state == JOB_DONE &&
+			job->files[job->next_hand].state == FILE_READY)
+		{
+			int			f = job->next_hand++;
+
+			slot = &job->files[f];
+			slot->state = FILE_HANDED;
+			run->files_outstanding--;
+			run->handed = slot;
+			job->any_handed = true;
+
+			file->data = slot->data;
+			file->len = slot->len;
+			file->window_no = job->index;
+			file->file_no = f;
+			file->nfiles = job->nfiles;
+			file->export_id = job->export_id;
+			file->attempt = slot->redownloads + 1;
+			/* start the next downloads before the caller converts */
+			(void) run_step(run);
+			MemoryContextSwitchTo(old);
+			return true;
+		}
+		if (!run_step(run))
+			wait_for_activity(run);
+	}
+}
+
+/*
+ * CloverRunRedownload
+ *		The file just handed out is broken: fetch it again; the next
+ *		CloverRunNextFile returns the new copy
+ */
+void
+CloverRunRedownload(CloverExportRun *run)
+{
+	FileSlot   *slot = run->handed;
+	CloverJob  *job = &run->jobs[run->cur];
+
+	Assert(slot && slot->state == FILE_HANDED);
+	free_slot_data(run, slot);
+	slot->redownloads++;
+	slot->state = FILE_RETRY_WAIT;
+	slot->retry_at = 0;
+	run->files_outstanding++;
+	job->next_hand--;
+	run->stats.file_redownloads++;
+}
+
+/*
+ * CloverRunPump
+ *		Let transfers advance without waiting; called between rows
+ */
+void
+CloverRunPump(CloverExportRun *run)
+{
+	MemoryContext old = MemoryContextSwitchTo(run->cxt);
+
+	(void) run_step(run);
+	MemoryContextSwitchTo(old);
+}
+
+const CloverRunStats *
+CloverRunGetStats(CloverExportRun *run)
+{
+	return &run->stats;
+}
+
+/*
+ * CloverRunDestroy
+ *		Abandon whatever is in flight and free the run
+ */
+void
+CloverRunDestroy(CloverExportRun *run)
+{
+	MemoryContextDelete(run->cxt);
+}

@@ -1,0 +1,1976 @@
+/*-------------------------------------------------------------------------
+ *
+ * json_rows.c
+ *		  Every JSON byte of clover_export_fdw: Clover's API answers and
+ *		  export files turned into tuples
+ *
+ * Two very different jobs share this file because both are "JSON":
+ *
+ * 1. Clover's small API answers (the export object, error bodies) are
+ *	  parsed with json-c.  They are rare and their shape matters more than
+ *	  speed.
+ *
+ * 2. Export files are the hot path: up to 1000 objects of about 1 KB each,
+ *	  millions per scan.  A json-c tree costs ~14 MB per file and ~15 us per
+ *	  object, so files are instead read by one validating pass
+ *	  (CloverSplitFile) that checks the whole file against the JSON grammar
+ *	  and UTF-8, finds each element of the "elements" array, and records,
+ *	  per element, the byte span of every JSON path the query needs (a small
+ *	  trie built by CloverMakeRowPlan).  A file is rejected as a whole before
+ *	  any of its rows is returned, so a broken download can be fetched again
+ *	  without returning half a file.  CloverFillRow then converts only those
+ *	  spans: numbers and strings directly, json/jsonb through PostgreSQL's
+ *	  own input functions; a whole-object jsonb column is built once per
+ *	  row and other jsonb columns are cut out of it rather than parsed
+ *	  again.  count(*) converts nothing but createdTime, which every row
+ *	  needs to be assigned to exactly one export window.
+ *
+ * Duplicate keys behave as in jsonb: the last one wins.  JSON null and
+ * absent keys both give SQL NULL.  A value that does not fit its column is
+ * an error naming the column, the object id and the export, never a
+ * silently different value.
+ *
+ * PostgreSQL's fmgrprotos.h declares a function json_object(), which clashes
+ * with json-c's type of that name; the PostgreSQL one is renamed while its
+ * headers are read, and json-c is included last.
+ *
+ * IDENTIFICATION
+ *		  src/json_rows.c
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <limits.h>
+
+#include "access/htup_details.h"
+#include "access/sysattr.h"
+#include "catalog/pg_type.h"
+#include "clover_export_fdw.h"
+#include "common/int.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "parser/parse_coerce.h"
+#include "utils/date.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
+
+#define json_object pg_json_object_function
+#include "utils/builtins.h"
+#undef json_object
+
+#include <json-c/json.h>
+
+/* Deepest nesting accepted in an export file */
+#define MAX_JSON_DEPTH		1000
+
+/* Largest id echoed in a message */
+#define MAX_ID_ECHO			64
+
+/* microseconds between the Unix epoch and PostgreSQL's (2000-01-01) */
+#define UNIX_TO_PG_EPOCH_USECS \
+	((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY)
+
+/* ----------------------------------------------------------------
+ *		Data structures of the row path
+ * ----------------------------------------------------------------
+ */
+
+/* What a slot holds after a file is split */
+typedef enum SlotType
+{
+	SLOT_ABSENT = 0,			/* must be zero: slots start memset to 0 */
+	SLOT_NULL,
+	SLOT_STRING,
+	SLOT_NUMBER,
+	SLOT_TRUE,
+	SLOT_FALSE,
+	SLOT_OBJECT,
+	SLOT_ARRAY
+} SlotType;
+
+/* Where one path's value is, within one element */
+typedef struct JsonSlot
+{
+	uint32		start;			/* strings: first byte after the quote */
+	uint32		len;			/* strings: bytes before the closing quote */
+	uint8		type;			/* SlotType */
+	bool		escaped;		/* string contains backslash escapes */
+} JsonSlot;
+
+/* A node of the trie of requested JSON paths */
+typedef struct PathNode
+{
+	const char *key;
+	int			keylen;
+	int			slot;			/* slot of this path, or -1 */
+	int			first_slot;		/* slots of the whole subtree: */
+	int			end_slot;		/* [first_slot, end_slot) */
+	int			nchildren;
+	struct PathNode **children;
+} PathNode;
+
+/* How a column's value is made */
+typedef enum ConvKind
+{
+	CONV_TEXT,
+	CONV_INT2,
+	CONV_INT4,
+	CONV_INT8,
+	CONV_NUMERIC,
+	CONV_BOOL,
+	CONV_TIMESTAMPTZ,
+	CONV_TIMESTAMP,
+	CONV_DATE,
+	CONV_JSON,
+	CONV_JSONB,
+	CONV_INPUT					/* any other type: its input function */
+} ConvKind;
+
+typedef struct ColumnPlan
+{
+	int			attidx;			/* 0-based attribute index */
+	char	   *attname;
+	Oid			typid;
+	int32		typmod;
+	ConvKind	kind;
+	bool		whole_object;	/* json_path '$' */
+	int			slot;			/* slot of the path, unless whole_object */
+	int			nkeys;			/* the path, split, for jsonb lookups */
+	char	  **keys;
+	FmgrInfo	input;			/* CONV_INPUT only */
+	Oid			ioparam;
+} ColumnPlan;
+
+struct CloverRowPlan
+{
+	PathNode   *root;
+	int			nslots;
+	int			created_slot;	/* createdTime, always extracted */
+	int			id_slot;		/* id, always extracted (messages) */
+	int			ncolumns;
+	ColumnPlan *columns;
+	int			raw_jsonb_col;	/* index into columns, or -1 */
+	bool		db_utf8;
+};
+
+struct CloverFileRows
+{
+	const CloverRowPlan *plan;
+	const char *data;
+	size_t		len;
+	int			nelems;
+	int			maxelems;
+	uint32	   *elem_start;		/* byte span of each element */
+	uint32	   *elem_end;
+	JsonSlot   *slots;			/* nelems * plan->nslots */
+};
+
+/* State of one CloverSplitFile pass */
+typedef struct SplitState
+{
+	const unsigned char *buf;
+	size_t		len;
+	size_t		pos;
+	int			depth;
+	CloverFileRows *rows;
+	JsonSlot   *cur;			/* slots of the element being read */
+	char	   *errmsg;
+} SplitState;
+
+/* Error context of CloverFillRow */
+typedef struct FillContext
+{
+	const CloverFileRows *rows;
+	int			idx;
+	const CloverRowOrigin *origin;
+	const ColumnPlan *col;
+} FillContext;
+
+/* character classes inside strings */
+#define SC_PLAIN	0
+#define SC_QUOTE	1
+#define SC_ESCAPE	2
+#define SC_CONTROL	3
+#define SC_HIGH		4
+
+static unsigned char string_class[256];
+static bool string_class_ready = false;
+
+static void init_string_class(void);
+static PathNode *trie_insert(PathNode *root, const char *path, bool *created);
+static int	trie_number(PathNode *node, int next);
+static bool split_error(SplitState *s, const char *fmt,...) pg_attribute_printf(2, 3);
+static bool scan_value(SplitState *s, const PathNode *node, JsonSlot *target);
+static bool scan_object(SplitState *s, const PathNode *node);
+static bool scan_array(SplitState *s);
+static bool scan_string(SplitState *s, uint32 *start, uint32 *len,
+						bool *escaped);
+static bool scan_number(SplitState *s);
+static bool scan_elements(SplitState *s);
+static bool parse_int64_strict(const char *p, int len, int64 *out,
+							   bool *overflow);
+static bool unescape_string(const char *p, int len, StringInfo out,
+							const char **err);
+static Datum convert_slot(const ColumnPlan *col, const CloverFileRows *rows,
+						  int idx, const JsonSlot *slot, Datum raw,
+						  bool have_raw, bool *isnull);
+static void fill_error_callback(void *arg);
+
+/* ----------------------------------------------------------------
+ *		Clover's API answers (json-c)
+ * ----------------------------------------------------------------
+ */
+
+/*
+ * parse_json_c
+ *		Parse a complete JSON text with json-c; NULL and *errmsg on failure
+ *
+ * The caller owns the result and must json_object_put() it.
+ */
+static struct json_object *
+parse_json_c(const char *body, size_t len, char **errmsg)
+{
+	struct json_tokener *tok;
+	struct json_object *obj;
+	enum json_tokener_error jerr;
+	size_t		end;
+
+	if (len > INT_MAX)
+	{
+		*errmsg = pstrdup("The answer is too large.");
+		return NULL;
+	}
+	tok = json_tokener_new_ex(64);
+	if (tok == NULL)
+	{
+		*errmsg = pstrdup("Out of memory while parsing JSON.");
+		return NULL;
+	}
+	obj = json_tokener_parse_ex(tok, body, (int) len);
+	jerr = json_tokener_get_error(tok);
+	end = json_tokener_get_parse_end(tok);
+	json_tokener_free(tok);
+
+	if (obj == NULL || jerr != json_tokener_success)
+	{
+		if (obj)
+			json_object_put(obj);
+		*errmsg = psprintf("The answer is not valid JSON: %s.",
+						   jerr == json_tokener_continue ?
+						   "unexpected end of data" :
+						   json_tokener_error_desc(jerr));
+		return NULL;
+	}
+	while (end < len && (body[end] == ' ' || body[end] == '\n' ||
+						 body[end] == '\r' || body[end] == '\t'))
+		end++;
+	if (end != len)
+	{
+		json_object_put(obj);
+		*errmsg = psprintf("The answer has extra data after its JSON value at byte %zu.",
+						   end);
+		return NULL;
+	}
+	return obj;
+}
+
+/*
+ * valid_export_id
+ *		Export ids go into request paths: only letters, digits, '-' and '_'
+ */
+static bool
+valid_export_id(const char *id)
+{
+	const char *p;
+
+	if (*id == '\0' || strlen(id) > 64)
+		return false;
+	for (p = id; *p; p++)
+	{
+		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+			  (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * copy_noerr
+ *		palloc'd copy of a string that never throws: NULL when out of memory
+ *
+ * Used while a json-c object is held, so that nothing can longjmp past the
+ * json_object_put() that frees it.
+ */
+static char *
+copy_noerr(const char *s, size_t len)
+{
+	char	   *copy = MemoryContextAllocExtended(CurrentMemoryContext, len + 1,
+												  MCXT_ALLOC_NO_OOM);
+
+	if (copy)
+	{
+		memcpy(copy, s, len);
+		copy[len] = '\0';
+	}
+	return copy;
+}
+
+static char *
+json_string_copy(struct json_object *v)
+{
+	return copy_noerr(json_object_get_string(v), json_object_get_string_len(v));
+}
+
+/*
+ * export_object_fields
+ *		Copy what we use of an export object into *info, without throwing
+ *
+ * Returns NULL on success, else a constant saying what is wrong (with the
+ * element number in *bad_url for URL problems).
+ */
+static const char *
+export_object_fields(struct json_object *obj, CloverExportInfo *info,
+					 size_t *bad_url)
+{
+	struct json_object *v,
+			   *urls,
+			   *elements;
+	size_t		i,
+				n;
+
+	if (!json_object_is_type(obj, json_type_object))
+		return "The answer is not a JSON object.";
+
+	if (!json_object_object_get_ex(obj, "id", &v) ||
+		!json_object_is_type(v, json_type_string))
+		return "The export object has no \"id\" string.";
+	if ((info->id = json_string_copy(v)) == NULL)
+		return "Out of memory.";
+	if (!valid_export_id(info->id))
+		return "The export object's \"id\" contains unexpected characters.";
+
+	if (!json_object_object_get_ex(obj, "status", &v) ||
+		!json_object_is_type(v, json_type_string))
+		return "The export object has no \"status\" string.";
+	if ((info->status = copy_noerr(json_object_get_string(v),
+								   Min(json_object_get_string_len(v), 40))) == NULL)
+		return "Out of memory.";
+
+	info->percent = -1;
+	if (json_object_object_get_ex(obj, "percentComplete", &v) &&
+		(json_object_is_type(v, json_type_int) ||
+		 json_object_is_type(v, json_type_double)))
+		info->percent = Max(0, Min(100, json_object_get_int(v)));
+
+	info->available_until = 0;
+	if (json_object_object_get_ex(obj, "availableUntil", &v) &&
+		json_object_is_type(v, json_type_int))
+		info->available_until = json_object_get_int64(v);
+
+	info->nurls = 0;
+	info->urls = NULL;
+	if (!json_object_object_get_ex(obj, "exportUrls", &urls) ||
+		json_object_is_type(urls, json_type_null))
+		return NULL;
+	if (!json_object_object_get_ex(urls, "elements", &elements) ||
+		!json_object_is_type(elements, json_type_array))
+		return "The export object has \"exportUrls\" without an \"elements\" array.";
+
+	n = json_object_array_length(elements);
+	info->urls = MemoryContextAllocExtended(CurrentMemoryContext,
+											sizeof(char *) * (n + 1),
+											MCXT_ALLOC_NO_OOM | MCXT_ALLOC_ZERO);
+	if (info->urls == NULL)
+		return "Out of memory.";
+	for (i = 0; i < n; i++)
+	{
+		struct json_object *el = json_object_array_get_idx(elements, i);
+		struct json_object *url;
+
+		*bad_url = i + 1;
+		if (!json_object_is_type(el, json_type_object) ||
+			!json_object_object_get_ex(el, "url", &url) ||
+			!json_object_is_type(url, json_type_string))
+			return "An element of \"exportUrls\" has no \"url\" string.";
+		if ((info->urls[i] = json_string_copy(url)) == NULL)
+			return "Out of memory.";
+		info->nurls++;
+	}
+	return NULL;
+}
+
+/*
+ * CloverParseExportObject
+ *		Read Clover's export object (the answer to the POST and to polls)
+ *
+ * On failure returns false with a palloc'd description in *errmsg; the
+ * caller knows the HTTP context and reports it.
+ */
+bool
+CloverParseExportObject(const char *body, size_t len, CloverExportInfo *info,
+						char **errmsg)
+{
+	struct json_object *obj;
+	const char *problem;
+	size_t		bad_url = 0;
+
+	memset(info, 0, sizeof(*info));
+	obj = parse_json_c(body, len, errmsg);
+	if (obj == NULL)
+		return false;
+	problem = export_object_fields(obj, info, &bad_url);
+	json_object_put(obj);
+
+	if (problem == NULL)
+		return true;
+	if (bad_url > 0)
+		*errmsg = psprintf("%s (element %zu)", problem, bad_url);
+	else
+		*errmsg = pstrdup(problem);
+	return false;
+}
+
+/*
+ * CloverBuildExportRequest
+ *		The body of the POST that creates an export, palloc'd
+ *
+ * Times are JSON numbers, as in Clover's C# example.
+ */
+char *
+CloverBuildExportRequest(CloverExportType type, int64 start_ms, int64 end_ms)
+{
+	return psprintf("{\"type\": \"%s\", \"startTime\": " INT64_FORMAT
+					", \"endTime\": " INT64_FORMAT "}",
+					CloverExportTypeName(type), start_ms, end_ms);
+}
+
+/*
+ * sanitize_text
+ *		Printable ASCII copy of remote text, at most maxlen bytes, palloc'd
+ *
+ * Remote text goes into messages, whose encoding we do not control.
+ */
+static char *
+sanitize_text(const char *s, size_t len, size_t maxlen)
+{
+	StringInfoData buf;
+	size_t		i;
+
+	initStringInfo(&buf);
+	for (i = 0; i < len && (size_t) buf.len < maxlen; i++)
+	{
+		unsigned char c = (unsigned char) s[i];
+
+		if (c == '\n' || c == '\r' || c == '\t')
+			appendStringInfoChar(&buf, ' ');
+		else if (c >= 0x20 && c < 0x7f)
+			appendStringInfoChar(&buf, (char) c);
+		else
+			appendStringInfoChar(&buf, '?');
+	}
+	if (i < len)
+		appendStringInfoString(&buf, "...");
+	return buf.data;
+}
+
+/*
+ * CloverErrorBodyMessage
+ *		What an error answer says: its "message" (or "error") string if it
+ *		is a JSON object, else its text; printable, at most ~300 bytes
+ */
+char *
+CloverErrorBodyMessage(const char *body, size_t len)
+{
+	static const char *const keys[] = {"message", "error", "msg", NULL};
+	struct json_object *obj;
+	char	   *ignore;
+	char	   *message = NULL;
+	int			i;
+
+	if (len == 0)
+		return pstrdup("(empty body)");
+
+	obj = parse_json_c(body, len, &ignore);
+	if (obj)
+	{
+		for (i = 0; keys[i] && message == NULL; i++)
+		{
+			struct json_object *v;
+
+			if (json_object_is_type(obj, json_type_object) &&
+				json_object_object_get_ex(obj, keys[i], &v) &&
+				json_object_is_type(v, json_type_string))
+				message = json_string_copy(v);
+		}
+		json_object_put(obj);
+	}
+	if (message)
+		return sanitize_text(message, strlen(message), 300);
+	return sanitize_text(body, len, 300);
+}
+
+/* ----------------------------------------------------------------
+ *		Row plan: which paths to find, how to convert them
+ * ----------------------------------------------------------------
+ */
+
+/*
+ * trie_insert
+ *		Find or add the node of a dotted path; *created tells which
+ */
+static PathNode *
+trie_insert(PathNode *root, const char *path, bool *created)
+{
+	PathNode   *node = root;
+	const char *p = path;
+
+	*created = false;
+	for (;;)
+	{
+		const char *dot = strchr(p, '.');
+		int			keylen = dot ? (int) (dot - p) : (int) strlen(p);
+		PathNode   *child = NULL;
+		int			i;
+
+		for (i = 0; i < node->nchildren; i++)
+		{
+			if (node->children[i]->keylen == keylen &&
+				memcmp(node->children[i]->key, p, keylen) == 0)
+			{
+				child = node->children[i];
+				break;
+			}
+		}
+		if (child == NULL)
+		{
+			child = palloc0(sizeof(PathNode));
+			child->key = pnstrdup(p, keylen);
+			child->keylen = keylen;
+			child->slot = -1;
+			if (node->nchildren == 0)
+				node->children = palloc(sizeof(PathNode *));
+			else
+				node->children = repalloc(node->children,
+										  sizeof(PathNode *) * (node->nchildren + 1));
+			node->children[node->nchildren++] = child;
+		}
+		node = child;
+		if (dot == NULL)
+			break;
+		p = dot + 1;
+	}
+	if (node->slot < 0)
+	{
+		node->slot = 0;			/* numbered later by trie_number */
+		*created = true;
+	}
+	return node;
+}
+
+/*
+ * trie_number
+ *		Number the target nodes depth-first, so that every subtree's slots
+ *		are one contiguous range; returns the next free slot number
+ */
+static int
+trie_number(PathNode *node, int next)
+{
+	int			i;
+
+	node->first_slot = next;
+	if (node->slot >= 0)
+		node->slot = next++;
+	for (i = 0; i < node->nchildren; i++)
+		next = trie_number(node->children[i], next);
+	node->end_slot = next;
+	return next;
+}
+
+static ConvKind
+conv_kind_for_type(Oid typid)
+{
+	switch (typid)
+	{
+		case TEXTOID:
+			return CONV_TEXT;
+		case INT2OID:
+			return CONV_INT2;
+		case INT4OID:
+			return CONV_INT4;
+		case INT8OID:
+			return CONV_INT8;
+		case NUMERICOID:
+			return CONV_NUMERIC;
+		case BOOLOID:
+			return CONV_BOOL;
+		case TIMESTAMPTZOID:
+			return CONV_TIMESTAMPTZ;
+		case TIMESTAMPOID:
+			return CONV_TIMESTAMP;
+		case DATEOID:
+			return CONV_DATE;
+		case JSONOID:
+			return CONV_JSON;
+		case JSONBOID:
+			return CONV_JSONB;
+	}
+	return CONV_INPUT;
+}
+
+/*
+ * CloverMakeRowPlan
+ *		Decide, once per scan, how each needed column is filled
+ *
+ * attrs_used holds attribute numbers offset by
+ * FirstLowInvalidHeapAttributeNumber (as pull_varattnos makes them);
+ * need_all asks for every column (a whole-row reference).  Columns not
+ * needed stay NULL.  The plan is palloc'd in the current memory context.
+ */
+CloverRowPlan *
+CloverMakeRowPlan(Relation rel, Bitmapset *attrs_used, bool need_all)
+{
+	TupleDesc	tupdesc = RelationGetDescr(rel);
+	CloverRowPlan *plan = palloc0(sizeof(CloverRowPlan));
+	PathNode   *created_node,
+			   *id_node;
+	PathNode  **col_nodes;
+	bool		created;
+	int			i;
+
+	plan->root = palloc0(sizeof(PathNode));
+	plan->root->slot = -1;
+	plan->raw_jsonb_col = -1;
+	plan->db_utf8 = (GetDatabaseEncoding() == PG_UTF8);
+	plan->columns = palloc0(sizeof(ColumnPlan) * tupdesc->natts);
+	col_nodes = palloc0(sizeof(PathNode *) * tupdesc->natts);
+
+	created_node = trie_insert(plan->root, CLOVER_TIME_KEY, &created);
+	id_node = trie_insert(plan->root, "id", &created);
+
+	for (i = 0; i < tupdesc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+		ColumnPlan *col;
+		char	   *path;
+
+		if (att->attisdropped)
+			continue;
+		if (!need_all &&
+			!bms_is_member(att->attnum - FirstLowInvalidHeapAttributeNumber,
+						   attrs_used))
+			continue;
+
+		col = &plan->columns[plan->ncolumns];
+		col->attidx = i;
+		col->attname = pstrdup(NameStr(att->attname));
+		col->typid = att->atttypid;
+		col->typmod = att->atttypmod;
+		col->kind = conv_kind_for_type(att->atttypid);
+		if (col->kind == CONV_INPUT)
+		{
+			Oid			infunc;
+
+			getTypeInputInfo(att->atttypid, &infunc, &col->ioparam);
+			fmgr_info(infunc, &col->input);
+		}
+
+		path = CloverColumnJsonPath(RelationGetRelid(rel), att->attnum,
+									col->attname);
+		if (strcmp(path, CLOVER_WHOLE_OBJECT_PATH) == 0)
+		{
+			col->whole_object = true;
+			if (col->kind == CONV_JSONB && plan->raw_jsonb_col < 0)
+				plan->raw_jsonb_col = plan->ncolumns;
+		}
+		else
+		{
+			char	   *p = pstrdup(path);
+			char	   *tok;
+
+			col_nodes[plan->ncolumns] = trie_insert(plan->root, path, &created);
+			col->keys = palloc(sizeof(char *) * (strlen(path) + 1));
+			for (tok = strtok(p, "."); tok; tok = strtok(NULL, "."))
+				col->keys[col->nkeys++] = tok;
+		}
+		plan->ncolumns++;
+	}
+
+	plan->nslots = trie_number(plan->root, 0);
+	plan->created_slot = created_node->slot;
+	plan->id_slot = id_node->slot;
+	for (i = 0; i < plan->ncolumns; i++)
+	{
+		if (!plan->columns[i].whole_object)
+			plan->columns[i].slot = col_nodes[i]->slot;
+	}
+	pfree(col_nodes);
+	return plan;
+}
+
+/* ----------------------------------------------------------------
+ *		Splitting a file: one validating pass
+ * ----------------------------------------------------------------
+ */
+
+static void
+init_string_class(void)
+{
+	int			c;
+
+	for (c = 0; c < 256; c++)
+	{
+		if (c < 0x20)
+			string_class[c] = SC_CONTROL;
+		else if (c >= 0x80)
+			string_class[c] = SC_HIGH;
+		else
+			string_class[c] = SC_PLAIN;
+	}
+	string_class['"'] = SC_QUOTE;
+	string_class['\\'] = SC_ESCAPE;
+	string_class_ready = true;
+}
+
+/*
+ * split_error
+ *		Record why the file is rejected, with the byte offset; returns false
+ */
+static bool
+split_error(SplitState *s, const char *fmt,...)
+{
+	StringInfoData buf;
+	va_list		args;
+
+	if (s->errmsg)
+		return false;			/* keep the first, innermost reason */
+	initStringInfo(&buf);
+	for (;;)
+	{
+		int			needed;
+
+		va_start(args, fmt);
+		needed = appendStringInfoVA(&buf, fmt, args);
+		va_end(args);
+		if (needed == 0)
+			break;
+		enlargeStringInfo(&buf, needed);
+	}
+	appendStringInfo(&buf, " at byte offset %zu", s->pos);
+	s->errmsg = buf.data;
+	return false;
+}
+
+static inline void
+skip_ws(SplitState *s)
+{
+	while (s->pos < s->len)
+	{
+		unsigned char c = s->buf[s->pos];
+
+		if (c != ' ' && c != '\n' && c != '\r' && c != '\t')
+			break;
+		s->pos++;
+	}
+}
+
+/*
+ * scan_string
+ *		Check a string starting at the opening quote; report its contents'
+ *		span and whether it contains escapes
+ */
+static bool
+scan_string(SplitState *s, uint32 *start, uint32 *len, bool *escaped)
+{
+	const unsigned char *buf = s->buf;
+	size_t		p = s->pos + 1;
+	size_t		end = s->len;
+
+	*start = (uint32) p;
+	*escaped = false;
+	for (;;)
+	{
+		while (p < end && string_class[buf[p]] == SC_PLAIN)
+			p++;
+		if (p >= end)
+		{
+			s->pos = p;
+			return split_error(s, "Unterminated string");
+		}
+		switch (string_class[buf[p]])
+		{
+			case SC_QUOTE:
+				*len = (uint32) (p - *start);
+				s->pos = p + 1;
+				return true;
+			case SC_ESCAPE:
+				*escaped = true;
+				if (p + 1 >= end)
+				{
+					s->pos = p;
+					return split_error(s, "Unterminated string");
+				}
+				switch (buf[p + 1])
+				{
+					case '"':
+					case '\\':
+					case '/':
+					case 'b':
+					case 'f':
+					case 'n':
+					case 'r':
+					case 't':
+						p += 2;
+						break;
+					case 'u':
+						{
+							int			i;
+
+							for (i = 2; i < 6; i++)
+							{
+								if (p + i >= end || !isxdigit(buf[p + i]))
+								{
+									s->pos = p;
+									return split_error(s, "Invalid \\u escape");
+								}
+							}
+							p += 6;
+							break;
+						}
+					default:
+						s->pos = p;
+						return split_error(s, "Invalid escape sequence");
+				}
+				break;
+			case SC_CONTROL:
+				s->pos = p;
+				return split_error(s, "Unescaped control character in string");
+			case SC_HIGH:
+				{
+					int			n = pg_utf_mblen(&buf[p]);
+
+					if (n < 2 || p + n > end || !pg_utf8_islegal(&buf[p], n))
+					{
+						s->pos = p;
+						return split_error(s, "Invalid UTF-8 in string");
+					}
+					p += n;
+					break;
+				}
+		}
+	}
+}
+
+/*
+ * scan_number
+ *		Check a number against the JSON grammar
+ */
+static bool
+scan_number(SplitState *s)
+{
+	const unsigned char *buf = s->buf;
+	size_t		p = s->pos;
+	size_t		end = s->len;
+
+	if (p < end && buf[p] == '-')
+		p++;
+	if (p < end && buf[p] == '0')
+		p++;
+	else if (p < end && buf[p] >= '1' && buf[p] <= '9')
+	{
+		while (p < end && isdigit(buf[p]))
+			p++;
+	}
+	else
+		return split_error(s, "Invalid number");
+	if (p < end && buf[p] == '.')
+	{
+		p++;
+		if (p >= end || !isdigit(buf[p]))
+		{
+			s->pos = p;
+			return split_error(s, "Invalid number");
+		}
+		while (p < end && isdigit(buf[p]))
+			p++;
+	}
+	if (p < end && (buf[p] == 'e' || buf[p] == 'E'))
+	{
+		p++;
+		if (p < end && (buf[p] == '+' || buf[p] == '-'))
+			p++;
+		if (p >= end || !isdigit(buf[p]))
+		{
+			s->pos = p;
+			return split_error(s, "Invalid number");
+		}
+		while (p < end && isdigit(buf[p]))
+			p++;
+	}
+	s->pos = p;
+	return true;
+}
+
+static bool
+scan_literal(SplitState *s, const char *word)
+{
+	size_t		n = strlen(word);
+
+	if (s->len - s->pos < n || memcmp(s->buf + s->pos, word, n) != 0)
+		return split_error(s, "Invalid literal");
+	s->pos += n;
+	return true;
+}
+
+/*
+ * scan_value
+ *		Check one value; record its span in target (if any); if it is an
+ *		object and node has children, record the paths below it too
+ */
+static bool
+scan_value(SplitState *s, const PathNode *node, JsonSlot *target)
+{
+	size_t		start;
+	uint8		type;
+	uint32		sstart = 0,
+				slen = 0;
+	bool		escaped = false;
+
+	skip_ws(s);
+	if (s->pos >= s->len)
+		return split_error(s, "Unexpected end of data");
+	start = s->pos;
+
+	switch (s->buf[s->pos])
+	{
+		case '{':
+			if (!scan_object(s, node))
+				return false;
+			type = SLOT_OBJECT;
+			break;
+		case '[':
+			if (!scan_array(s))
+				return false;
+			type = SLOT_ARRAY;
+			break;
+		case '"':
+			if (!scan_string(s, &sstart, &slen, &escaped))
+				return false;
+			type = SLOT_STRING;
+			break;
+		case 't':
+			if (!scan_literal(s, "true"))
+				return false;
+			type = SLOT_TRUE;
+			break;
+		case 'f':
+			if (!scan_literal(s, "false"))
+				return false;
+			type = SLOT_FALSE;
+			break;
+		case 'n':
+			if (!scan_literal(s, "null"))
+				return false;
+			type = SLOT_NULL;
+			break;
+		default:
+			if (s->buf[s->pos] != '-' && !isdigit(s->buf[s->pos]))
+				return split_error(s, "Unexpected character");
+			if (!scan_number(s))
+				return false;
+			type = SLOT_NUMBER;
+			break;
+	}
+
+	if (target)
+	{
+		target->type = type;
+		target->escaped = escaped;
+		if (type == SLOT_STRING)
+		{
+			target->start = sstart;
+			target->len = slen;
+		}
+		else
+		{
+			target->start = (uint32) start;
+			target->len = (uint32) (s->pos - start);
+		}
+	}
+	return true;
+}
+
+/*
+ * find_child
+ *		The trie child for a key (raw bytes, possibly escaped), or NULL
+ */
+static const PathNode *
+find_child(const PathNode *node, const char *key, int keylen, bool escaped)
+{
+	int			i;
+
+	if (escaped)
+	{
+		StringInfoData buf;
+		const char *err;
+		const PathNode *found = NULL;
+
+		initStringInfo(&buf);
+		if (unescape_string(key, keylen, &buf, &err))
+			found = find_child(node, buf.data, buf.len, false);
+		pfree(buf.data);
+		return found;
+	}
+	for (i = 0; i < node->nchildren; i++)
+	{
+		const PathNode *child = node->children[i];
+
+		if (child->keylen == keylen && memcmp(child->key, key, keylen) == 0)
+			return child;
+	}
+	return NULL;
+}
+
+/*
+ * scan_object
+ *		Check an object; node (may be NULL) says which keys to record
+ */
+static bool
+scan_object(SplitState *s, const PathNode *node)
+{
+	if (++s->depth > MAX_JSON_DEPTH)
+		return split_error(s, "JSON nested deeper than %d levels",
+						   MAX_JSON_DEPTH);
+	s->pos++;					/* '{' */
+	skip_ws(s);
+	if (s->pos < s->len && s->buf[s->pos] == '}')
+	{
+		s->pos++;
+		s->depth--;
+		return true;
+	}
+	for (;;)
+	{
+		uint32		kstart,
+					klen;
+		bool		kescaped;
+		const PathNode *child = NULL;
+		JsonSlot   *target = NULL;
+
+		skip_ws(s);
+		if (s->pos >= s->len || s->buf[s->pos] != '"')
+			return split_error(s, "Expected a string key");
+		if (!scan_string(s, &kstart, &klen, &kescaped))
+			return false;
+		skip_ws(s);
+		if (s->pos >= s->len || s->buf[s->pos] != ':')
+			return split_error(s, "Expected ':'");
+		s->pos++;
+
+		if (node && node->nchildren > 0 && s->cur)
+			child = find_child(node, (const char *) s->buf + kstart, klen,
+							   kescaped);
+		if (child)
+		{
+			/* a repeated key replaces everything recorded below it */
+			if (child->end_slot > child->first_slot)
+				memset(&s->cur[child->first_slot], 0,
+					   sizeof(JsonSlot) * (child->end_slot - child->first_slot));
+			if (child->slot >= 0)
+				target = &s->cur[child->slot];
+		}
+		if (!scan_value(s, child, target))
+			return false;
+
+		skip_ws(s);
+		if (s->pos >= s->len)
+			return split_error(s, "Unexpected end of data in object");
+		if (s->buf[s->pos] == ',')
+		{
+			s->pos++;
+			continue;
+		}
+		if (s->buf[s->pos] == '}')
+		{
+			s->pos++;
+			break;
+		}
+		return split_error(s, "Expected ',' or '}'");
+	}
+	s->depth--;
+	return true;
+}
+
+/*
+ * scan_array
+ *		Check an array whose values are not recorded
+ */
+static bool
+scan_array(SplitState *s)
+{
+	if (++s->depth > MAX_JSON_DEPTH)
+		return split_error(s, "JSON nested deeper than %d levels",
+						   MAX_JSON_DEPTH);
+	s->pos++;					/* '[' */
+	skip_ws(s);
+	if (s->pos < s->len && s->buf[s->pos] == ']')
+	{
+		s->pos++;
+		s->depth--;
+		return true;
+	}
+	for (;;)
+	{
+		if (!scan_value(s, NULL, NULL))
+			return false;
+		skip_ws(s);
+		if (s->pos >= s->len)
+			return split_error(s, "Unexpected end of data in array");
+		if (s->buf[s->pos] == ',')
+		{
+			s->pos++;
+			continue;
+		}
+		if (s->buf[s->pos] == ']')
+		{
+			s->pos++;
+			break;
+		}
+		return split_error(s, "Expected ',' or ']'");
+	}
+	s->depth--;
+	return true;
+}
+
+/*
+ * add_element
+ *		Make room for one more element and return its (zeroed) slots
+ */
+static JsonSlot *
+add_element(CloverFileRows *rows)
+{
+	int			nslots = rows->plan->nslots;
+	JsonSlot   *slots;
+
+	if (rows->nelems == rows->maxelems)
+	{
+		int			newmax = rows->maxelems * 2;
+
+		rows->elem_start = repalloc(rows->elem_start, sizeof(uint32) * newmax);
+		rows->elem_end = repalloc(rows->elem_end, sizeof(uint32) * newmax);
+		rows->slots = repalloc(rows->slots, sizeof(JsonSlot) * nslots * newmax);
+		rows->maxelems = newmax;
+	}
+	slots = &rows->slots[rows->nelems * nslots];
+	memset(slots, 0, sizeof(JsonSlot) * nslots);
+	return slots;
+}
+
+/*
+ * scan_elements
+ *		Check the "elements" array, recording each element and its paths
+ */
+static bool
+scan_elements(SplitState *s)
+{
+	CloverFileRows *rows = s->rows;
+
+	if (rows->nelems > 0)
+		return split_error(s, "More than one \"elements\" array");
+	skip_ws(s);
+	if (s->pos >= s->len || s->buf[s->pos] != '[')
+		return split_error(s, "\"elements\" is not an array");
+	s->depth++;
+	s->pos++;
+	skip_ws(s);
+	if (s->pos < s->len && s->buf[s->pos] == ']')
+	{
+		s->pos++;
+		s->depth--;
+		return true;
+	}
+	for (;;)
+	{
+		skip_ws(s);
+		if (s->pos >= s->len)
+			return split_error(s, "Unexpected end of data in \"elements\"");
+		if (s->buf[s->pos] != '{')
+			return split_error(s, "Element %d of \"elements\" is not an object",
+							   rows->nelems + 1);
+		s->cur = add_element(rows);
+		rows->elem_start[rows->nelems] = (uint32) s->pos;
+		if (!scan_object(s, rows->plan->root))
+			return false;
+		rows->elem_end[rows->nelems] = (uint32) s->pos;
+		rows->nelems++;
+		s->cur = NULL;
+
+		CHECK_FOR_INTERRUPTS();
+		skip_ws(s);
+		if (s->pos >= s->len)
+			return split_error(s, "Unexpected end of data in \"elements\"");
+		if (s->buf[s->pos] == ',')
+		{
+			s->pos++;
+			continue;
+		}
+		if (s->buf[s->pos] == ']')
+		{
+			s->pos++;
+			break;
+		}
+		return split_error(s, "Expected ',' or ']' after element %d",
+						   rows->nelems);
+	}
+	s->depth--;
+	return true;
+}
+
+/*
+ * CloverSplitFile
+ *		Validate a whole export file and find its elements and their paths
+ *
+ * Returns NULL with a palloc'd reason in *errmsg (naming the byte offset or
+ * the element) if the file is not valid JSON, is not an object with an
+ * "elements" array, or has an element that is not an object.  The result
+ * points into data, which must outlive it; everything is palloc'd in the
+ * current memory context.
+ */
+CloverFileRows *
+CloverSplitFile(const CloverRowPlan *plan, const char *data, size_t len,
+				char **errmsg)
+{
+	SplitState	s;
+	CloverFileRows *rows;
+	bool		seen_elements = false;
+
+	if (!string_class_ready)
+		init_string_class();
+	if (len >= UINT32_MAX)
+	{
+		*errmsg = psprintf("The file of %zu bytes is too large", len);
+		return NULL;
+	}
+
+	rows = palloc0(sizeof(CloverFileRows));
+	rows->plan = plan;
+	rows->data = data;
+	rows->len = len;
+	rows->maxelems = 64;
+	rows->elem_start = palloc(sizeof(uint32) * rows->maxelems);
+	rows->elem_end = palloc(sizeof(uint32) * rows->maxelems);
+	rows->slots = palloc(sizeof(JsonSlot) * Max(plan->nslots, 1) * rows->maxelems);
+
+	memset(&s, 0, sizeof(s));
+	s.buf = (const unsigned char *) data;
+	s.len = len;
+	s.rows = rows;
+
+	skip_ws(&s);
+	if (s.pos >= s.len || s.buf[s.pos] != '{')
+	{
+		split_error(&s, s.pos >= s.len ? "The file is empty" :
+					"The file is not a JSON object");
+		goto fail;
+	}
+
+	/* the top-level object, by hand: only "elements" is of interest */
+	s.depth = 1;
+	s.pos++;
+	skip_ws(&s);
+	if (s.pos < s.len && s.buf[s.pos] == '}')
+		s.pos++;
+	else
+	{
+		for (;;)
+		{
+			uint32		kstart,
+						klen;
+			bool		kescaped;
+
+			skip_ws(&s);
+			if (s.pos >= s.len || s.buf[s.pos] != '"')
+			{
+				split_error(&s, "Expected a string key");
+				goto fail;
+			}
+			if (!scan_string(&s, &kstart, &klen, &kescaped))
+				goto fail;
+			skip_ws(&s);
+			if (s.pos >= s.len || s.buf[s.pos] != ':')
+			{
+				split_error(&s, "Expected ':'");
+				goto fail;
+			}
+			s.pos++;
+			if (klen == 8 && !kescaped &&
+				memcmp(s.buf + kstart, "elements", 8) == 0)
+			{
+				if (seen_elements)
+				{
+					split_error(&s, "More than one \"elements\" array");
+					goto fail;
+				}
+				seen_elements = true;
+				if (!scan_elements(&s))
+					goto fail;
+			}
+			else if (!scan_value(&s, NULL, NULL))
+				goto fail;
+			skip_ws(&s);
+			if (s.pos >= s.len)
+			{
+				split_error(&s, "Unexpected end of data");
+				goto fail;
+			}
+			if (s.buf[s.pos] == ',')
+			{
+				s.pos++;
+				continue;
+			}
+			if (s.buf[s.pos] == '}')
+			{
+				s.pos++;
+				break;
+			}
+			split_error(&s, "Expected ',' or '}'");
+			goto fail;
+		}
+	}
+	skip_ws(&s);
+	if (s.pos != s.len)
+	{
+		split_error(&s, "Unexpected data after the end of the JSON object");
+		goto fail;
+	}
+	if (!seen_elements)
+	{
+		*errmsg = pstrdup("The file has no \"elements\" array");
+		return NULL;
+	}
+	return rows;
+
+fail:
+	*errmsg = s.errmsg;
+	return NULL;
+}
+
+int
+CloverFileRowCount(const CloverFileRows *rows)
+{
+	return rows->nelems;
+}
+
+static inline const JsonSlot *
+row_slot(const CloverFileRows *rows, int idx, int slot)
+{
+	return &rows->slots[idx * rows->plan->nslots + slot];
+}
+
+/* ----------------------------------------------------------------
+ *		Converting values
+ * ----------------------------------------------------------------
+ */
+
+/*
+ * parse_int64_strict
+ *		Parse JSON integer syntax (-?digits) into *out
+ *
+ * Returns false if the text is not an integer; *overflow tells whether it
+ * was an integer too large for int64.
+ */
+static bool
+parse_int64_strict(const char *p, int len, int64 *out, bool *overflow)
+{
+	const char *end = p + len;
+	bool		neg = false;
+	uint64		acc = 0;
+
+	*overflow = false;
+	if (p < end && *p == '-')
+	{
+		neg = true;
+		p++;
+	}
+	if (p >= end)
+		return false;
+	for (; p < end; p++)
+	{
+		if (*p < '0' || *p > '9')
+			return false;
+		if (acc > (PG_UINT64_MAX - 9) / 10)
+			*overflow = true;
+		acc = acc * 10 + (*p - '0');
+	}
+	if (*overflow || acc > (uint64) PG_INT64_MAX + (neg ? 1 : 0))
+	{
+		*overflow = true;
+		return false;
+	}
+	*out = neg ? (int64) (0 - acc) : (int64) acc;
+	return true;
+}
+
+/*
+ * CloverRowCreatedTime
+ *		The element's createdTime; false if absent or not whole milliseconds
+ */
+bool
+CloverRowCreatedTime(const CloverFileRows *rows, int idx, TimestampTz *created)
+{
+	const JsonSlot *slot = row_slot(rows, idx, rows->plan->created_slot);
+	int64		ms;
+	bool		overflow;
+
+	if ((slot->type != SLOT_NUMBER && slot->type != SLOT_STRING) ||
+		slot->escaped ||
+		!parse_int64_strict(rows->data + slot->start, slot->len, &ms,
+							&overflow) ||
+		ms < -((int64) 1 << 50) || ms > ((int64) 1 << 50))
+		return false;
+	*created = CloverUnixMsToTimestamp(ms);
+	return true;
+}
+
+/*
+ * CloverRowId
+ *		The element's "id" for messages: printable, truncated, palloc'd
+ */
+char *
+CloverRowId(const CloverFileRows *rows, int idx)
+{
+	const JsonSlot *slot = row_slot(rows, idx, rows->plan->id_slot);
+
+	if (slot->type != SLOT_STRING)
+		return pstrdup("(no id)");
+	return sanitize_text(rows->data + slot->start, slot->len, MAX_ID_ECHO);
+}
+
+/*
+ * hex_value
+ *		Value of four hex digits
+ */
+static int
+hex_value(const char *p)
+{
+	int			v = 0;
+	int			i;
+
+	for (i = 0; i < 4; i++)
+	{
+		char		c = p[i];
+
+		v <<= 4;
+		if (c >= '0' && c <= '9')
+			v |= c - '0';
+		else if (c >= 'a' && c <= 'f')
+			v |= c - 'a' + 10;
+		else
+			v |= c - 'A' + 10;
+	}
+	return v;
+}
+
+/*
+ * unescape_string
+ *		Decode a validated JSON string's contents into UTF-8
+ *
+ * Fails (with *err) for what PostgreSQL text cannot hold: \u0000 and
+ * unpaired surrogates.
+ */
+static bool
+unescape_string(const char *p, int len, StringInfo out, const char **err)
+{
+	const char *end = p + len;
+
+	while (p < end)
+	{
+		const char *bs = memchr(p, '\\', end - p);
+		int			cp;
+		unsigned char utf8[4];
+
+		if (bs == NULL)
+		{
+			appendBinaryStringInfo(out, p, end - p);
+			break;
+		}
+		appendBinaryStringInfo(out, p, bs - p);
+		p = bs + 1;
+		switch (*p)
+		{
+			case 'b':
+				appendStringInfoChar(out, '\b');
+				p++;
+				continue;
+			case 'f':
+				appendStringInfoChar(out, '\f');
+				p++;
+				continue;
+			case 'n':
+				appendStringInfoChar(out, '\n');
+				p++;
+				continue;
+			case 'r':
+				appendStringInfoChar(out, '\r');
+				p++;
+				continue;
+			case 't':
+				appendStringInfoChar(out, '\t');
+				p++;
+				continue;
+			case 'u':
+				break;
+			default:			/* '"', '\\', '/' */
+				appendStringInfoChar(out, *p);
+				p++;
+				continue;
+		}
+
+		cp = hex_value(p + 1);
+		p += 5;
+		if (cp >= 0xD800 && cp <= 0xDBFF)
+		{
+			int			lo;
+
+			if (end - p < 6 || p[0] != '\\' || p[1] != 'u' ||
+				(lo = hex_value(p + 2)) < 0xDC00 || lo > 0xDFFF)
+			{
+				*err = "unpaired Unicode surrogate in \\u escape";
+				return false;
+			}
+			cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+			p += 6;
+		}
+		else if (cp >= 0xDC00 && cp <= 0xDFFF)
+		{
+			*err = "unpaired Unicode surrogate in \\u escape";
+			return false;
+		}
+		if (cp == 0)
+		{
+			*err = "\\u0000 cannot be stored in a PostgreSQL text value";
+			return false;
+		}
+		unicode_to_utf8((pg_wchar) cp, utf8);
+		appendBinaryStringInfo(out, (const char *) utf8, pg_utf_mblen(utf8));
+	}
+	return true;
+}
+
+/*
+ * conversion_error
+ *		Report a value that does not fit its column
+ *
+ * The error context (fill_error_callback) adds the object, file and export.
+ */
+static void
+conversion_error(const ColumnPlan *col, const char *detail)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
+			 errmsg("cannot store Clover value in column \"%s\" of type %s",
+					col->attname, format_type_with_typemod(col->typid, col->typmod)),
+			 errdetail("%s", detail)));
+}
+
+/*
+ * server_string
+ *		A string of the file (UTF-8) in the database encoding, palloc'd and
+ *		NUL-terminated
+ */
+static char *
+server_string(const CloverRowPlan *plan, const char *s, int len)
+{
+	char	   *copy = pnstrdup(s, len);
+
+	if (plan->db_utf8)
+		return copy;
+	return pg_any_to_server(copy, len, PG_UTF8);
+}
+
+/*
+ * slot_text
+ *		The text form of a value: a string's decoded contents, or any other
+ *		value's JSON text; palloc'd, NUL-terminated, in the database encoding
+ */
+static char *
+slot_text(const ColumnPlan *col, const CloverFileRows *rows,
+		  const JsonSlot *slot)
+{
+	const char *src = rows->data + slot->start;
+	StringInfoData buf;
+	const char *err;
+
+	if (slot->type != SLOT_STRING || !slot->escaped)
+		return server_string(rows->plan, src, slot->len);
+
+	initStringInfo(&buf);
+	if (!unescape_string(src, slot->len, &buf, &err))
+		conversion_error(col, err);
+	if (rows->plan->db_utf8)
+		return buf.data;
+	return pg_any_to_server(buf.data, buf.len, PG_UTF8);
+}
+
+/*
+ * slot_json_text
+ *		A value's JSON text (strings with their quotes), as for json/jsonb
+ */
+static char *
+slot_json_text(const CloverFileRows *rows, const JsonSlot *slot)
+{
+	if (slot->type == SLOT_STRING)
+		return server_string(rows->plan, rows->data + slot->start - 1,
+							 slot->len + 2);
+	return server_string(rows->plan, rows->data + slot->start, slot->len);
+}
+
+/*
+ * ms_value
+ *		Epoch milliseconds from a number or a string of digits
+ */
+static int64
+ms_value(const ColumnPlan *col, const CloverFileRows *rows,
+		 const JsonSlot *slot)
+{
+	int64		ms;
+	bool		overflow;
+
+	if ((slot->type != SLOT_NUMBER && slot->type != SLOT_STRING) ||
+		slot->escaped ||
+		!parse_int64_strict(rows->data + slot->start, slot->len, &ms,
+							&overflow))
+		conversion_error(col,
+						 psprintf("Value %s is not a whole number of epoch milliseconds.",
+								  sanitize_text(rows->data + slot->start,
+												slot->len, 60)));
+	return ms;
+}
+
+/*
+ * ms_to_timestamp
+ *		Epoch milliseconds to a finite TimestampTz, or an error
+ */
+static TimestampTz
+ms_to_timestamp(const ColumnPlan *col, int64 ms)
+{
+	int64		us;
+
+	if (pg_mul_s64_overflow(ms, 1000, &us) ||
+		pg_sub_s64_overflow(us, UNIX_TO_PG_EPOCH_USECS, &us) ||
+		!IS_VALID_TIMESTAMP(us))
+		conversion_error(col,
+						 psprintf("Epoch milliseconds " INT64_FORMAT " are out of range for type %s.",
+								  ms, format_type_be(col->typid)));
+	return us;
+}
+
+/*
+ * integer_value
+ *		An integer column's value from a JSON number, range-checked
+ */
+static int64
+integer_value(const ColumnPlan *col, const CloverFileRows *rows,
+			  const JsonSlot *slot, int64 min, int64 max)
+{
+	const char *src = rows->data + slot->start;
+	int64		v;
+	bool		overflow;
+
+	if (!parse_int64_strict(src, slot->len, &v, &overflow))
+		conversion_error(col,
+						 psprintf(overflow ?
+								  "Value %s is out of range for type %s." :
+								  "Value %s is not an integer.",
+								  sanitize_text(src, slot->len, 60),
+								  format_type_be(col->typid)));
+	if (v < min || v > max)
+		conversion_error(col,
+						 psprintf("Value %s is out of range for type %s.",
+								  sanitize_text(src, slot->len, 60),
+								  format_type_be(col->typid)));
+	return v;
+}
+
+/*
+ * jsonb_from_raw
+ *		Cut a jsonb column's value out of the row's whole-object jsonb
+ */
+static Datum
+jsonb_from_raw(const ColumnPlan *col, Datum raw, bool *isnull)
+{
+	JsonbContainer *container = &DatumGetJsonbP(raw)->root;
+	JsonbValue	v;
+	int			i;
+
+	for (i = 0; i < col->nkeys; i++)
+	{
+		if (!JsonContainerIsObject(container) ||
+			getKeyJsonValueFromContainer(container, col->keys[i],
+										 strlen(col->keys[i]), &v) == NULL)
+		{
+			*isnull = true;
+			return (Datum) 0;
+		}
+		if (i < col->nkeys - 1)
+		{
+			if (v.type != jbvBinary)
+			{
+				*isnull = true;
+				return (Datum) 0;
+			}
+			container = v.val.binary.data;
+		}
+	}
+	if (v.type == jbvNull)
+	{
+		*isnull = true;
+		return (Datum) 0;
+	}
+	return JsonbPGetDatum(JsonbValueToJsonb(&v));
+}
+
+static const char *
+slot_type_name(const JsonSlot *slot)
+{
+	switch ((SlotType) slot->type)
+	{
+		case SLOT_STRING:
+			return "a string";
+		case SLOT_NUMBER:
+			return "a number";
+		case SLOT_TRUE:
+		case SLOT_FALSE:
+			return "a boolean";
+		case SLOT_OBJECT:
+			return "an object";
+		case SLOT_ARRAY:
+			return "an array";
+		default:
+			return "null";
+	}
+}
+
+/*
+ * convert_slot
+ *		One column's Datum from its slot
+ *
+ * raw is the row's whole-object jsonb, if have_raw.
+ */
+static Datum
+convert_slot(const ColumnPlan *col, const CloverFileRows *rows, int idx,
+			 const JsonSlot *slot, Datum raw, bool have_raw, bool *isnull)
+{
+	const char *src = rows->data + slot->start;
+
+	*isnull = false;
+	if (slot->type == SLOT_ABSENT || slot->type == SLOT_NULL)
+	{
+		*isnull = true;
+		return (Datum) 0;
+	}
+
+	switch (col->kind)
+	{
+		case CONV_TEXT:
+			if (slot->type == SLOT_STRING && !slot->escaped &&
+				rows->plan->db_utf8)
+				return PointerGetDatum(cstring_to_text_with_len(src, slot->len));
+			return CStringGetTextDatum(slot_text(col, rows, slot));
+
+		case CONV_JSON:
+			return CStringGetTextDatum(slot_json_text(rows, slot));
+
+		case CONV_JSONB:
+			if (have_raw)
+				return jsonb_from_raw(col, raw, isnull);
+			return DirectFunctionCall1(jsonb_in,
+									   CStringGetDatum(slot_json_text(rows, slot)));
+
+		case CONV_TIMESTAMPTZ:
+		case CONV_TIMESTAMP:
+			{
+				TimestampTz ts = ms_to_timestamp(col, ms_value(col, rows, slot));
+
+				if (col->typmod >= 0)
+					return DirectFunctionCall2(col->kind == CONV_TIMESTAMPTZ ?
+											   timestamptz_scale : timestamp_scale,
+											   TimestampTzGetDatum(ts),
+											   Int32GetDatum(col->typmod));
+				return TimestampTzGetDatum(ts);
+			}
+
+		case CONV_DATE:
+			{
+				int64		ms = ms_value(col, rows, slot);
+				int64		days = ms / 86400000 - (ms % 86400000 < 0 ? 1 : 0);
+				int64		d = days - (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE);
+
+				if (!IS_VALID_DATE(d))
+					conversion_error(col,
+									 psprintf("Epoch milliseconds " INT64_FORMAT " are out of range for type date.",
+											  ms));
+				return DateADTGetDatum((DateADT) d);
+			}
+
+		default:
+			break;
+	}
+
+	/* numeric and boolean types take numbers and booleans as such */
+	if (slot->type == SLOT_NUMBER)
+	{
+		switch (col->kind)
+		{
+			case CONV_INT2:
+				return Int16GetDatum((int16) integer_value(col, rows, slot,
+														   PG_INT16_MIN, PG_INT16_MAX));
+			case CONV_INT4:
+				return Int32GetDatum((int32) integer_value(col, rows, slot,
+														   PG_INT32_MIN, PG_INT32_MAX));
+			case CONV_INT8:
+				return Int64GetDatum(integer_value(col, rows, slot,
+												   PG_INT64_MIN, PG_INT64_MAX));
+			case CONV_NUMERIC:
+				return DirectFunctionCall3(numeric_in,
+										   CStringGetDatum(pnstrdup(src, slot->len)),
+										   ObjectIdGetDatum(InvalidOid),
+										   Int32GetDatum(col->typmod));
+			default:
+				break;
+		}
+	}
+	if (col->kind == CONV_BOOL &&
+		(slot->type == SLOT_TRUE || slot->type == SLOT_FALSE))
+		return BoolGetDatum(slot->type == SLOT_TRUE);
+
+	/*
+	 * Everything else goes through the column type's input function: strings
+	 * by their contents (as json_populate_record does), scalars by their
+	 * JSON text.  Objects and arrays only make sense for text-like types.
+	 */
+	if ((slot->type == SLOT_OBJECT || slot->type == SLOT_ARRAY ||
+		 slot->type == SLOT_TRUE || slot->type == SLOT_FALSE ||
+		 slot->type == SLOT_NUMBER) &&
+		(col->kind != CONV_INPUT ||
+		 TypeCategory(col->typid) != TYPCATEGORY_STRING))
+		conversion_error(col,
+						 psprintf("Clover gave %s: %s.", slot_type_name(slot),
+								  sanitize_text(src, slot->len, 60)));
+
+	{
+		char	   *text = slot_text(col, rows, slot);
+
+		switch (col->kind)
+		{
+			case CONV_INT2:
+				return DirectFunctionCall1(int2in, CStringGetDatum(text));
+			case CONV_INT4:
+				return DirectFunctionCall1(int4in, CStringGetDatum(text));
+			case CONV_INT8:
+				return DirectFunctionCall1(int8in, CStringGetDatum(text));
+			case CONV_NUMERIC:
+				return DirectFunctionCall3(numeric_in, CStringGetDatum(text),
+										   ObjectIdGetDatum(InvalidOid),
+										   Int32GetDatum(col->typmod));
+			case CONV_BOOL:
+				return DirectFunctionCall1(boolin, CStringGetDatum(text));
+			default:
+				return InputFunctionCall((FmgrInfo *) &col->input, text,
+										 col->ioparam, col->typmod);
+		}
+	}
+}
+
+/*
+ * fill_error_callback
+ *		Error context: which column of which object of which export
+ */
+static void
+fill_error_callback(void *arg)
+{
+	FillContext *ctx = (FillContext *) arg;
+
+	if (ctx->col == NULL)
+		return;
+	errcontext("column \"%s\" of Clover object \"%s\" (element %d of file %d of %d of export \"%s\")",
+			   ctx->col->attname, CloverRowId(ctx->rows, ctx->idx),
+			   ctx->idx + 1, ctx->origin->file_no, ctx->origin->nfiles,
+			   ctx->origin->export_id);
+}
+
+/*
+ * CloverFillRow
+ *		Fill values/nulls (one per attribute of the relation) for element idx
+ *
+ * Columns the plan does not need are set to NULL.  Datums are allocated in
+ * the current memory context.
+ */
+void
+CloverFillRow(const CloverRowPlan *plan, const CloverFileRows *rows, int idx,
+			  const CloverRowOrigin *origin, int natts,
+			  Datum *values, bool *nulls)
+{
+	ErrorContextCallback errcallback;
+	FillContext ctx;
+	Datum		raw = (Datum) 0;
+	bool		have_raw = false;
+	int			i;
+
+	memset(nulls, true, sizeof(bool) * natts);
+	if (plan->ncolumns == 0)
+		return;
+
+	ctx.rows = rows;
+	ctx.idx = idx;
+	ctx.origin = origin;
+	ctx.col = NULL;
+	errcallback.callback = fill_error_callback;
+	errcallback.arg = &ctx;
+	errcallback.previous = error_context_stack;
+	error_context_stack = &errcallback;
+
+	/* the whole object as jsonb first: other jsonb columns reuse it */
+	if (plan->raw_jsonb_col >= 0)
+	{
+		const ColumnPlan *col = &plan->columns[plan->raw_jsonb_col];
+		char	   *text = server_string(plan, rows->data + rows->elem_start[idx],
+										 rows->elem_end[idx] - rows->elem_start[idx]);
+
+		ctx.col = col;
+		raw = DirectFunctionCall1(jsonb_in, CStringGetDatum(text));
+		pfree(text);
+		have_raw = true;
+		values[col->attidx] = raw;
+		nulls[col->attidx] = false;
+	}
+
+	for (i = 0; i < plan->ncolumns; i++)
+	{
+		const ColumnPlan *col = &plan->columns[i];
+
+		if (i == plan->raw_jsonb_col)
+			continue;
+		ctx.col = col;
+		if (col->whole_object)
+		{
+			JsonSlot	whole;
+
+			whole.type = SLOT_OBJECT;
+			whole.escaped = false;
+			whole.start = rows->elem_start[idx];
+			whole.len = rows->elem_end[idx] - rows->elem_start[idx];
+			values[col->attidx] = convert_slot(col, rows, idx, &whole,
+											   raw, false,
+											   &nulls[col->attidx]);
+		}
+		else
+			values[col->attidx] = convert_slot(col, rows, idx,
+											   row_slot(rows, idx, col->slot),
+											   raw, have_raw,
+											   &nulls[col->attidx]);
+	}
+
+	error_context_stack = errcallback.previous;
+}

@@ -1,0 +1,744 @@
+/*-------------------------------------------------------------------------
+ *
+ * options.c
+ *		  Option validation and merged option lookup for clover_export_fdw
+ *
+ * Each option lives on exactly the objects listed in clover_options[]:
+ * the access token only in a user mapping (so pg_user_mappings hides it from
+ * other users), connection settings on the server, what to export on the
+ * table, json_path on columns.  The validator sees one object at a time, so
+ * it checks names, places, privileges and value syntax only; rules that span
+ * objects (a merchant is needed somewhere) are checked when a scan is
+ * planned, after CloverGetOptions() has merged table over server over
+ * defaults.
+ *
+ * Options that decide where the token is sent (base_url, ca_file) may only
+ * be set by a superuser: whoever sets base_url receives every user's token.
+ *
+ * IDENTIFICATION
+ *		  src/options.c
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <ctype.h>
+#include <limits.h>
+
+#include "access/reloptions.h"
+#include "catalog/pg_attribute.h"
+#include "catalog/pg_foreign_data_wrapper.h"
+#include "catalog/pg_foreign_server.h"
+#include "catalog/pg_foreign_table.h"
+#include "catalog/pg_user_mapping.h"
+#include "clover_export_fdw.h"
+#include "commands/defrem.h"
+#include "foreign/foreign.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/timestamp.h"
+
+PG_FUNCTION_INFO_V1(clover_export_fdw_validator);
+
+/* option names, used in more than one place */
+#define OPT_REGION					"region"
+#define OPT_BASE_URL				"base_url"
+#define OPT_MERCHANT_ID				"merchant_id"
+#define OPT_HISTORY_START			"history_start"
+#define OPT_SERVICE_HOURS			"service_hours"
+#define OPT_WAIT_FOR_SERVICE		"wait_for_service"
+#define OPT_BUSY_TIMEOUT			"busy_timeout"
+#define OPT_MAX_CONCURRENT_EXPORTS	"max_concurrent_exports"
+#define OPT_MAX_PARALLEL_DOWNLOADS	"max_parallel_downloads"
+#define OPT_CONNECT_TIMEOUT			"connect_timeout"
+#define OPT_REQUEST_TIMEOUT			"request_timeout"
+#define OPT_MAX_RETRIES				"max_retries"
+#define OPT_CA_FILE					"ca_file"
+#define OPT_EXPORT_TYPE				"export_type"
+#define OPT_ROWS_PER_DAY			"rows_per_day"
+#define OPT_JSON_PATH				"json_path"
+#define OPT_ACCESS_TOKEN			"access_token"
+
+/* defaults */
+#define DEFAULT_REGION				"us"
+#define DEFAULT_BUSY_TIMEOUT_MS		(5 * 60 * 1000)
+#define DEFAULT_CONNECT_TIMEOUT_MS	(10 * 1000)
+#define DEFAULT_REQUEST_TIMEOUT_MS	(60 * 1000)
+#define DEFAULT_MAX_RETRIES			5
+#define DEFAULT_MAX_CONCURRENT		1
+#define DEFAULT_PARALLEL_DOWNLOADS	4
+#define DEFAULT_ROWS_PER_DAY		200.0
+
+typedef void (*CloverOptionCheck) (const char *name, const char *value);
+
+/* One valid option: where it may appear and how its value is checked */
+typedef struct CloverOptionDef
+{
+	const char *name;
+	Oid			catalog;		/* where it belongs */
+	Oid			also_catalog;	/* a second place (table overrides server) */
+	bool		superuser_only;
+	CloverOptionCheck check;
+} CloverOptionDef;
+
+static void check_region(const char *name, const char *value);
+static void check_base_url(const char *name, const char *value);
+static void check_merchant_id(const char *name, const char *value);
+static void check_timestamptz(const char *name, const char *value);
+static void check_service_hours(const char *name, const char *value);
+static void check_interval(const char *name, const char *value);
+static void check_positive_interval(const char *name, const char *value);
+static void check_concurrency(const char *name, const char *value);
+static void check_retries(const char *name, const char *value);
+static void check_ca_file(const char *name, const char *value);
+static void check_export_type(const char *name, const char *value);
+static void check_rows_per_day(const char *name, const char *value);
+static void check_json_path(const char *name, const char *value);
+static void check_access_token(const char *name, const char *value);
+
+static const CloverOptionDef clover_options[] = {
+	{OPT_REGION, ForeignServerRelationId, InvalidOid, false, check_region},
+	{OPT_BASE_URL, ForeignServerRelationId, InvalidOid, true, check_base_url},
+	{OPT_MERCHANT_ID, ForeignServerRelationId, ForeignTableRelationId, false,
+	check_merchant_id},
+	{OPT_HISTORY_START, ForeignServerRelationId, ForeignTableRelationId, false,
+	check_timestamptz},
+	{OPT_SERVICE_HOURS, ForeignServerRelationId, InvalidOid, false,
+	check_service_hours},
+	{OPT_WAIT_FOR_SERVICE, ForeignServerRelationId, InvalidOid, false,
+	check_interval},
+	{OPT_BUSY_TIMEOUT, ForeignServerRelationId, InvalidOid, false,
+	check_interval},
+	{OPT_MAX_CONCURRENT_EXPORTS, ForeignServerRelationId, InvalidOid, false,
+	check_concurrency},
+	{OPT_MAX_PARALLEL_DOWNLOADS, ForeignServerRelationId, InvalidOid, false,
+	check_concurrency},
+	{OPT_CONNECT_TIMEOUT, ForeignServerRelationId, InvalidOid, false,
+	check_positive_interval},
+	{OPT_REQUEST_TIMEOUT, ForeignServerRelationId, InvalidOid, false,
+	check_positive_interval},
+	{OPT_MAX_RETRIES, ForeignServerRelationId, InvalidOid, false,
+	check_retries},
+	{OPT_CA_FILE, ForeignServerRelationId, InvalidOid, true, check_ca_file},
+	{OPT_EXPORT_TYPE, ForeignTableRelationId, InvalidOid, false,
+	check_export_type},
+	{OPT_ROWS_PER_DAY, ForeignTableRelationId, InvalidOid, false,
+	check_rows_per_day},
+	{OPT_JSON_PATH, AttributeRelationId, InvalidOid, false, check_json_path},
+	{OPT_ACCESS_TOKEN, UserMappingRelationId, InvalidOid, false,
+	check_access_token},
+	{NULL, InvalidOid, InvalidOid, false, NULL}
+};
+
+/* Documented API hosts per region (clover-api.md, section 1) */
+static const struct
+{
+	const char *region;
+	const char *host;
+}			clover_regions[] = {
+	{"us", "https://api.clover.com"},
+	{"eu", "https://api.eu.clover.com"},
+	{"la", "https://api.la.clover.com"},
+	{"sandbox", "https://apisandbox.dev.clover.com"},
+	{NULL, NULL}
+};
+
+/* GUC variables */
+bool		clover_progress = false;
+
+static const CloverOptionDef *find_option(const char *name);
+static const char *catalog_description(Oid catalog);
+static char *valid_option_list(Oid catalog);
+static int	interval_to_ms(const char *name, const char *value);
+static const char *region_host(const char *region);
+static void invalid_value(const char *name, const char *value,
+						  const char *hint) pg_attribute_noreturn();
+
+/*
+ * option_error_callback
+ *		Name the option whose value PostgreSQL's input functions reject
+ */
+static void
+option_error_callback(void *arg)
+{
+	const char *name = (const char *) arg;
+
+	if (name)
+		errcontext("validating option \"%s\"", name);
+}
+
+/*
+ * clover_export_fdw_validator
+ *		Check the options of one CREATE/ALTER of a wrapper object
+ */
+Datum
+clover_export_fdw_validator(PG_FUNCTION_ARGS)
+{
+	List	   *options_list = untransformRelOptions(PG_GETARG_DATUM(0));
+	Oid			catalog = PG_GETARG_OID(1);
+	ErrorContextCallback errcallback;
+	ListCell   *cell;
+
+	errcallback.callback = option_error_callback;
+	errcallback.arg = NULL;
+	errcallback.previous = error_context_stack;
+	error_context_stack = &errcallback;
+
+	foreach(cell, options_list)
+	{
+		DefElem    *def = (DefElem *) lfirst(cell);
+		const CloverOptionDef *opt = find_option(def->defname);
+		char	   *value;
+
+		if (opt == NULL)
+		{
+			char	   *valid = valid_option_list(catalog);
+
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+					 errmsg("invalid option \"%s\"", def->defname),
+					 valid[0] != '\0' ?
+					 errhint("Valid options for %s are: %s.",
+							 catalog_description(catalog), valid) :
+					 errhint("clover_export_fdw accepts no options on %s.",
+							 catalog_description(catalog))));
+		}
+
+		if (opt->catalog != catalog && opt->also_catalog != catalog)
+		{
+			if (OidIsValid(opt->also_catalog))
+				ereport(ERROR,
+						(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+						 errmsg("option \"%s\" is not valid for %s",
+								def->defname, catalog_description(catalog)),
+						 errhint("Set \"%s\" on %s or on %s.", def->defname,
+								 catalog_description(opt->catalog),
+								 catalog_description(opt->also_catalog))));
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+					 errmsg("option \"%s\" is not valid for %s",
+							def->defname, catalog_description(catalog)),
+					 errhint("Set \"%s\" on %s.", def->defname,
+							 catalog_description(opt->catalog))));
+		}
+
+		if (opt->superuser_only && !superuser())
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("option \"%s\" can only be set by a superuser",
+							def->defname),
+					 errdetail("Whoever sets \"%s\" decides which hosts receive every user's Clover access token.",
+							   def->defname)));
+
+		value = defGetString(def);
+		errcallback.arg = def->defname;
+		opt->check(def->defname, value);
+		errcallback.arg = NULL;
+	}
+
+	error_context_stack = errcallback.previous;
+	PG_RETURN_VOID();
+}
+
+/*
+ * find_option
+ *		The option definition of that name, or NULL
+ */
+static const CloverOptionDef *
+find_option(const char *name)
+{
+	const CloverOptionDef *opt;
+
+	for (opt = clover_options; opt->name; opt++)
+	{
+		if (strcmp(opt->name, name) == 0)
+			return opt;
+	}
+	return NULL;
+}
+
+static const char *
+catalog_description(Oid catalog)
+{
+	switch (catalog)
+	{
+		case ForeignDataWrapperRelationId:
+			return "the foreign-data wrapper";
+		case ForeignServerRelationId:
+			return "a foreign server";
+		case ForeignTableRelationId:
+			return "a foreign table";
+		case AttributeRelationId:
+			return "a foreign table column";
+		case UserMappingRelationId:
+			return "a user mapping";
+	}
+	return "this object";
+}
+
+/*
+ * valid_option_list
+ *		Comma-separated names of the options valid on that catalog, palloc'd
+ */
+static char *
+valid_option_list(Oid catalog)
+{
+	StringInfoData buf;
+	const CloverOptionDef *opt;
+
+	initStringInfo(&buf);
+	for (opt = clover_options; opt->name; opt++)
+	{
+		if (opt->catalog != catalog && opt->also_catalog != catalog)
+			continue;
+		if (buf.len > 0)
+			appendStringInfoString(&buf, ", ");
+		appendStringInfoString(&buf, opt->name);
+	}
+	return buf.data;
+}
+
+/*
+ * invalid_value
+ *		Report a bad option value with a hint saying what is expected
+ */
+static void
+invalid_value(const char *name, const char *value, const char *hint)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid value for option \"%s\": \"%s\"", name, value),
+			 errhint("%s", hint)));
+}
+
+static const char *
+region_host(const char *region)
+{
+	int			i;
+
+	for (i = 0; clover_regions[i].region; i++)
+	{
+		if (pg_strcasecmp(clover_regions[i].region, region) == 0)
+			return clover_regions[i].host;
+	}
+	return NULL;
+}
+
+static void
+check_region(const char *name, const char *value)
+{
+	if (region_host(value) == NULL)
+		invalid_value(name, value,
+					  "Valid regions are: us, eu, la, sandbox.");
+}
+
+/*
+ * check_base_url
+ *		An http(s) URL with a host and nothing that could carry a secret
+ */
+static void
+check_base_url(const char *name, const char *value)
+{
+	const char *rest;
+
+	if (pg_strncasecmp(value, "https://", 8) == 0)
+		rest = value + 8;
+	else if (pg_strncasecmp(value, "http://", 7) == 0)
+		rest = value + 7;
+	else
+		invalid_value(name, value,
+					  "The base URL must start with \"https://\" (or \"http://\" for a local test server).");
+
+	if (*rest == '\0' || *rest == '/')
+		invalid_value(name, value, "The base URL must name a host.");
+	if (strpbrk(value, "?#@ \t\r\n") != NULL)
+		invalid_value(name, value,
+					  "The base URL may not contain a query, a fragment, credentials or white space.");
+}
+
+/*
+ * check_merchant_id
+ *		Clover ids are upper-case letters and digits; anything else could
+ *		change the request path, so it is refused
+ */
+static void
+check_merchant_id(const char *name, const char *value)
+{
+	const char *p;
+
+	if (*value == '\0' || strlen(value) > 64)
+		invalid_value(name, value,
+					  "A Clover merchant id has 13 upper-case letters and digits, such as \"6E72X1BW38A7T\".");
+	for (p = value; *p; p++)
+	{
+		if (!isalnum((unsigned char) *p))
+			invalid_value(name, value,
+						  "A Clover merchant id has 13 upper-case letters and digits, such as \"6E72X1BW38A7T\".");
+	}
+}
+
+static void
+check_timestamptz(const char *name, const char *value)
+{
+	TimestampTz ts;
+
+	ts = DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in,
+												 CStringGetDatum(value),
+												 ObjectIdGetDatum(InvalidOid),
+												 Int32GetDatum(-1)));
+	if (TIMESTAMP_NOT_FINITE(ts))
+		invalid_value(name, value,
+					  "Give a finite time with a zone, such as \"2023-01-01 00:00+00\".");
+}
+
+static void
+check_service_hours(const char *name, const char *value)
+{
+	CloverServiceHours hours;
+	char	   *problem;
+
+	if (!CloverParseServiceHours(value, &hours, &problem))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid value for option \"%s\": \"%s\"", name, value),
+				 errdetail("%s", problem),
+				 errhint("Use \"always\" or a list such as \"MON-FRI 10:00-15:00, SAT 10:00-13:00\" (UTC).")));
+}
+
+/*
+ * interval_to_ms
+ *		Parse an interval option ("90s", "5 min", "1 hour") into milliseconds
+ */
+static int
+interval_to_ms(const char *name, const char *value)
+{
+	Interval   *iv;
+	int64		usecs;
+
+	iv = DatumGetIntervalP(DirectFunctionCall3(interval_in,
+											   CStringGetDatum(value),
+											   ObjectIdGetDatum(InvalidOid),
+											   Int32GetDatum(-1)));
+	usecs = iv->time + (int64) iv->day * USECS_PER_DAY +
+		(int64) iv->month * DAYS_PER_MONTH * USECS_PER_DAY;
+	if (usecs < 0)
+		invalid_value(name, value, "The interval may not be negative.");
+	if (usecs / 1000 > INT_MAX)
+		invalid_value(name, value, "The interval may not exceed 24 days.");
+	return (int) (usecs / 1000);
+}
+
+static void
+check_interval(const char *name, const char *value)
+{
+	(void) interval_to_ms(name, value);
+}
+
+static void
+check_positive_interval(const char *name, const char *value)
+{
+	if (interval_to_ms(name, value) < 1)
+		invalid_value(name, value,
+					  "The interval must be at least one millisecond, such as \"30s\".");
+}
+
+static void
+check_concurrency(const char *name, const char *value)
+{
+	int			n;
+
+	if (!parse_int(value, &n, 0, NULL) || n < 1 || n > 16)
+		invalid_value(name, value, "Give an integer between 1 and 16.");
+}
+
+static void
+check_retries(const char *name, const char *value)
+{
+	int			n;
+
+	if (!parse_int(value, &n, 0, NULL) || n < 0 || n > 100)
+		invalid_value(name, value, "Give an integer between 0 and 100.");
+}
+
+static void
+check_ca_file(const char *name, const char *value)
+{
+	if (!is_absolute_path(value))
+		invalid_value(name, value,
+					  "Give the absolute path of a PEM file of CA certificates.");
+}
+
+static void
+check_export_type(const char *name, const char *value)
+{
+	if (pg_strcasecmp(value, "orders") != 0 &&
+		pg_strcasecmp(value, "payments") != 0)
+		invalid_value(name, value, "Valid export types are ORDERS and PAYMENTS.");
+}
+
+static void
+check_rows_per_day(const char *name, const char *value)
+{
+	double		d;
+
+	if (!parse_real(value, &d, 0, NULL) || d <= 0 || d > 1e9)
+		invalid_value(name, value, "Give a positive number, such as 500.");
+}
+
+/*
+ * check_json_path
+ *		"$" or a dotted path of non-empty keys, optionally after "$."
+ */
+static void
+check_json_path(const char *name, const char *value)
+{
+	const char *p = value;
+	bool		empty_key = true;
+
+	if (strcmp(value, CLOVER_WHOLE_OBJECT_PATH) == 0)
+		return;
+	if (strncmp(p, "$.", 2) == 0)
+		p += 2;
+	for (; *p; p++)
+	{
+		if (*p == '.')
+		{
+			if (empty_key)
+				break;
+			empty_key = true;
+		}
+		else
+			empty_key = false;
+	}
+	if (empty_key)
+		invalid_value(name, value,
+					  "Give \"$\" for the whole object or a dotted path of keys, such as \"employee.id\".");
+}
+
+/*
+ * check_access_token
+ *		A token goes into an HTTP header: refuse anything that could break
+ *		out of it
+ */
+static void
+check_access_token(const char *name, const char *value)
+{
+	const char *p;
+
+	if (*value == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"%s\" may not be empty", name)));
+	for (p = value; *p; p++)
+	{
+		if ((unsigned char) *p <= ' ' || (unsigned char) *p == 127)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"%s\" contains white space or control characters",
+							name),
+					 errhint("Paste the Clover API token exactly as issued.")));
+	}
+}
+
+/*
+ * apply_option
+ *		Store one validated option into the merged options
+ */
+static void
+apply_option(CloverFdwOptions *o, DefElem *def, const char **hours_spec)
+{
+	const char *name = def->defname;
+	char	   *value = defGetString(def);
+
+	if (strcmp(name, OPT_REGION) == 0)
+		o->region = pstrdup(value);
+	else if (strcmp(name, OPT_BASE_URL) == 0)
+	{
+		int			len = strlen(value);
+
+		while (len > 0 && value[len - 1] == '/')
+			len--;
+		o->api_base = pnstrdup(value, len);
+		o->api_base_overridden = true;
+	}
+	else if (strcmp(name, OPT_MERCHANT_ID) == 0)
+		o->merchant_id = pstrdup(value);
+	else if (strcmp(name, OPT_HISTORY_START) == 0)
+		o->history_start = pstrdup(value);
+	else if (strcmp(name, OPT_SERVICE_HOURS) == 0)
+		*hours_spec = value;
+	else if (strcmp(name, OPT_WAIT_FOR_SERVICE) == 0)
+		o->wait_for_service_ms = interval_to_ms(name, value);
+	else if (strcmp(name, OPT_BUSY_TIMEOUT) == 0)
+		o->busy_timeout_ms = interval_to_ms(name, value);
+	else if (strcmp(name, OPT_MAX_CONCURRENT_EXPORTS) == 0)
+		o->max_concurrent_exports = pg_strtoint32(value);
+	else if (strcmp(name, OPT_MAX_PARALLEL_DOWNLOADS) == 0)
+		o->max_parallel_downloads = pg_strtoint32(value);
+	else if (strcmp(name, OPT_CONNECT_TIMEOUT) == 0)
+		o->connect_timeout_ms = interval_to_ms(name, value);
+	else if (strcmp(name, OPT_REQUEST_TIMEOUT) == 0)
+		o->request_timeout_ms = interval_to_ms(name, value);
+	else if (strcmp(name, OPT_MAX_RETRIES) == 0)
+		o->max_retries = pg_strtoint32(value);
+	else if (strcmp(name, OPT_CA_FILE) == 0)
+		o->ca_file = pstrdup(value);
+	else if (strcmp(name, OPT_EXPORT_TYPE) == 0)
+		o->export_type = pg_strcasecmp(value, "payments") == 0 ?
+			CLOVER_EXPORT_PAYMENTS : CLOVER_EXPORT_ORDERS;
+	else if (strcmp(name, OPT_ROWS_PER_DAY) == 0)
+		(void) parse_real(value, &o->rows_per_day, 0, NULL);
+}
+
+/*
+ * CloverGetOptions
+ *		Merged options of a foreign table: table over server over defaults
+ *
+ * Rules that span objects are enforced here, where all of them are known.
+ * The result is palloc'd in the current memory context.
+ */
+CloverFdwOptions *
+CloverGetOptions(Oid foreigntableid)
+{
+	ForeignTable *table = GetForeignTable(foreigntableid);
+	ForeignServer *server = GetForeignServer(table->serverid);
+	CloverFdwOptions *o = palloc0(sizeof(CloverFdwOptions));
+	const char *hours_spec = NULL;
+	bool		has_export_type = false;
+	char	   *problem;
+	ListCell   *lc;
+
+	o->server_name = pstrdup(server->servername);
+	o->table_name = get_rel_name(foreigntableid);
+	o->region = DEFAULT_REGION;
+	o->busy_timeout_ms = DEFAULT_BUSY_TIMEOUT_MS;
+	o->max_concurrent_exports = DEFAULT_MAX_CONCURRENT;
+	o->max_parallel_downloads = DEFAULT_PARALLEL_DOWNLOADS;
+	o->connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
+	o->request_timeout_ms = DEFAULT_REQUEST_TIMEOUT_MS;
+	o->max_retries = DEFAULT_MAX_RETRIES;
+	o->rows_per_day = DEFAULT_ROWS_PER_DAY;
+
+	foreach(lc, server->options)
+		apply_option(o, (DefElem *) lfirst(lc), &hours_spec);
+	foreach(lc, table->options)
+	{
+		DefElem    *def = (DefElem *) lfirst(lc);
+
+		if (strcmp(def->defname, OPT_EXPORT_TYPE) == 0)
+			has_export_type = true;
+		apply_option(o, def, &hours_spec);
+	}
+
+	if (!o->api_base_overridden)
+		o->api_base = pstrdup(region_host(o->region));
+	if (hours_spec == NULL)
+		hours_spec = CloverRegionDefaultHours(o->region);
+	if (!CloverParseServiceHours(hours_spec, &o->hours, &problem))
+		elog(ERROR, "invalid service hours \"%s\": %s", hours_spec, problem);
+
+	if (!has_export_type)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_OPTION_NAME_NOT_FOUND),
+				 errmsg("foreign table \"%s\" has no option \"%s\"",
+						o->table_name, OPT_EXPORT_TYPE),
+				 errhint("Add it with ALTER FOREIGN TABLE %s OPTIONS (ADD export_type 'ORDERS') (or 'PAYMENTS').",
+						 quote_identifier(o->table_name))));
+	if (o->merchant_id == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_OPTION_NAME_NOT_FOUND),
+				 errmsg("no Clover merchant is set for foreign table \"%s\"",
+						o->table_name),
+				 errhint("Set option \"%s\" on server \"%s\" or on the table.",
+						 OPT_MERCHANT_ID, o->server_name)));
+	return o;
+}
+
+/*
+ * CloverGetAccessToken
+ *		The access token of the user mapping for (userid, serverid), palloc'd
+ *
+ * The token is never logged: callers pass it straight to export_client.c.
+ */
+char *
+CloverGetAccessToken(Oid serverid, Oid userid)
+{
+	UserMapping *um = GetUserMapping(userid, serverid);
+	ListCell   *lc;
+
+	foreach(lc, um->options)
+	{
+		DefElem    *def = (DefElem *) lfirst(lc);
+
+		if (strcmp(def->defname, OPT_ACCESS_TOKEN) == 0)
+			return pstrdup(defGetString(def));
+	}
+
+	ereport(ERROR,
+			(errcode(ERRCODE_FDW_OPTION_NAME_NOT_FOUND),
+			 errmsg("user mapping for server \"%s\" has no option \"%s\"",
+					GetForeignServer(serverid)->servername, OPT_ACCESS_TOKEN),
+			 errhint("Add the merchant's Clover API token with ALTER USER MAPPING FOR CURRENT_USER SERVER %s OPTIONS (ADD access_token '...').",
+					 quote_identifier(GetForeignServer(serverid)->servername))));
+	return NULL;				/* keep compiler quiet */
+}
+
+/*
+ * CloverDefaultJsonPath
+ *		The JSON key a column maps to without json_path: its name in
+ *		camelCase ("created_time" -> "createdTime"), palloc'd
+ */
+char *
+CloverDefaultJsonPath(const char *colname)
+{
+	char	   *out = palloc(strlen(colname) + 1);
+	char	   *o = out;
+	bool		upper_next = false;
+
+	for (; *colname; colname++)
+	{
+		if (*colname == '_')
+		{
+			upper_next = (o != out);
+			continue;
+		}
+		*o++ = upper_next ? pg_toupper((unsigned char) *colname) : *colname;
+		upper_next = false;
+	}
+	*o = '\0';
+	return out;
+}
+
+/*
+ * CloverColumnJsonPath
+ *		The JSON path of a column: its json_path option, else its default,
+ *		without any leading "$.", palloc'd
+ */
+char *
+CloverColumnJsonPath(Oid relid, AttrNumber attnum, const char *attname)
+{
+	List	   *options = GetForeignColumnOptions(relid, attnum);
+	ListCell   *lc;
+
+	foreach(lc, options)
+	{
+		DefElem    *def = (DefElem *) lfirst(lc);
+
+		if (strcmp(def->defname, OPT_JSON_PATH) == 0)
+		{
+			char	   *path = defGetString(def);
+
+			if (strncmp(path, "$.", 2) == 0)
+				path += 2;
+			return pstrdup(path);
+		}
+	}
+	return CloverDefaultJsonPath(attname);
+}
+
+const char *
+CloverExportTypeName(CloverExportType type)
+{
+	return type == CLOVER_EXPORT_PAYMENTS ? "PAYMENTS" : "ORDERS";
+}
