@@ -1,0 +1,1169 @@
+#!/usr/bin/env python3
+"""Self-test of the fake Clover: every documented rule and every switch,
+checked with real HTTP requests against a fake started on free ports.
+
+Prints "ok - name" or "not ok - name: reason" per check, then
+"N passed, M failed"; exit status 1 on any failure.  Standard library only.
+"""
+
+import hashlib
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+FAKE = os.path.join(HERE, "fake_clover.py")
+FAKECTL = os.path.join(HERE, "fakectl")
+
+MERCHANT = "6E72X1BW38A7T"
+EU_MERCHANT = "EU7Q2M4K9X1ZP"
+D = 86_400_000
+H = 3_600_000
+FRI = 1709251200000      # 2024-03-01T00:00Z, a Friday
+SAT, SUN, MON = FRI + D, FRI + 2 * D, FRI + 3 * D
+FAST = {"queue_ms": 10, "processing_ms": 20}
+ORDER_FIELDS = {"id", "currency", "total", "unpaidBalance", "paymentState", "orderType",
+                "taxRemoved", "isVat", "manualTransaction", "groupLineItems", "testMode",
+                "payType", "createdTime", "clientCreatedTime", "modifiedTime", "lineItems"}
+PAYMENT_FIELDS = {"id", "order", "device", "tender", "amount", "tipAmount", "taxAmount",
+                  "cashbackAmount", "employee", "createdTime", "clientCreatedTime",
+                  "modifiedTime", "offline", "result"}
+
+RESULTS = []
+
+
+def check(name):
+    """Decorator: run the function as one check, record ok / not ok."""
+    def wrap(fn):
+        try:
+            fn()
+            RESULTS.append(True)
+            print("ok - %s" % name)
+        except AssertionError as e:
+            RESULTS.append(False)
+            print("not ok - %s: %s" % (name, e))
+        except Exception as e:
+            RESULTS.append(False)
+            print("not ok - %s: %s: %s" % (name, type(e).__name__, e))
+        sys.stdout.flush()
+        return fn
+    return wrap
+
+
+def eq(got, want, what=""):
+    assert got == want, "%s: got %r, want %r" % (what or "value", got, want)
+
+
+# -- talking to the fake ---------------------------------------------------------
+
+class Instance:
+    """One fake_clover process."""
+
+    def __init__(self, *args, data_dir=True):
+        self.tmp = tempfile.mkdtemp(prefix="fake_selftest.")
+        self.ready = os.path.join(self.tmp, "ready.json")
+        self.log = os.path.join(self.tmp, "fake.log")
+        self.data_dir = os.path.join(self.tmp, "data") if data_dir else None
+        cmd = [sys.executable, FAKE, "--ready-file", self.ready, "--api-port", "0",
+               "--file-port", "0"] + list(args)
+        if self.data_dir:
+            cmd += ["--data-dir", self.data_dir]
+        self.proc = subprocess.Popen(cmd, stderr=open(self.log, "w"))
+        for _ in range(100):
+            if os.path.exists(self.ready):
+                break
+            if self.proc.poll() is not None:
+                raise RuntimeError("fake exited: " + open(self.log).read())
+            time.sleep(0.05)
+        info = json.load(open(self.ready))
+        self.api, self.files, self.pid = info["api_port"], info["file_port"], info["pid"]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # raw HTTP
+    def request(self, method, path, body=None, headers=None, port=None, timeout=10):
+        conn = http.client.HTTPConnection("127.0.0.1", port or self.api, timeout=timeout)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            r = conn.getresponse()
+            return r.status, r.headers, r.read()
+        finally:
+            conn.close()
+
+    def call(self, method, path, obj=None, token="test-token", headers=None):
+        """An API request; returns (status, decoded JSON body, headers)."""
+        h = dict(headers or {})
+        if token:
+            h["Authorization"] = "Bearer " + token
+        body = None if obj is None else (obj if isinstance(obj, (bytes, str)) else json.dumps(obj))
+        status, rh, data = self.request(method, path, body, h)
+        return status, (json.loads(data) if data else None), rh
+
+    def admin(self, method, name, obj=None, query=""):
+        status, body, _ = self.call(method, "/_admin/" + name + query, obj, token=None)
+        assert status == 200, "admin %s %s: %s %s" % (method, name, status, body)
+        return body
+
+    def fresh(self, **cfg):
+        """Reset, then fast timings plus cfg."""
+        self.admin("POST", "reset")
+        self.admin("POST", "config", dict(FAST, **cfg))
+
+    def stats(self):
+        return self.admin("GET", "stats")
+
+    def expect(self, kind, start, end, merchant=MERCHANT, ids=False):
+        q = "?type=%s&merchant=%s&start=%s&end=%s%s" % (kind, merchant, start, end,
+                                                         "&ids=1" if ids else "")
+        return self.admin("GET", "expect", query=q)
+
+    # the export API
+    def post(self, kind, start, end, merchant=MERCHANT, token="test-token", slash=True):
+        return self.call("POST", "/v3/merchants/%s/exports%s" % (merchant, "/" if slash else ""),
+                         {"type": kind, "startTime": start, "endTime": end}, token)
+
+    def poll(self, eid, merchant=MERCHANT, token="test-token"):
+        return self.call("GET", "/v3/merchants/%s/exports/%s" % (merchant, eid), token=token)
+
+    def wait(self, eid, merchant=MERCHANT, timeout=20):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            status, obj, _ = self.poll(eid, merchant)
+            assert status == 200, "poll: %s %s" % (status, obj)
+            if obj["status"] not in ("PENDING", "IN_PROGRESS"):
+                return obj
+            time.sleep(0.02)
+        raise AssertionError("export %s not done in %ss" % (eid, timeout))
+
+    def export(self, kind, start, end, merchant=MERCHANT):
+        status, obj, _ = self.post(kind, start, end, merchant)
+        assert status == 200, "POST: %s %s" % (status, obj)
+        return self.wait(obj["id"], merchant)
+
+    def get_url(self, url, headers=None, timeout=10):
+        u = urllib.parse.urlsplit(url)
+        return self.request("GET", u.path + "?" + u.query, headers=headers, port=u.port,
+                            timeout=timeout)
+
+    def objects(self, done):
+        """All objects of a DONE export, file by file: [[obj, ...], ...]."""
+        files = []
+        for el in done["exportUrls"]["elements"]:
+            status, _, body = self.get_url(el["url"])
+            assert status == 200, "download: %s" % status
+            files.append(json.loads(body)["elements"])
+        return files
+
+
+def raw_exchange(port, request_bytes, timeout=5):
+    """Send raw bytes, read until the server closes; returns (bytes, error)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    s.sendall(request_bytes)
+    data, err = b"", None
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    except OSError as e:
+        err = e
+    s.close()
+    return data, err
+
+
+def md5_ids(ids):
+    return hashlib.md5("\n".join(sorted(ids)).encode()).hexdigest()
+
+
+# -- the checks -------------------------------------------------------------------------
+
+def main():
+    t_start = time.time()
+    f = Instance()
+    try:
+        run_checks(f)
+    finally:
+        f.stop()
+    print("# %.1f s" % (time.time() - t_start))
+    passed = RESULTS.count(True)
+    failed = RESULTS.count(False)
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+def run_checks(f):  # noqa: C901  (one long list of checks, in order)
+    post_body = json.dumps({"type": "ORDERS", "startTime": FRI, "endTime": FRI + D})
+    raw_post = ("POST /v3/merchants/%s/exports HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                "test-token\r\nContent-Length: %d\r\n\r\n%s"
+                % (MERCHANT, len(post_body), post_body)).encode()
+
+    # ---- process -----------------------------------------------------------
+    @check("ready file names two distinct ports and the pid")
+    def _():
+        assert f.api != f.files and f.api > 0 and f.files > 0
+        eq(f.pid, f.proc.pid, "pid")
+
+    @check("both servers listen on 127.0.0.1 only")
+    def _():
+        listening = set()
+        for line in open("/proc/net/tcp").read().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            if state == "0A":
+                listening.add((local.split(":")[0], int(local.split(":")[1], 16)))
+        for port in (f.api, f.files):
+            assert ("0100007F", port) in listening, "port %d not on 127.0.0.1" % port
+            assert not any(p == port and a != "0100007F" for a, p in listening)
+
+    @check("default config is the documented one")
+    def _():
+        c = f.admin("GET", "config")
+        want = {"region": "sandbox", "hours": None, "clock_ms": None, "clock_offset_ms": 0,
+                "end_inclusive": True, "queue_ms": 100, "processing_ms": 400,
+                "max_concurrent_exports": 3, "objects_per_file": 1000, "shuffle": False,
+                "lag_ms": 0, "expired_status": 404, "file_host": "127.0.0.1",
+                "anomalies": []}
+        for k, v in want.items():
+            eq(c[k], v, k)
+        eq(c["tokens"], {"test-token": ["*"], "other-token": ["*"], "noperm-token": []}, "tokens")
+        eq(c["merchants"][MERCHANT], {"region": "*", "orders_per_day": 150}, "merchant")
+        eq(c["merchants"][EU_MERCHANT]["region"], "eu", "EU merchant region")
+
+    # ---- auth ---------------------------------------------------------------
+    f.fresh()
+
+    @check("auth: no token -> 401 {\"message\":\"401 Unauthorized\"}")
+    def _():
+        status, body, _ = f.post("ORDERS", FRI, FRI + D, token=None)
+        eq((status, body), (401, {"message": "401 Unauthorized"}))
+
+    @check("auth: unknown token -> 401")
+    def _():
+        eq(f.post("ORDERS", FRI, FRI + D, token="wrong-token")[0], 401)
+
+    @check("auth: Basic scheme -> 401")
+    def _():
+        status, _, _ = f.call("POST", "/v3/merchants/%s/exports" % MERCHANT, post_body, token=None,
+                              headers={"Authorization": "Basic dGVzdC10b2tlbg=="})
+        eq(status, 401)
+
+    @check("auth: access_token query parameter -> 401, even with a good header")
+    def _():
+        path = "/v3/merchants/%s/exports?access_token=test-token" % MERCHANT
+        eq(f.call("POST", path, post_body)[0], 401, "with header")
+        eq(f.call("POST", path, post_body, token=None)[0], 401, "alone")
+
+    @check("auth: known token without permission -> 401")
+    def _():
+        eq(f.post("ORDERS", FRI, FRI + D, token="noperm-token")[0], 401)
+
+    @check("auth: token limited to one merchant (tokens merge per token)")
+    def _():
+        f.admin("POST", "config", {"tokens": {"one-token": [MERCHANT]},
+                                   "merchants": {"SECOND0000001": {"region": "*"}}})
+        eq(f.post("ORDERS", FRI, FRI + D, token="one-token")[0], 200, "own merchant")
+        eq(f.post("ORDERS", FRI, FRI + D, merchant="SECOND0000001", token="one-token")[0], 401,
+           "other merchant")
+        eq(f.post("ORDERS", FRI, FRI + D, token="test-token")[0], 200, "default token kept")
+
+    @check("auth: merchant of another region or unknown -> 404 Merchant not found")
+    def _():
+        f.fresh()
+        status, body, _ = f.post("ORDERS", FRI, FRI + D, merchant=EU_MERCHANT)
+        eq((status, body), (404, {"message": "Merchant not found"}))
+        eq(f.post("ORDERS", FRI, FRI + D, merchant="NOSUCHMERCHNT")[0], 404, "unknown")
+        f.admin("POST", "config", {"region": "eu", "hours": "always"})
+        eq(f.post("ORDERS", FRI, FRI + D, merchant=EU_MERCHANT)[0], 200, "EU merchant on eu")
+        eq(f.post("ORDERS", FRI, FRI + D)[0], 200, "'*' merchant on eu")
+
+    @check("auth: failures are counted")
+    def _():
+        f.fresh()
+        f.post("ORDERS", FRI, FRI + D, token=None)
+        f.post("ORDERS", FRI, FRI + D, token="noperm-token")
+        eq(f.stats()["auth_failures"], 2)
+
+    # ---- create -------------------------------------------------------------
+    f.fresh()
+
+    @check("create: 200 PENDING export object, exactly the documented shape")
+    def _():
+        status, obj, _ = f.post("ORDERS", FRI, FRI + D)
+        eq(status, 200)
+        eq(set(obj), {"id", "type", "status", "percentComplete", "startTime", "endTime",
+                      "createdTime", "modifiedTime", "merchantRef"}, "keys")
+        assert re.match(r"^[A-Z0-9]{13}$", obj["id"]), obj["id"]
+        eq((obj["type"], obj["status"], obj["percentComplete"]), ("ORDERS", "PENDING", 0))
+        eq((obj["startTime"], obj["endTime"]), (FRI, FRI + D))
+        eq(obj["merchantRef"], {"id": MERCHANT})
+        assert isinstance(obj["createdTime"], int) and isinstance(obj["modifiedTime"], int)
+
+    @check("create: path without trailing slash, times as numeric strings")
+    def _():
+        status, obj, _ = f.call("POST", "/v3/merchants/%s/exports" % MERCHANT,
+                                {"type": "PAYMENTS", "startTime": str(FRI),
+                                 "endTime": str(FRI + D)})
+        eq(status, 200)
+        eq((obj["type"], obj["startTime"], obj["endTime"]), ("PAYMENTS", FRI, FRI + D))
+
+    @check("create: chunked request body accepted")
+    def _():
+        chunked = ("%x\r\n%s\r\n0\r\n\r\n" % (len(post_body), post_body)).encode()
+        head = ("POST /v3/merchants/%s/exports/ HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                "test-token\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n" % MERCHANT)
+        data, _ = raw_exchange(f.api, head.encode() + chunked)
+        assert data.startswith(b"HTTP/1.1 200"), data[:80]
+
+    @check("create: bad requests -> 400 with a message")
+    def _():
+        f.fresh()
+        path = "/v3/merchants/%s/exports/" % MERCHANT
+        bad = [b"not json", b"[1,2]", {"type": "REFUNDS", "startTime": FRI, "endTime": FRI + D},
+               {"type": "orders", "startTime": FRI, "endTime": FRI + D},
+               {"type": "ORDERS", "endTime": FRI + D}, {"type": "ORDERS", "startTime": FRI},
+               {"type": "ORDERS", "startTime": "yesterday", "endTime": FRI + D},
+               {"type": "ORDERS", "startTime": True, "endTime": FRI + D},
+               {"type": "ORDERS", "startTime": FRI + D, "endTime": FRI + D},
+               {"type": "ORDERS", "startTime": FRI + D, "endTime": FRI}]
+        for body in bad:
+            status, obj, _ = f.call("POST", path, body)
+            assert status == 400 and isinstance(obj.get("message"), str), (body, status, obj)
+        eq(f.stats()["exports_created"], 0, "exports created")
+
+    @check("create: 30 days accepted, 30 days + 1 ms -> 400 with Clover's message")
+    def _():
+        eq(f.post("ORDERS", FRI, FRI + 30 * D)[0], 200, "30 days")
+        status, obj, _ = f.post("ORDERS", FRI, FRI + 30 * D + 1)
+        eq((status, obj), (400, {"message": "The max time range for an export is 30 days"}))
+
+    # ---- service hours ------------------------------------------------------
+    def post_at(clock, **cfg):
+        f.fresh(clock_ms=clock, **cfg)
+        return f.post("ORDERS", FRI, FRI + D)
+
+    @check("hours: us open 10:00-14:59 every day, 503 with the hours outside")
+    def _():
+        for at in (MON + 10 * H, MON + 15 * H - 1, SUN + 12 * H, SAT + 10 * H):
+            eq(post_at(at, region="us")[0], 200, "open at %d" % at)
+        for at in (MON + 10 * H - 1, MON + 15 * H, SUN + 3 * H):
+            status, obj, _ = post_at(at, region="us")
+            eq((status, obj["message"]), (503, "Export service is only available during these "
+                                          "hours (UTC): MON-SUN 10:00-15:00"), "closed at %d" % at)
+
+    @check("hours: eu MON-FRI 01-05, SAT 02-05, SUN 02-06")
+    def _():
+        cases = [(MON + 1 * H, 200), (MON + 5 * H, 503), (FRI + 4 * H + 59 * 60000, 200),
+                 (SAT + 1 * H + 30 * 60000, 503), (SAT + 2 * H, 200), (SAT + 5 * H, 503),
+                 (SUN + 5 * H + 30 * 60000, 200), (SUN + 6 * H, 503), (MON + 12 * H, 503)]
+        for at, want in cases:
+            status, obj, _ = post_at(at, region="eu")
+            eq(status, want, "eu at %s" % time.strftime("%a %H:%M", time.gmtime(at / 1000)))
+        assert "MON-FRI 01:00-05:00, SAT 02:00-05:00, SUN 02:00-06:00" in obj["message"]
+
+    @check("hours: la like us, sandbox always")
+    def _():
+        eq(post_at(MON + 9 * H, region="la")[0], 503, "la 09:00")
+        eq(post_at(MON + 11 * H, region="la")[0], 200, "la 11:00")
+        eq(post_at(MON + 3 * H, region="sandbox")[0], 200, "sandbox 03:00")
+
+    @check("hours: config hours overrides the region ('always' too)")
+    def _():
+        hours = "MON-FRI 10:00-15:00, SAT 10:00-15:00"
+        status, obj, _ = post_at(SUN + 12 * H, region="us", hours=hours)
+        eq(status, 503, "Sunday")
+        assert hours in obj["message"], obj
+        eq(post_at(SAT + 12 * H, region="us", hours=hours)[0], 200, "Saturday")
+        eq(post_at(SUN + 3 * H, region="us", hours="always")[0], 200, "always")
+        eq(f.call("POST", "/_admin/config", {"hours": "MON-XYZ 10:00"}, token=None)[0], 400,
+           "bad hours")
+
+    @check("hours: clock_offset_ms moves the running clock; closed_rejections counted")
+    def _():
+        now = int(time.time() * 1000)
+        # shift "now" to 03:00 UTC of today, which us keeps closed
+        offset = (now - now % D + 3 * H) - now
+        f.fresh(region="us", clock_offset_ms=offset)
+        eq(f.post("ORDERS", FRI, FRI + D)[0], 503)
+        eq(f.stats()["closed_rejections"], 1)
+
+    @check("hours: polls and downloads work outside the hours")
+    def _():
+        f.fresh(region="us", clock_ms=MON + 12 * H)
+        _, obj, _ = f.post("ORDERS", FRI, FRI + D)
+        done = f.wait(obj["id"])
+        f.admin("POST", "config", {"clock_ms": MON + 20 * H})
+        eq(f.poll(obj["id"])[0], 200, "poll")
+        eq(f.get_url(done["exportUrls"]["elements"][0]["url"])[0], 200, "download")
+
+    # ---- concurrency --------------------------------------------------------
+    @check("concurrency: max_concurrent_exports running, then 503 busy, peak tracked")
+    def _():
+        f.fresh(max_concurrent_exports=2, queue_ms=400, processing_ms=0)
+        eq(f.post("ORDERS", FRI, FRI + D)[0], 200, "first")
+        eq(f.post("ORDERS", FRI, FRI + D)[0], 200, "second")
+        status, obj, _ = f.post("ORDERS", FRI, FRI + D)
+        eq((status, obj), (503, {"message": "Too many concurrent exports, please try again later"}))
+        s = f.stats()
+        eq((s["busy_rejections"], s["max_running_exports"], s["exports_created"]), (1, 2, 2))
+        time.sleep(0.5)
+        eq(f.post("ORDERS", FRI, FRI + D)[0], 200, "after the others finished")
+
+    @check("concurrency: the limit is server-wide (all merchants, all tokens)")
+    def _():
+        f.fresh(max_concurrent_exports=1, queue_ms=2000,
+                merchants={"SECOND0000001": {"region": "*"}})
+        eq(f.post("ORDERS", FRI, FRI + D)[0], 200)
+        eq(f.post("ORDERS", FRI, FRI + D, merchant="SECOND0000001", token="other-token")[0], 503)
+
+    # ---- polling and life cycle ---------------------------------------------
+    @check("poll: PENDING, IN_PROGRESS with rising percentComplete, DONE 100")
+    def _():
+        f.fresh(queue_ms=200, processing_ms=800, clock_ms=MON)
+        _, obj, _ = f.post("ORDERS", FRI, FRI + D)
+        seen, last = [], -1
+        for _ in range(300):
+            _, p, _ = f.poll(obj["id"])
+            assert p["percentComplete"] >= last, "percent went down"
+            last = p["percentComplete"]
+            seen.append((p["status"], p["percentComplete"]))
+            if p["status"] == "DONE":
+                break
+            time.sleep(0.03)
+        eq(seen[0], ("PENDING", 0), "first poll")
+        mids = [pc for s, pc in seen if s == "IN_PROGRESS"]
+        assert mids and len(set(mids)) >= 3 and all(0 <= pc < 100 for pc in mids), mids
+        eq(seen[-1], ("DONE", 100), "last poll")
+
+    @check("poll: DONE has availableUntil = fake now + 24 h and exportUrls")
+    def _():
+        f.fresh(clock_ms=MON + 5 * H)
+        done = f.export("ORDERS", FRI, FRI + D)
+        eq(done["availableUntil"], MON + 5 * H + D, "availableUntil")
+        eq(done["createdTime"], MON + 5 * H, "createdTime")
+        els = done["exportUrls"]["elements"]
+        assert els, "no urls"
+        for el in els:
+            eq(set(el), {"url", "export"}, "element keys")
+            eq(el["export"], {"id": done["id"]}, "export ref")
+        eq(list(done)[:5], ["id", "type", "status", "percentComplete", "availableUntil"], "order")
+
+    @check("poll: trailing slash; unknown id and another merchant's export -> 404")
+    def _():
+        f.fresh(merchants={"SECOND0000001": {"region": "*"}})
+        _, obj, _ = f.post("ORDERS", FRI, FRI + D)
+        status, _, _ = f.call("GET", "/v3/merchants/%s/exports/%s/" % (MERCHANT, obj["id"]))
+        eq(status, 200, "trailing slash")
+        eq(f.poll("AAAAAAAAAAAAA")[0], 404, "unknown id")
+        eq(f.poll(obj["id"], merchant="SECOND0000001")[0], 404, "other merchant")
+        eq(f.poll(obj["id"], token=None)[0], 401, "no token")
+
+    @check("poll: the export stays queryable after expiry")
+    def _():
+        f.fresh(clock_ms=MON)
+        done = f.export("ORDERS", FRI, FRI + D)
+        f.admin("POST", "config", {"clock_ms": MON + 3 * D})
+        status, obj, _ = f.poll(done["id"])
+        eq((status, obj["status"]), (200, "DONE"))
+
+    @check("poll: polls and max_polls_per_second counted")
+    def _():
+        f.fresh(queue_ms=5000)
+        _, obj, _ = f.post("ORDERS", FRI, FRI + D)
+        for _ in range(8):
+            f.poll(obj["id"])
+        s = f.stats()
+        eq(s["polls"], 8, "polls")
+        assert s["max_polls_per_second"] >= 8, s["max_polls_per_second"]
+        eq(s["exports"][0]["polls"], 8, "per-export polls")
+
+    # ---- files ---------------------------------------------------------------
+    @check("files: pre-signed URLs on the file host, no token needed, JSON elements")
+    def _():
+        f.fresh(file_host="127.0.0.1")
+        done = f.export("ORDERS", FRI, FRI + D)
+        url = done["exportUrls"]["elements"][0]["url"]
+        u = urllib.parse.urlsplit(url)
+        eq((u.scheme, u.hostname, u.port), ("http", "127.0.0.1", f.files), "url")
+        assert re.match(r"^/exports/%s/1\.json$" % done["id"], u.path), u.path
+        q = urllib.parse.parse_qs(u.query)
+        eq(q["Expires"], [str(done["availableUntil"])], "Expires")
+        assert re.match(r"^[0-9a-f]{64}$", q["Signature"][0])
+        status, headers, body = f.get_url(url)
+        eq(status, 200)
+        eq(int(headers["Content-Length"]), len(body), "Content-Length")
+        assert isinstance(json.loads(body)["elements"], list)
+
+    @check("files: file_host config is used in the URLs")
+    def _():
+        f.fresh(file_host="localhost")
+        done = f.export("ORDERS", FRI, FRI + D)
+        eq(urllib.parse.urlsplit(done["exportUrls"]["elements"][0]["url"]).hostname, "localhost")
+
+    @check("files: missing or wrong signature -> 403")
+    def _():
+        f.fresh()
+        done = f.export("ORDERS", FRI, FRI + D)
+        url = done["exportUrls"]["elements"][0]["url"]
+        u = urllib.parse.urlsplit(url)
+        eq(f.request("GET", u.path, port=f.files)[0], 403, "missing")
+        eq(f.get_url(url[:-4] + "0000")[0], 403, "wrong")
+        later = re.sub(r"Expires=(\d+)", lambda m: "Expires=%d" % (int(m.group(1)) + D), url)
+        eq(f.get_url(later)[0], 403, "changed Expires")
+
+    @check("files: deleted after availableUntil: 404, or expired_status 410 / 403")
+    def _():
+        f.fresh(clock_ms=MON)
+        done = f.export("ORDERS", FRI, FRI + D)
+        url = done["exportUrls"]["elements"][0]["url"]
+        f.admin("POST", "config", {"clock_ms": done["availableUntil"]})
+        eq(f.get_url(url)[0], 200, "at availableUntil")
+        f.admin("POST", "config", {"clock_ms": done["availableUntil"] + 1})
+        eq(f.get_url(url)[0], 404, "after")
+        for st in (410, 403):
+            f.admin("POST", "config", {"expired_status": st})
+            eq(f.get_url(url)[0], st, "expired_status %d" % st)
+
+    @check("files: objects_per_file splits, values above 1000 clamp to 1000")
+    def _():
+        f.fresh(objects_per_file=40)
+        files = f.objects(f.export("ORDERS", FRI, FRI + D))
+        assert len(files) > 2 and all(len(x) <= 40 for x in files[:-1]), [len(x) for x in files]
+        assert all(len(x) == 40 for x in files[:-1]), "files not full"
+        f.admin("POST", "config", {"objects_per_file": 5000})
+        eq(f.admin("GET", "config")["objects_per_file"], 1000, "clamped")
+        f.admin("POST", "config", {"merchants": {MERCHANT: {"orders_per_day": 3000}}})
+        files = f.objects(f.export("ORDERS", FRI, FRI + D))
+        eq([len(x) for x in files[:-1]], [1000] * (len(files) - 1), "full files of 1000")
+
+    @check("files: sorted by createdTime; shuffle is a deterministic permutation")
+    def _():
+        f.fresh(objects_per_file=50)
+        plain = [o for x in f.objects(f.export("ORDERS", FRI, FRI + D)) for o in x]
+        times = [o["createdTime"] for o in plain]
+        eq(times, sorted(times), "sorted")
+        f.admin("POST", "config", {"shuffle": True})
+        mixed = [o for x in f.objects(f.export("ORDERS", FRI, FRI + D)) for o in x]
+        again = [o for x in f.objects(f.export("ORDERS", FRI, FRI + D)) for o in x]
+        assert [o["createdTime"] for o in mixed] != times, "not shuffled"
+        eq(sorted(o["id"] for o in mixed), sorted(o["id"] for o in plain), "same objects")
+        eq([o["id"] for o in mixed], [o["id"] for o in again], "deterministic")
+
+    @check("files: an export with no objects has exportUrls.elements = []")
+    def _():
+        f.fresh()
+        done = f.export("ORDERS", FRI - 500 * D, FRI - 490 * D)   # before data_start
+        eq((done["status"], done["exportUrls"]), ("DONE", {"elements": []}))
+
+    @check("files: identical window reuses the cached files")
+    def _():
+        f.fresh()
+        before = set(os.listdir(f.data_dir))
+        a = f.objects(f.export("ORDERS", SUN, SUN + D))
+        middle = set(os.listdir(f.data_dir))
+        b = f.objects(f.export("ORDERS", SUN, SUN + D))
+        eq(len(middle - before), 1, "one new file set")
+        eq(set(os.listdir(f.data_dir)), middle, "no new file set")
+        eq(a, b, "same content")
+
+    @check("files: downloads, file_bytes and per-export counters")
+    def _():
+        f.fresh()
+        done = f.export("ORDERS", FRI, FRI + D)
+        _, _, body = f.get_url(done["exportUrls"]["elements"][0]["url"])
+        s = f.stats()
+        eq((s["file_downloads"], s["file_bytes"]), (1, len(body)))
+        eq((s["exports"][0]["files"], s["exports"][0]["downloads"]), (1, 1), "per export")
+
+    # ---- window content -------------------------------------------------------
+    @check("window: end_inclusive=true includes an object exactly at endTime")
+    def _():
+        f.fresh(end_inclusive=True)
+        objs = [o for x in f.objects(f.export("ORDERS", FRI, SAT)) for o in x]
+        times = [o["createdTime"] for o in objs]
+        eq((times[0], times[-1]), (FRI, SAT), "first and last")
+        e = f.expect("ORDERS", FRI, SAT, ids=True)
+        eq(sorted(o["id"] for o in objs if o["createdTime"] < SAT), e["ids"], "rest = expect")
+
+    @check("window: end_inclusive=false is half-open and equals expect")
+    def _():
+        f.fresh(end_inclusive=False)
+        objs = [o for x in f.objects(f.export("ORDERS", FRI, SAT)) for o in x]
+        e = f.expect("ORDERS", FRI, SAT)
+        eq(len(objs), e["count"], "count")
+        eq(md5_ids(o["id"] for o in objs), e["ids_md5"], "ids")
+        eq(sum(o["total"] for o in objs), e["sum"], "sum")
+        eq(objs[0]["createdTime"], FRI, "starts at the midnight order")
+
+    @check("window: nothing after the fake now; lag_ms hides the most recent data")
+    def _():
+        now = FRI + 10 * H + 1234
+        f.fresh(clock_ms=now)
+        objs = [o for x in f.objects(f.export("ORDERS", FRI, FRI + D)) for o in x]
+        assert max(o["createdTime"] for o in objs) <= now, "object after now"
+        assert max(o["createdTime"] for o in objs) > now - H, "recent data missing"
+        f.admin("POST", "config", {"lag_ms": 2 * H})
+        objs = [o for x in f.objects(f.export("ORDERS", FRI, FRI + D)) for o in x]
+        assert max(o["createdTime"] for o in objs) <= now - 2 * H, "lag not applied"
+
+    @check("window: payments reference generated orders, same hour, not earlier")
+    def _():
+        f.fresh(end_inclusive=False)
+        orders = {o["id"]: o for x in f.objects(f.export("ORDERS", FRI, SAT)) for o in x}
+        pays = [p for x in f.objects(f.export("PAYMENTS", FRI, SAT)) for p in x]
+        assert pays, "no payments"
+        for p in pays:
+            o = orders.get(p["order"]["id"])
+            assert o is not None, "payment %s of unknown order" % p["id"]
+            bucket_end = o["createdTime"] - o["createdTime"] % H + H
+            assert o["createdTime"] <= p["createdTime"] < bucket_end, "payment time"
+        per = {}
+        for p in pays:
+            per[p["order"]["id"]] = per.get(p["order"]["id"], 0) + 1
+        assert max(per.values()) == 2 and len(per) < len(orders), "0-2 payments per order"
+        e = f.expect("PAYMENTS", FRI, SAT)
+        eq((len(pays), sum(p["amount"] for p in pays)), (e["count"], e["sum"]), "expect")
+
+    # ---- data --------------------------------------------------------------------
+    f.fresh(end_inclusive=False)
+    week = [o for x in f.objects(f.export("ORDERS", FRI, FRI + 7 * D)) for o in x]
+
+    @check("data: exactly one order and one payment at every UTC midnight")
+    def _():
+        for day in range(7):
+            at = FRI + day * D
+            eq(sum(o["createdTime"] == at for o in week), 1, "orders at midnight %d" % day)
+        pays = [p for x in f.objects(f.export("PAYMENTS", FRI, FRI + 7 * D)) for p in x]
+        for day in range(7):
+            at = FRI + day * D
+            eq(sum(p["createdTime"] == at for p in pays), 1, "payments at midnight %d" % day)
+        assert all(p["createdTime"] % D or p["createdTime"] in range(FRI, FRI + 7 * D, D)
+                   for p in pays)
+
+    @check("data: order fields, ids, totals, times")
+    def _():
+        for o in week:
+            missing = ORDER_FIELDS - set(o)
+            assert not missing, "missing %s" % missing
+            assert re.match(r"^[A-Z0-9]{13}$", o["id"])
+            lines = o["lineItems"]["elements"]
+            assert 1 <= len(lines) <= 6
+            eq(o["total"], sum(li["price"] * li["unitQty"] // 1000 for li in lines), "total")
+            assert o["clientCreatedTime"] <= o["createdTime"] <= o["modifiedTime"]
+            eq(o["currency"], "USD")
+        eq(len({o["id"] for o in week}), len(week), "unique ids")
+        size = sum(len(json.dumps(o, ensure_ascii=False).encode()) for o in week) / len(week)
+        assert 800 < size < 1500, "average size %d" % size
+
+    @check("data: optional fields both null and absent; varied states")
+    def _():
+        for k in ("note", "title", "employee", "device", "state", "externalReferenceId"):
+            assert any(k not in o for o in week), "%s never absent" % k
+            assert any(k in o and o[k] is None for o in week), "%s never null" % k
+            assert any(o.get(k) is not None for o in week), "%s never set" % k
+        eq({o.get("state") for o in week}, {"open", "OPEN", "locked", None}, "states")
+        assert len({o["paymentState"] for o in week}) >= 5
+
+    @check("data: texts include accents, CJK, emoji, quotes, backslashes, newlines, tabs")
+    def _():
+        texts = "".join(str(o.get("note")) + str(o.get("title")) for o in week)
+        for needle in ("é", "请", "🎂", '"', "\\", "\n", "\t"):
+            assert needle in texts, "no %r" % needle
+
+    @check("data: payment fields; cardTransaction for cards, cashTendered for cash")
+    def _():
+        pays = [p for x in f.objects(f.export("PAYMENTS", FRI, SAT)) for p in x]
+        for p in pays:
+            assert not PAYMENT_FIELDS - set(p), PAYMENT_FIELDS - set(p)
+            key = p["tender"]["labelKey"]
+            eq("cardTransaction" in p, key.endswith(("credit_card", "debit_card")), "card")
+            eq("cashTendered" in p, p["tender"]["labelKey"].endswith(".cash"), "cashTendered")
+        assert {p["result"] for p in pays} >= {"SUCCESS"} and len({p["result"] for p in pays}) > 1
+
+    @check("data: orders_per_day scales the volume (5000/day)")
+    def _():
+        f.admin("POST", "config", {"merchants": {MERCHANT: {"orders_per_day": 5000}}})
+        e = f.expect("ORDERS", FRI, FRI + 7 * D)
+        assert 0.85 * 35000 < e["count"] < 1.15 * 35000, e["count"]
+        f.admin("POST", "config", {"merchants": {MERCHANT: {"orders_per_day": 150}}})
+
+    @check("data: deterministic per seed; another seed gives other data")
+    def _():
+        a = f.expect("ORDERS", FRI, SAT)
+        eq(f.expect("ORDERS", FRI, SAT), a, "same twice")
+        other = Instance("--seed", "7")
+        try:
+            same = Instance("--seed", "42", data_dir=False)
+            try:
+                eq(same.expect("ORDERS", FRI, SAT), a, "same seed, other process")
+            finally:
+                same.stop()
+            assert other.expect("ORDERS", FRI, SAT)["ids_md5"] != a["ids_md5"], "seed ignored"
+        finally:
+            other.stop()
+
+    # ---- expect ----------------------------------------------------------------
+    @check("expect: half-open, ms or ISO-8601, ids=1, independent of end_inclusive")
+    def _():
+        f.fresh(end_inclusive=True, lag_ms=10 * D)
+        a = f.expect("ORDERS", FRI, SAT, ids=True)
+        b = f.expect("ORDERS", "2024-03-01T00:00:00Z", "2024-03-02T00:00:00.000Z")
+        eq({k: a[k] for k in b}, b, "ms = ISO")
+        eq(a["ids"], sorted(a["ids"]), "sorted ids")
+        eq(md5_ids(a["ids"]), a["ids_md5"], "md5")
+        eq(a["min_created"], FRI, "min")
+        assert a["max_created"] < SAT
+        eq(f.expect("ORDERS", FRI, SAT + 1)["count"], a["count"] + 1, "edge at SAT")
+        eq(f.expect("ORDERS", FRI + 1, SAT)["count"], a["count"] - 1, "edge at FRI")
+        empty = f.expect("ORDERS", FRI, FRI)
+        eq((empty["count"], empty["min_created"], empty["sum"]), (0, None, 0), "empty")
+        eq(f.call("GET", "/_admin/expect?type=X&merchant=%s&start=1&end=2" % MERCHANT,
+                  token=None)[0], 400, "bad type")
+
+    @check("expect: fakectl expect prints one JSON line, or one field")
+    def _():
+        env = dict(os.environ, FAKE_CLOVER_ADMIN="http://127.0.0.1:%d/_admin" % f.api)
+        out = subprocess.run([sys.executable, FAKECTL, "expect", "ORDERS", MERCHANT,
+                              "2024-03-01T00:00:00Z", "2024-03-02T00:00:00Z"], env=env,
+                             capture_output=True, text=True, check=True).stdout
+        eq(out.count("\n"), 1, "one line")
+        eq(json.loads(out), f.expect("ORDERS", FRI, SAT), "content")
+        out = subprocess.run([sys.executable, FAKECTL, "expect", "ORDERS", MERCHANT, str(FRI),
+                              str(SAT), "count"], env=env, capture_output=True, text=True,
+                             check=True).stdout
+        eq(out, "%d\n" % json.loads(out), "field")
+
+    # ---- /v1 ---------------------------------------------------------------------
+    f.fresh()
+
+    def v1(path, token="test-token"):
+        return f.call("GET", path, token=token)[:2]
+
+    @check("v1: list shape, default limit 10, newest first")
+    def _():
+        status, body = v1("/v1/orders")
+        eq(status, 200)
+        eq((body["object"], body["url"], body["has_more"], len(body["data"])),
+           ("list", "/v1/orders", True, 10))
+        o = body["data"][0]
+        assert {"id", "amount", "currency", "created", "items"} <= set(o), o
+        created = [x["created"] for x in body["data"]]
+        eq(created, sorted(created, reverse=True), "newest first")
+
+    @check("v1: limit 100 ok, 0 and 101 -> 400; auth required")
+    def _():
+        eq(len(v1("/v1/charges?limit=100")[1]["data"]), 100, "100")
+        eq(v1("/v1/orders?limit=101")[0], 400, "101")
+        eq(v1("/v1/orders?limit=0")[0], 400, "0")
+        eq(v1("/v1/orders", token=None)[0], 401, "no token")
+        eq(v1("/v1/orders", token="noperm-token")[0], 401, "no merchant")
+
+    @check("v1: created.gt/lt + starting_after pages cover the range, cursor included")
+    def _():
+        lo, hi = FRI, FRI + 6 * H
+        ids, cursor, pages = set(), None, 0
+        while True:
+            q = "/v1/orders?limit=5&created.gt=%d&created.lt=%d" % (lo - 1, hi)
+            if cursor:
+                q += "&starting_after=" + cursor
+            status, body = v1(q)
+            eq(status, 200, "page status")
+            if cursor:
+                eq(body["data"][0]["id"], cursor, "cursor first")
+            ids |= {o["id"] for o in body["data"]}
+            assert all(lo <= o["created"] < hi for o in body["data"])
+            pages += 1
+            if not body["has_more"]:
+                break
+            cursor = body["data"][-1]["id"]
+        e = f.expect("ORDERS", lo, hi)
+        eq((len(ids), md5_ids(ids)), (e["count"], e["ids_md5"]), "same set as expect")
+        assert pages >= 2
+
+    @check("v1: ending_before starts with the cursor, then newer objects")
+    def _():
+        _, body = v1("/v1/orders?limit=10")
+        cursor = body["data"][5]
+        _, page = v1("/v1/orders?limit=3&ending_before=" + cursor["id"])
+        eq([o["id"] for o in page["data"]],
+           [cursor["id"], body["data"][4]["id"], body["data"][3]["id"]], "page")
+        eq(page["has_more"], True, "has_more")
+        eq(v1("/v1/orders?ending_before=NOSUCHORDER00")[0], 400, "unknown cursor")
+
+    @check("v1: charges and refunds derived from payments")
+    def _():
+        _, body = v1("/v1/charges?created.gt=%d&created.lt=%d&limit=100" % (FRI - 1, SAT))
+        e = f.expect("PAYMENTS", FRI, SAT, ids=True)
+        assert {c["id"] for c in body["data"]} <= set(e["ids"]), "charges are payments"
+        _, body = v1("/v1/refunds?created.gt=%d&created.lt=%d&limit=100" % (FRI - 1, FRI + 3 * D))
+        payments = set(f.expect("PAYMENTS", FRI, FRI + 3 * D, ids=True)["ids"])
+        assert body["data"], "no refunds"
+        for r in body["data"]:
+            assert set(r) >= {"id", "amount", "charge", "created"}, r
+            assert r["charge"] in payments, "refund of an unknown payment"
+        eq(f.stats()["v1_requests"] > 0, True, "counted")
+
+    # ---- admin --------------------------------------------------------------------
+    @check("admin: stats has every documented counter; admin calls are not counted")
+    def _():
+        f.fresh()
+        s = f.stats()
+        for k in ("requests_total", "posts", "exports_created", "polls", "file_downloads",
+                  "file_bytes", "v1_requests", "auth_failures", "busy_rejections",
+                  "closed_rejections", "rate_limited", "faults_fired", "token_on_file_host",
+                  "max_running_exports", "max_polls_per_second", "exports"):
+            assert k in s, k
+        f.admin("GET", "config")
+        eq(f.stats()["requests_total"], 0, "requests_total")
+
+    @check("admin: reset zeroes counters, forgets exports, clears faults, restores config")
+    def _():
+        f.fresh(end_inclusive=False)
+        _, obj, _ = f.post("ORDERS", FRI, FRI + D)
+        f.admin("POST", "fault", {"kind": "status", "target": "v1", "status": 500, "count": -1})
+        f.admin("POST", "reset")
+        s = f.stats()
+        eq((s["posts"], s["exports"]), (0, []), "counters")
+        eq(f.poll(obj["id"])[0], 404, "export forgotten")
+        eq(f.admin("GET", "fault")["rules"], [], "faults")
+        eq(f.admin("GET", "config")["end_inclusive"], True, "config")
+        eq(v1("/v1/orders")[0], 200, "fault gone")
+
+    @check("admin: config rejects unknown keys and bad values")
+    def _():
+        for patch in ({"nope": 1}, {"end_inclusive": "yes"}, {"region": "mars"},
+                      {"expired_status": 500}, {"anomalies": ["bad_utf8"]},
+                      {"merchants": {"X": {"region": "moon"}}}, {"tokens": {"t": "all"}}):
+            eq(f.call("POST", "/_admin/config", patch, token=None)[0], 400, str(patch))
+
+    @check("admin: merchants merge per merchant; null removes")
+    def _():
+        f.fresh(merchants={MERCHANT: {"orders_per_day": 10}, "NEW0000000001": {"region": "us"}})
+        m = f.admin("GET", "config")["merchants"]
+        eq(m[MERCHANT], {"region": "*", "orders_per_day": 10}, "merged")
+        eq(m["NEW0000000001"]["region"], "us", "added")
+        f.admin("POST", "config", {"merchants": {"NEW0000000001": None}})
+        assert "NEW0000000001" not in f.admin("GET", "config")["merchants"]
+
+    @check("admin: token_on_file_host counts headers and token-like query parameters")
+    def _():
+        f.fresh()
+        done = f.export("ORDERS", FRI, FRI + D)
+        url = done["exportUrls"]["elements"][0]["url"]
+        f.get_url(url)
+        eq(f.stats()["token_on_file_host"], 0, "clean download")
+        f.get_url(url, headers={"Authorization": "Bearer test-token"})
+        f.get_url(url + "&access_token=x")
+        f.get_url(url + "&foo=test-token")
+        f.get_url(url, headers={"X-Clover-Auth": "test-token"})
+        eq(f.stats()["token_on_file_host"], 4)
+
+    @check("fakectl: reset/config/fault/clearfaults silent; stats KEY plain; errors exit 1")
+    def _():
+        env = dict(os.environ, FAKE_CLOVER_ADMIN="http://127.0.0.1:%d/_admin" % f.api)
+
+        def ctl(*args):
+            return subprocess.run([sys.executable, FAKECTL] + list(args), env=env,
+                                  capture_output=True, text=True)
+        for args in (["reset"], ["config", "end_inclusive=false", "processing_ms=0",
+                                 "hours=MON-FRI 10:00-15:00", "merchants.%s.orders_per_day=99"
+                                 % MERCHANT], ["fault", "kind=status", "target=post",
+                                              "status=503", "count=2"], ["clearfaults"]):
+            r = ctl(*args)
+            eq((r.returncode, r.stdout, r.stderr), (0, "", ""), " ".join(args))
+        c = f.admin("GET", "config")
+        eq((c["end_inclusive"], c["processing_ms"], c["hours"], c["merchants"][MERCHANT]
+            ["orders_per_day"]), (False, 0, "MON-FRI 10:00-15:00", 99), "config applied")
+        eq(ctl("stats", "token_on_file_host").stdout, "0\n", "stats KEY")
+        r = ctl("config", "bogus=1")
+        assert r.returncode == 1 and r.stderr and not r.stdout, r
+        r = ctl("stats", "nonexistent")
+        eq(r.returncode, 1, "unknown stat")
+        r = subprocess.run([sys.executable, FAKECTL, "--admin", "http://127.0.0.1:1/_admin",
+                            "reset"], capture_output=True, text=True)
+        eq(r.returncode, 1, "unreachable")
+
+    # ---- faults --------------------------------------------------------------------
+    def fault(**rule):
+        f.admin("POST", "fault", rule)
+
+    @check("fault status: code, body, Retry-After, headers; count and skip")
+    def _():
+        f.fresh()
+        fault(kind="status", target="post", status=503, count=2, skip=1, retry_after=7,
+              headers={"X-Test": "1"})
+        codes = []
+        for _ in range(4):
+            status, body, headers = f.post("ORDERS", FRI, FRI + D)
+            codes.append(status)
+            if status == 503:
+                eq((headers["Retry-After"], headers["X-Test"]), ("7", "1"), "headers")
+                eq(body, {"message": "Service Unavailable"}, "default body")
+        eq(codes, [200, 503, 503, 200], "skip 1, fire 2")
+        eq(f.stats()["faults_fired"], 2, "faults_fired")
+
+    @check("fault status 429 with a custom body counts rate_limited")
+    def _():
+        f.fresh()
+        fault(kind="status", target="poll", status=429, body={"message": "Too many requests"},
+              headers={"X-RateLimit-tokenLimit": "16"}, retry_after=1)
+        _, obj, _ = f.post("ORDERS", FRI, FRI + D)
+        status, body, headers = f.poll(obj["id"])
+        eq((status, body, headers["X-RateLimit-tokenLimit"]),
+           (429, {"message": "Too many requests"}, "16"))
+        eq(f.stats()["rate_limited"], 1)
+
+    @check("fault count -1 fires forever; DELETE clears; target any covers v1")
+    def _():
+        f.fresh()
+        fault(kind="status", target="any", status=500, count=-1)
+        eq([v1("/v1/orders")[0] for _ in range(3)], [500] * 3)
+        f.call("DELETE", "/_admin/fault", token=None)
+        eq(v1("/v1/orders")[0], 200)
+
+    @check("fault drop: no answer, connection closed")
+    def _():
+        f.fresh()
+        fault(kind="drop", target="post")
+        data, err = raw_exchange(f.api, raw_post)
+        eq((data, err), (b"", None), "empty, clean close")
+        eq(f.stats()["exports_created"], 0, "not processed")
+
+    @check("fault drop with process=true: the export is created, the answer lost")
+    def _():
+        f.fresh()
+        fault(kind="drop", target="post", process=True)
+        try:
+            f.post("ORDERS", FRI, FRI + D)
+            raise AssertionError("got an answer")
+        except http.client.RemoteDisconnected:
+            pass
+        eq(f.stats()["exports_created"], 1)
+
+    @check("fault reset: TCP RST")
+    def _():
+        f.fresh()
+        fault(kind="reset", target="post")
+        data, err = raw_exchange(f.api, raw_post)
+        assert isinstance(err, ConnectionResetError), (data, err)
+
+    f.fresh()
+    done = f.export("ORDERS", FRI, FRI + D)
+    url = done["exportUrls"]["elements"][0]["url"]
+    full = f.get_url(url)[2]
+
+    @check("fault truncate: full Content-Length, part of the body, then close")
+    def _():
+        fault(kind="truncate", target="file", bytes=1000)
+        try:
+            f.get_url(url)
+            raise AssertionError("no error")
+        except http.client.IncompleteRead as e:
+            eq((len(e.partial), e.expected), (1000, len(full) - 1000))
+
+    @check("fault stall: headers and some bytes, then silence")
+    def _():
+        fault(kind="stall", target="file", bytes=100, seconds=1.5)
+        t = time.time()
+        try:
+            f.get_url(url, timeout=0.5)
+            raise AssertionError("no timeout")
+        except (socket.timeout, TimeoutError):
+            pass
+        assert time.time() - t < 1.4
+
+    @check("fault slow: the answer arrives at `rate` bytes/s")
+    def _():
+        fault(kind="slow", target="poll", rate=400)
+        t = time.time()
+        status, obj, _ = f.poll(done["id"])
+        took = time.time() - t
+        size = len(json.dumps(obj))
+        eq(status, 200)
+        assert size / 400 * 0.7 < took < size / 400 * 1.5 + 0.3, (size, took)
+
+    @check("fault delay: answers normally after `seconds`")
+    def _():
+        fault(kind="delay", target="poll", seconds=0.5)
+        t = time.time()
+        eq(f.poll(done["id"])[0], 200)
+        assert time.time() - t >= 0.5
+
+    @check("fault malformed: same length, invalid JSON")
+    def _():
+        fault(kind="malformed")
+        status, headers, body = f.get_url(url)
+        eq((status, len(body)), (200, len(full)))
+        try:
+            json.loads(body)
+            raise AssertionError("still valid JSON")
+        except ValueError:
+            pass
+        eq(f.get_url(url)[2], full, "only once")
+
+    @check("fault no_elements: {\"items\": []}")
+    def _():
+        fault(kind="no_elements")
+        eq(json.loads(f.get_url(url)[2]), {"items": []})
+
+    @check("fault element_not_object: one element is 42")
+    def _():
+        fault(kind="element_not_object")
+        els = json.loads(f.get_url(url)[2])["elements"]
+        eq(sum(e == 42 for e in els), 1, "42s")
+        eq(len(els), len(json.loads(full)["elements"]), "count")
+
+    @check("fault redirect: 302 to location; token forwarded to the file host is counted")
+    def _():
+        f.admin("POST", "reset")
+        fault(kind="redirect", target="poll")
+        status, _, headers = f.call("GET", "/v3/merchants/%s/exports/XYZ" % MERCHANT)
+        eq(status, 302)
+        loc = urllib.parse.urlsplit(headers["Location"])
+        eq((loc.port, loc.path), (f.files, "/v3/merchants/%s/exports/XYZ" % MERCHANT))
+        f.request("GET", loc.path, headers={"Authorization": "Bearer test-token"}, port=f.files)
+        eq(f.stats()["token_on_file_host"], 1)
+        fault(kind="redirect", target="post", location="http://127.0.0.1:1/elsewhere")
+        eq(f.post("ORDERS", FRI, FRI + D)[2]["Location"], "http://127.0.0.1:1/elsewhere")
+
+    @check("fault export_status FAILED: sticks, and frees the concurrency slot")
+    def _():
+        f.fresh(queue_ms=2000, max_concurrent_exports=1)
+        _, obj, _ = f.post("ORDERS", FRI, FRI + D)
+        fault(kind="export_status", status="FAILED")
+        eq(f.poll(obj["id"])[1]["status"], "FAILED")
+        eq(f.poll(obj["id"])[1]["status"], "FAILED", "second poll")
+        eq(f.post("ORDERS", FRI, FRI + D)[0], 200, "slot free")
+
+    @check("fault export_status stuck: IN_PROGRESS forever, percent frozen")
+    def _():
+        f.fresh(processing_ms=50)
+        _, obj, _ = f.post("ORDERS", FRI, FRI + D)
+        fault(kind="export_status", stuck=True)
+        first = f.poll(obj["id"])[1]
+        time.sleep(0.3)
+        later = f.poll(obj["id"])[1]
+        eq(later["status"], "IN_PROGRESS")
+        eq(later["percentComplete"], first["percentComplete"], "frozen")
+
+    @check("fault rules are validated")
+    def _():
+        for rule in ({"kind": "nope"}, {"kind": "status"}, {"kind": "status", "status": 503,
+                                                            "target": "x"},
+                     {"kind": "status", "status": 503, "colour": "red"},
+                     {"kind": "export_status", "target": "post", "status": "FAILED"},
+                     {"kind": "drop", "count": 0}):
+            eq(f.call("POST", "/_admin/fault", rule, token=None)[0], 400, str(rule))
+
+    # ---- anomalies -----------------------------------------------------------------
+    @check("anomalies: applied to the first object of every file")
+    def _():
+        f.fresh(objects_per_file=30, anomalies=["nul_in_note", "huge_total", "string_client_time"])
+        files = f.objects(f.export("ORDERS", FRI, FRI + D))
+        assert len(files) > 1
+        for x in files:
+            eq((x[0]["note"], x[0]["total"], x[0]["clientCreatedTime"]),
+               ("before\u0000after", 123456789012345678901234567890, "yesterday"), "first")
+            assert isinstance(x[1]["total"], int) and x[1]["total"] < 10 ** 9, "second"
+        f.admin("POST", "config", {"anomalies": ["float_total", "deep_nesting"]})
+        files = f.objects(f.export("PAYMENTS", FRI, FRI + D))
+        depth, node = 0, files[0][0]["note"]
+        while isinstance(node, list):
+            depth, node = depth + 1, (node[0] if node else None)
+        eq((files[0][0]["amount"], depth), (12.5, 200), "float amount, 200 levels")
+
+    # ---- HTTP ------------------------------------------------------------------------
+    @check("http: keep-alive, Content-Length on every answer")
+    def _():
+        f.fresh()
+        conn = http.client.HTTPConnection("127.0.0.1", f.api, timeout=5)
+        for path in ("/v1/orders", "/nope", "/v1/orders"):
+            conn.request("GET", path, headers={"Authorization": "Bearer test-token"})
+            r = conn.getresponse()
+            body = r.read()
+            eq(int(r.headers["Content-Length"]), len(body), "length")
+        conn.close()
+
+    @check("log: one line per request, no token, no query string")
+    def _():
+        f.fresh()
+        f.call("GET", "/v1/orders?limit=3&access_token=secret-in-query")
+        log = open(f.log).read()
+        lines = [line for line in log.splitlines() if line.startswith(("api ", "file "))]
+        assert len(lines) > 100, len(lines)
+        for bad in ("test-token", "secret-in-query", "Signature", "?", "Bearer"):
+            assert bad not in log, "log contains %r" % bad
+        assert "api GET /v1/orders 401" in lines, lines[-3:]
+
+    # ---- speed, shutdown --------------------------------------------------------------
+    # speed: the aims are >= 20 000 orders/s and hundreds of MB/s; the checks
+    # use low floors so that a slow machine does not fail them, and print
+    # what they measured
+    speed = {}
+
+    @check("speed: generation of a fresh window (floor 5 000 orders/s)")
+    def _():
+        f.fresh(processing_ms=0, merchants={MERCHANT: {"orders_per_day": 5000}})
+        t = time.time()
+        speed["done"] = f.export("ORDERS", FRI - 30 * D, FRI - 26 * D)
+        took = time.time() - t
+        n = sum(e["objects"] for e in f.stats()["exports"])
+        print("# generated %d orders in %.2f s: %.0f orders/s" % (n, took, n / took))
+        assert n / took >= 5000, "%.0f orders/s" % (n / took)
+
+    @check("speed: file downloads over one connection (floor 50 MB/s)")
+    def _():
+        conn = http.client.HTTPConnection("127.0.0.1", f.files, timeout=10)
+        t, size = time.time(), 0
+        for el in speed["done"]["exportUrls"]["elements"]:
+            u = urllib.parse.urlsplit(el["url"])
+            conn.request("GET", u.path + "?" + u.query)
+            size += len(conn.getresponse().read())
+        took = time.time() - t
+        conn.close()
+        print("# downloaded %.1f MB in %.2f s: %.0f MB/s" % (size / 1e6, took, size / 1e6 / took))
+        assert size / 1e6 / took >= 50, "%.0f MB/s" % (size / 1e6 / took)
+
+    @check("speed: small keep-alive requests take < 10 ms (no Nagle stalls)")
+    def _():
+        conn = http.client.HTTPConnection("127.0.0.1", f.api, timeout=10)
+        t = time.time()
+        for _ in range(50):
+            conn.request("POST", "/v3/merchants/%s/exports" % MERCHANT, body=b"{}",
+                         headers={"Authorization": "Bearer test-token"})
+            conn.getresponse().read()
+        took = (time.time() - t) / 50
+        conn.close()
+        assert took < 0.010, "%.1f ms per request" % (took * 1000)
+
+    @check("shutdown: SIGTERM exits 0, removes its temporary data dir and the ready file")
+    def _():
+        g = Instance(data_dir=False)
+        g.export("ORDERS", FRI, FRI + D)
+        data_dir = re.search(r"data dir (\S+)", open(g.log).read()).group(1)
+        assert os.listdir(data_dir), "no files in the temporary data dir"
+        g.proc.send_signal(signal.SIGTERM)
+        eq(g.proc.wait(5), 0, "exit status")
+        assert not os.path.exists(g.ready), "ready file left"
+        assert not os.path.exists(data_dir), "temporary data dir left"
+        g.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
