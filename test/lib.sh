@@ -1,0 +1,148 @@
+# test/lib.sh - shared by test/demo.sh, test/run_tests.sh and the benchmark
+#
+# Sets up everything a fresh Debian 12 machine lacks, builds and installs the
+# extension, and runs a throwaway PostgreSQL 15 cluster plus the bundled fake
+# Clover.  PostgreSQL refuses to run as root, so when started as root the
+# cluster, the fake and the clients run as the unprivileged "postgres" user
+# (created by Debian's postgresql-common package) in a private work
+# directory; the repository itself is only read.
+#
+# Source it, then call: ensure_packages, build_and_install, start_work,
+# start_cluster, start_fake.  stop_all runs on exit.
+
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PG_MAJOR=15
+PACKAGES=(
+	"postgresql-$PG_MAJOR" "postgresql-client-$PG_MAJOR"
+	"postgresql-server-dev-$PG_MAJOR" libcurl4-openssl-dev libjson-c-dev
+	pkg-config make gcc curl python3 python3-psycopg2 procps
+)
+
+PYTHON=/usr/bin/python3   # Debian's, with python3-psycopg2 (not a pyenv one on PATH)
+export PYTHON
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+# ensure_packages [extra packages...]: apt-get install whatever is missing
+ensure_packages() {
+	local missing=() p
+	for p in "${PACKAGES[@]}" "$@"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
+			missing+=("$p")
+	done
+	if [ ${#missing[@]} -gt 0 ]; then
+		if [ "$(id -u)" != 0 ]; then
+			log "missing packages: ${missing[*]} (run as root to install them)"
+			exit 1
+		fi
+		log "installing ${missing[*]}"
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get update -qq
+		apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	fi
+	PG_CONFIG=/usr/lib/postgresql/$PG_MAJOR/bin/pg_config
+	PGBIN=$($PG_CONFIG --bindir)
+	PG_REGRESS=$(dirname "$($PG_CONFIG --pgxs)")/../test/regress/pg_regress
+	export PG_CONFIG PGBIN PG_REGRESS
+}
+
+# build_and_install: warnings are errors
+build_and_install() {
+	log "building clover_export_fdw (-Wall -Wextra -Werror)"
+	make -C "$REPO" -s clean PG_CONFIG="$PG_CONFIG" >/dev/null
+	make -C "$REPO" -s WERROR=1 PG_CONFIG="$PG_CONFIG"
+	log "installing into $($PG_CONFIG --pkglibdir)"
+	make -C "$REPO" -s install PG_CONFIG="$PG_CONFIG" >/dev/null
+	make -C "$REPO" -s clean PG_CONFIG="$PG_CONFIG" >/dev/null
+}
+
+# as_pg CMD...: run as the cluster's owner
+as_pg() {
+	if [ "$(id -u)" = 0 ]; then
+		runuser -u postgres -- "$@"
+	else
+		"$@"
+	fi
+}
+
+free_port() {
+	"$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# start_work: a private directory with a copy of the test files
+start_work() {
+	WORK=$(mktemp -d /tmp/clover_export_fdw.XXXXXX)
+	chmod 755 "$WORK"
+	mkdir -p "$WORK/src"
+	cp -r "$REPO/sql" "$REPO/expected" "$REPO/test" "$WORK/src/"
+	[ "$(id -u)" = 0 ] && chown -R postgres: "$WORK"
+	export WORK
+	trap stop_all EXIT
+}
+
+# start_cluster [postgresql.conf lines...]
+start_cluster() {
+	log "starting a throwaway PostgreSQL $PG_MAJOR cluster"
+	as_pg "$PGBIN/initdb" -D "$WORK/data" -A trust -E UTF8 --locale=C \
+		-U postgres >"$WORK/initdb.log" 2>&1 ||
+		{ cat "$WORK/initdb.log"; exit 1; }
+	PGPORT=$(free_port)
+	{
+		echo "listen_addresses = ''"
+		echo "port = $PGPORT"
+		echo "unix_socket_directories = '$WORK'"
+		echo "logging_collector = off"
+		echo "max_connections = 40"
+		local line
+		for line in "$@"; do echo "$line"; done
+	} >>"$WORK/data/postgresql.conf"
+	as_pg "$PGBIN/pg_ctl" -D "$WORK/data" -l "$WORK/postgresql.log" -w \
+		start >/dev/null
+	export PGHOST=$WORK PGPORT PGUSER=postgres PGDATABASE=postgres
+}
+
+# start_fake [fake_clover.py options...]
+start_fake() {
+	log "starting the fake Clover"
+	as_pg "$PYTHON" "$WORK/src/test/fake_clover.py" \
+		--ready-file "$WORK/fake.json" --data-dir "$WORK/fake-data" "$@" \
+		>"$WORK/fake.log" 2>&1 &
+	FAKE_PID=$!
+	local i
+	for i in $(seq 1 100); do
+		[ -s "$WORK/fake.json" ] && break
+		kill -0 "$FAKE_PID" 2>/dev/null || { cat "$WORK/fake.log"; exit 1; }
+		sleep 0.1
+	done
+	[ -s "$WORK/fake.json" ] || { log "the fake did not start"; exit 1; }
+	local api_port
+	api_port=$("$PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))["api_port"])' "$WORK/fake.json")
+	export FAKE_CLOVER_API="http://127.0.0.1:$api_port"
+	export FAKE_CLOVER_ADMIN="$FAKE_CLOVER_API/_admin"
+	export FAKECTL="$WORK/src/test/fakectl"
+}
+
+stop_all() {
+	local rc=$?
+	if [ -n "${FAKE_PID:-}" ]; then
+		kill "$FAKE_PID" 2>/dev/null || true
+		wait "$FAKE_PID" 2>/dev/null || true
+	fi
+	if [ -n "${WORK:-}" ] && [ -f "$WORK/data/postmaster.pid" ]; then
+		as_pg "$PGBIN/pg_ctl" -D "$WORK/data" -m immediate -w stop \
+			>/dev/null 2>&1 || true
+	fi
+	if [ -n "${WORK:-}" ] && [ -z "${KEEP_WORK:-}" ]; then
+		rm -rf "$WORK"
+	elif [ -n "${WORK:-}" ]; then
+		log "kept $WORK"
+	fi
+	return $rc
+}
+
+# psql_pg ARGS...: psql as the cluster owner
+psql_pg() {
+	as_pg "$PGBIN/psql" -X -v ON_ERROR_STOP=1 "$@"
+}
