@@ -171,6 +171,12 @@ typedef struct CloverRequest
 	bool		out_of_memory;
 	long		retry_after_secs;	/* -1 if absent */
 	char		errbuf[CURL_ERROR_SIZE];
+
+	/* filled in when the transfer ends, before the handle is freed */
+	long		status;			/* HTTP status, 0 if none */
+	long		request_bytes;	/* bytes of request sent */
+	double		total_secs;
+	char	   *redirect_url;	/* Location of a 3xx, palloc'd */
 } CloverRequest;
 
 struct CloverExportRun
@@ -218,7 +224,9 @@ static size_t header_callback(char *buffer, size_t size, size_t nitems,
 static CloverRequest *start_request(CloverExportRun *run, RequestKind kind,
 									CloverJob *job, int file_no,
 									const char *url, const char *post_body);
-static void release_request(CloverExportRun *run, CloverRequest *req);
+static void detach_request(CloverExportRun *run, CloverRequest *req);
+static void free_request(CloverRequest *req);
+static void abandon_request(CloverExportRun *run, CloverRequest *req);
 static bool api_slot_available(CloverExportRun *run, double now);
 static void schedule(CloverExportRun *run, double now);
 static bool run_step(CloverExportRun *run);
@@ -361,34 +369,50 @@ window_text(const CloverJob *job)
 }
 
 /*
+ * without_final_period
+ *		Remote text ends mid-sentence in our details: drop its final period
+ */
+static char *
+without_final_period(char *text)
+{
+	int			len = strlen(text);
+
+	while (len > 0 && (text[len - 1] == '.' || text[len - 1] == ' '))
+		text[--len] = '\0';
+	return text;
+}
+
+/*
  * answer_text
- *		What Clover answered, for an errdetail: its message, redacted
+ *		What Clover answered, for an errdetail: its message, redacted, without
+ *		a final period
  */
 static char *
 answer_text(CloverExportRun *run, CloverRequest *req)
 {
-	return redact(run, CloverErrorBodyMessage(req->body ? req->body : "",
-											  req->body_len));
+	return without_final_period(redact(run,
+									   CloverErrorBodyMessage(req->body ? req->body : "",
+															  req->body_len)));
 }
 
 /*
  * failure_text
  *		Why a request failed, for an errdetail: the HTTP status and Clover's
- *		message, or libcurl's description of the network error
+ *		message, or libcurl's description of the network error; without a
+ *		final period
  */
 static char *
 failure_text(CloverExportRun *run, CloverRequest *req, CURLcode rc,
 			 long status)
 {
 	if (req->too_large)
-		return psprintf("The answer exceeded %zu bytes.", req->body_limit);
+		return psprintf("an answer of more than %zu bytes", req->body_limit);
 	if (req->out_of_memory)
-		return pstrdup("Out of memory while receiving the answer.");
-	if (rc != CURLE_OK)
-		return psprintf("%s.",
-						redact(run, req->errbuf[0] ? req->errbuf :
-							   curl_easy_strerror(rc)));
-	return psprintf("HTTP %ld: %s", status, answer_text(run, req));
+		return pstrdup("an answer too large for the available memory");
+	if (rc == CURLE_OK)
+		return psprintf("HTTP %ld: %s", status, answer_text(run, req));
+	return without_final_period(redact(run, req->errbuf[0] ? req->errbuf :
+									   curl_easy_strerror(rc)));
 }
 
 /* ----------------------------------------------------------------
@@ -700,26 +724,49 @@ start_request(CloverExportRun *run, RequestKind kind, CloverJob *job,
 }
 
 /*
- * release_request
- *		Detach a finished or abandoned request and free its curl objects
- *
- * The response buffer is freed too unless the caller took it (set
- * req->body to NULL).
+ * detach_request
+ *		Take a request out of the multi handle and free its curl objects;
+ *		its response buffer stays until free_request
  */
 static void
-release_request(CloverExportRun *run, CloverRequest *req)
+detach_request(CloverExportRun *run, CloverRequest *req)
 {
 	dlist_delete(&req->node);
 	curl_multi_remove_handle(run->multi, req->easy);
 	curl_easy_cleanup(req->easy);
+	req->easy = NULL;
 	curl_slist_free_all(req->headers);
+	req->headers = NULL;
 	live_curl_handles--;
 	if (req->kind != REQ_FILE)
 		run->api_in_flight--;
+}
+
+/*
+ * free_request
+ *		Free a detached request and its response buffer, unless the caller
+ *		took the buffer (set req->body to NULL)
+ */
+static void
+free_request(CloverRequest *req)
+{
 	free_body(req);
 	if (req->post_body)
 		pfree(req->post_body);
+	if (req->redirect_url)
+		pfree(req->redirect_url);
 	pfree(req);
+}
+
+/*
+ * abandon_request
+ *		Stop a request in flight and forget it
+ */
+static void
+abandon_request(CloverExportRun *run, CloverRequest *req)
+{
+	detach_request(run, req);
+	free_request(req);
 }
 
 /*
@@ -783,6 +830,42 @@ start_file(CloverExportRun *run, CloverJob *job, int file_no)
  */
 
 /*
+ * next_creatable
+ *		The job whose export Clover's rules let us create next (timers
+ *		aside), or NULL
+ *
+ * Exports are created in window order; at most max_concurrent_exports run
+ * at Clover; the ones after the current window only once the consumer has
+ * shown it wants more than a first peek, and at most
+ * max_concurrent_exports windows ahead.
+ */
+static CloverJob *
+next_creatable(CloverExportRun *run)
+{
+	int			running = 0;
+	int			j;
+
+	for (j = run->cur; j < run->njobs; j++)
+	{
+		if (run->jobs[j].state == JOB_CREATING ||
+			run->jobs[j].state == JOB_RUNNING)
+			running++;
+	}
+	if (running >= run->opts->max_concurrent_exports)
+		return NULL;
+	for (j = run->cur; j < run->njobs; j++)
+	{
+		if (run->jobs[j].state != JOB_WAITING)
+			continue;
+		if ((j > run->cur && !run->prefetch_unlocked) ||
+			j - run->cur > run->opts->max_concurrent_exports)
+			return NULL;
+		return &run->jobs[j];
+	}
+	return NULL;
+}
+
+/*
  * schedule
  *		Start every request that is due and allowed
  */
@@ -790,32 +873,14 @@ static void
 schedule(CloverExportRun *run, double now)
 {
 	const CloverFdwOptions *opts = run->opts;
-	int			running = 0;
+	CloverJob  *job;
 	int			limit;
 	int			j;
 
-	/* exports: create in window order, within the concurrency rules */
-	for (j = run->cur; j < run->njobs; j++)
-	{
-		if (run->jobs[j].state == JOB_CREATING ||
-			run->jobs[j].state == JOB_RUNNING)
-			running++;
-	}
-	for (j = run->cur; j < run->njobs; j++)
-	{
-		CloverJob  *job = &run->jobs[j];
-
-		if (job->state != JOB_WAITING)
-			continue;
-		if (running >= opts->max_concurrent_exports ||
-			(j > run->cur && !run->prefetch_unlocked) ||
-			j - run->cur > opts->max_concurrent_exports ||
-			now < job->due_at ||
-			!api_slot_available(run, now))
-			break;
+	/* exports */
+	while ((job = next_creatable(run)) != NULL &&
+		   now >= job->due_at && api_slot_available(run, now))
 		start_create(run, job);
-		running++;
-	}
 
 	/* polls of running exports */
 	for (j = run->cur; j < run->njobs; j++)
@@ -856,33 +921,38 @@ schedule(CloverExportRun *run, double now)
 
 /*
  * next_due
- *		Seconds until the earliest timer of the run (capped by the caller)
+ *		Seconds until the earliest timer of the run (the caller caps it)
+ *
+ * A request that is due but held back by the API rate limiter counts as
+ * due very soon; one held back by Clover's rules (concurrency, prefetch)
+ * waits for the event that releases it.
  */
 static double
 next_due(CloverExportRun *run, double now)
 {
-	double		due = now + 3600;
+	double		due = now + MAX_IDLE_WAIT_MS / 1000.0;
+	double		soon = Max(now + 0.02, run->api_paused_until);
+	CloverJob  *creatable = next_creatable(run);
 	int			j;
 
+	if (creatable)
+		due = Min(due, Max(creatable->due_at, soon));
 	for (j = run->cur; j < run->njobs; j++)
 	{
 		CloverJob  *job = &run->jobs[j];
 		int			f;
 
-		if ((job->state == JOB_WAITING || job->state == JOB_RUNNING) &&
-			!job->request_in_flight)
-			due = Min(due, job->due_at);
+		if (job->state == JOB_RUNNING && !job->request_in_flight)
+			due = Min(due, Max(job->due_at, soon));
 		if (job->state == JOB_DONE)
 		{
 			for (f = job->next_hand; f < job->next_start; f++)
 			{
 				if (job->files[f].state == FILE_RETRY_WAIT)
-					due = Min(due, job->files[f].retry_at);
+					due = Min(due, Max(job->files[f].retry_at, now));
 			}
 		}
 	}
-	if (run->api_paused_until > now)
-		due = Max(due, run->api_paused_until);
 	return due - now;
 }
 
@@ -976,24 +1046,33 @@ wait_for_activity(CloverExportRun *run)
 static void
 handle_completion(CloverExportRun *run, CloverRequest *req, CURLcode rc)
 {
-	long		status = 0;
+	char	   *location = NULL;
 
-	(void) curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &status);
+	/* what the handlers need of the handle, before it is freed */
+	(void) curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &req->status);
+	(void) curl_easy_getinfo(req->easy, CURLINFO_REQUEST_SIZE,
+							 &req->request_bytes);
+	(void) curl_easy_getinfo(req->easy, CURLINFO_TOTAL_TIME, &req->total_secs);
+	if (curl_easy_getinfo(req->easy, CURLINFO_REDIRECT_URL, &location) == CURLE_OK &&
+		location != NULL)
+		req->redirect_url = MemoryContextStrdup(run->cxt, location);
+	detach_request(run, req);
 	if (req->kind != REQ_FILE)
 		req->job->request_in_flight = false;
 
 	switch (req->kind)
 	{
 		case REQ_CREATE:
-			handle_create(run, req, rc, status);
+			handle_create(run, req, rc, req->status);
 			break;
 		case REQ_POLL:
-			handle_poll(run, req, rc, status);
+			handle_poll(run, req, rc, req->status);
 			break;
 		case REQ_FILE:
-			handle_file(run, req, rc, status);
+			handle_file(run, req, rc, req->status);
 			break;
 	}
+	free_request(req);
 }
 
 /*
@@ -1053,7 +1132,7 @@ rate_limited(CloverExportRun *run, CloverRequest *req, const char *what)
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_EXECUTION),
 				 errmsg("Clover kept rate-limiting %s", what),
-				 errdetail("Clover answered HTTP 429 %d times in a row over %s: %s",
+				 errdetail("Clover answered HTTP 429 %d times in a row over %s: %s.",
 						   run->rate_limit_streak,
 						   format_duration(now - run->rate_limited_since),
 						   answer_text(run, req)),
@@ -1099,7 +1178,7 @@ closed_or_busy(CloverExportRun *run, CloverJob *job, CloverRequest *req)
 			ereport(NOTICE,
 					(errmsg("Clover's export service is closed; waiting until %s (%s)",
 							CloverFormatUtc(opening), format_duration(until_open)),
-					 errdetail("Clover answered HTTP 503: %s", message),
+					 errdetail("Clover answered HTTP 503: %s.", message),
 					 errhint("Service hours (UTC): %s.",
 							 CloverFormatServiceHours(&opts->hours))));
 			job->due_at = now + until_open + 1.0 +
@@ -1115,7 +1194,7 @@ closed_or_busy(CloverExportRun *run, CloverJob *job, CloverRequest *req)
 			ereport(ERROR,
 					(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_EXECUTION),
 					 errmsg("Clover's export service is closed"),
-					 errdetail("Clover answered HTTP 503 to the %s export for window %s: %s",
+					 errdetail("Clover answered HTTP 503 to the %s export for window %s: %s.",
 							   CloverExportTypeName(opts->export_type),
 							   window_text(job), message),
 					 errhint("The configured service hours (%s, UTC) say it is open now; check the server option service_hours.",
@@ -1123,7 +1202,7 @@ closed_or_busy(CloverExportRun *run, CloverJob *job, CloverRequest *req)
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_EXECUTION),
 				 errmsg("Clover's export service is closed"),
-				 errdetail("Clover answered HTTP 503 to the %s export for window %s: %s",
+				 errdetail("Clover answered HTTP 503 to the %s export for window %s: %s.",
 						   CloverExportTypeName(opts->export_type),
 						   window_text(job), message),
 				 opening == DT_NOEND ?
@@ -1148,7 +1227,7 @@ closed_or_busy(CloverExportRun *run, CloverJob *job, CloverRequest *req)
 			ereport(ERROR,
 					(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_EXECUTION),
 					 errmsg("Clover is busy with other exports"),
-					 errdetail("Clover answered HTTP 503 to the %s export for window %s for %s: %s",
+					 errdetail("Clover answered HTTP 503 to the %s export for window %s for %s: %s.",
 							   CloverExportTypeName(opts->export_type),
 							   window_text(job),
 							   format_duration(now - job->busy_since), message),
@@ -1186,7 +1265,7 @@ report_api_error(CloverExportRun *run, CloverJob *job, CloverRequest *req,
 				(errcode(ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION),
 				 errmsg("Clover refused the access token for merchant \"%s\"",
 						opts->merchant_id),
-				 errdetail("%s answered %s", request, why),
+				 errdetail("%s answered %s.", request, why),
 				 errhint("HTTP 401 means an invalid or expired token, or an app that lacks permission for this merchant's data (Clover grants the export API per app). Check the access_token of your user mapping for server \"%s\".",
 						 opts->server_name)));
 	if (rc == CURLE_OK && status == 404 && req->kind == REQ_CREATE)
@@ -1194,16 +1273,15 @@ report_api_error(CloverExportRun *run, CloverJob *job, CloverRequest *req,
 				(errcode(ERRCODE_FDW_TABLE_NOT_FOUND),
 				 errmsg("Clover does not know merchant \"%s\"",
 						opts->merchant_id),
-				 errdetail("%s answered %s", request, why),
+				 errdetail("%s answered %s.", request, why),
 				 errhint("A merchant exists only on its region's host (region \"%s\"%s): check the options merchant_id and region of server \"%s\".",
 						 opts->region,
 						 opts->api_base_overridden ? ", with base_url set" : "",
 						 opts->server_name)));
 	if (rc == CURLE_OK && status >= 300 && status < 400)
 	{
-		char	   *location = NULL;
+		const char *location = req->redirect_url;
 
-		(void) curl_easy_getinfo(req->easy, CURLINFO_REDIRECT_URL, &location);
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_EXECUTION),
 				 errmsg("Clover answered with a redirect"),
@@ -1216,7 +1294,7 @@ report_api_error(CloverExportRun *run, CloverJob *job, CloverRequest *req,
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_EXECUTION),
 				 errmsg("could not create a Clover export"),
-				 errdetail("%s for the %s window %s answered %s%s",
+				 errdetail("%s for the %s window %s answered %s%s.",
 						   request, CloverExportTypeName(opts->export_type),
 						   window_text(job), why, tries),
 				 (rc == CURLE_OK && status < 500) ?
@@ -1226,7 +1304,7 @@ report_api_error(CloverExportRun *run, CloverJob *job, CloverRequest *req,
 			(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_EXECUTION),
 			 errmsg("could not get the status of Clover export \"%s\"",
 					job->export_id),
-			 errdetail("%s for window %s answered %s%s", request,
+			 errdetail("%s for window %s answered %s%s.", request,
 					   window_text(job), why, tries),
 			 errhint("Check the server's connection to Clover, or raise the server option max_retries (now %d).",
 					 opts->max_retries)));
@@ -1239,13 +1317,10 @@ report_api_error(CloverExportRun *run, CloverJob *job, CloverRequest *req,
 static bool
 post_not_sent(CloverRequest *req, CURLcode rc)
 {
-	long		sent = 0;
-
 	if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
 		rc == CURLE_COULDNT_RESOLVE_PROXY || rc == CURLE_SSL_CONNECT_ERROR)
 		return true;
-	return curl_easy_getinfo(req->easy, CURLINFO_REQUEST_SIZE, &sent) == CURLE_OK &&
-		sent == 0;
+	return req->request_bytes == 0;
 }
 
 static void
@@ -1281,7 +1356,6 @@ handle_create(CloverExportRun *run, CloverRequest *req, CURLcode rc,
 	}
 	else
 		report_api_error(run, job, req, rc, status, job->create_failures + 1);
-	release_request(run, req);
 }
 
 static void
@@ -1309,7 +1383,6 @@ handle_poll(CloverExportRun *run, CloverRequest *req, CURLcode rc, long status)
 	}
 	else
 		report_api_error(run, job, req, rc, status, job->poll_failures + 1);
-	release_request(run, req);
 }
 
 /*
@@ -1388,7 +1461,7 @@ apply_export_info(CloverExportRun *run, CloverJob *job, CloverRequest *req)
 		/* FAILED or anything undocumented: one more export, then fail */
 		if (job->status_retries == 0 && !job->any_handed)
 		{
-			ereport(WARNING,
+			ereport(NOTICE,
 					(errmsg("Clover export \"%s\" ended with status \"%s\"; creating it again",
 							info.id, info.status),
 					 errdetail("Window %s.", window_text(job))));
@@ -1437,7 +1510,7 @@ restart_job(CloverExportRun *run, CloverJob *job)
 		CloverRequest *req = dlist_container(CloverRequest, node, iter.cur);
 
 		if (req->job == job)
-			release_request(run, req);
+			abandon_request(run, req);
 	}
 	for (f = 0; f < job->nfiles; f++)
 	{
@@ -1468,10 +1541,7 @@ handle_file(CloverExportRun *run, CloverRequest *req, CURLcode rc,
 
 	if (rc == CURLE_OK && status == 200)
 	{
-		double		secs = 0;
-
-		(void) curl_easy_getinfo(req->easy, CURLINFO_TOTAL_TIME, &secs);
-		run->stats.download_secs += secs;
+		run->stats.download_secs += req->total_secs;
 		run->stats.files_downloaded++;
 		run->stats.bytes_downloaded += req->body_len;
 
@@ -1488,7 +1558,6 @@ handle_file(CloverExportRun *run, CloverRequest *req, CURLcode rc,
 		}
 		req->body = NULL;
 		slot->state = FILE_READY;
-		release_request(run, req);
 		return;
 	}
 
@@ -1504,7 +1573,6 @@ handle_file(CloverExportRun *run, CloverRequest *req, CURLcode rc,
 							   job->nfiles, status)));
 			job->recreations++;
 			run->stats.export_recreated++;
-			release_request(run, req);
 			restart_job(run, job);
 			return;
 		}
@@ -1531,7 +1599,6 @@ handle_file(CloverExportRun *run, CloverRequest *req, CURLcode rc,
 			 backoff_secs(slot->failures, 0.25, 15.0));
 		elog(DEBUG1, "clover_export_fdw: retrying file %d of export %s (attempt %d)",
 			 req->file_no + 1, job->export_id, slot->failures + 1);
-		release_request(run, req);
 		return;
 	}
 

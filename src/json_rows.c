@@ -1002,6 +1002,26 @@ scan_value(SplitState *s, const PathNode *node, JsonSlot *target)
 }
 
 /*
+ * key_is
+ *		Does a key (raw bytes, possibly escaped) equal name?
+ */
+static bool
+key_is(const unsigned char *key, uint32 keylen, bool escaped, const char *name)
+{
+	StringInfoData buf;
+	const char *err;
+	bool		result;
+
+	if (!escaped)
+		return keylen == strlen(name) && memcmp(key, name, keylen) == 0;
+	initStringInfo(&buf);
+	result = unescape_string((const char *) key, keylen, &buf, &err) &&
+		strcmp(buf.data, name) == 0 && (size_t) buf.len == strlen(name);
+	pfree(buf.data);
+	return result;
+}
+
+/*
  * find_child
  *		The trie child for a key (raw bytes, possibly escaped), or NULL
  */
@@ -1304,8 +1324,7 @@ CloverSplitFile(const CloverRowPlan *plan, const char *data, size_t len,
 				goto fail;
 			}
 			s.pos++;
-			if (klen == 8 && !kescaped &&
-				memcmp(s.buf + kstart, "elements", 8) == 0)
+			if (key_is(s.buf + kstart, klen, kescaped, "elements"))
 			{
 				if (seen_elements)
 				{
@@ -1536,7 +1555,7 @@ unescape_string(const char *p, int len, StringInfo out, const char **err)
 			if (end - p < 6 || p[0] != '\\' || p[1] != 'u' ||
 				(lo = hex_value(p + 2)) < 0xDC00 || lo > 0xDFFF)
 			{
-				*err = "unpaired Unicode surrogate in \\u escape";
+				*err = "A \\u escape is an unpaired Unicode surrogate.";
 				return false;
 			}
 			cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
@@ -1544,12 +1563,12 @@ unescape_string(const char *p, int len, StringInfo out, const char **err)
 		}
 		else if (cp >= 0xDC00 && cp <= 0xDFFF)
 		{
-			*err = "unpaired Unicode surrogate in \\u escape";
+			*err = "A \\u escape is an unpaired Unicode surrogate.";
 			return false;
 		}
 		if (cp == 0)
 		{
-			*err = "\\u0000 cannot be stored in a PostgreSQL text value";
+			*err = "\\u0000 cannot be stored in a PostgreSQL text value.";
 			return false;
 		}
 		unicode_to_utf8((pg_wchar) cp, utf8);
@@ -1627,6 +1646,19 @@ slot_json_text(const CloverFileRows *rows, const JsonSlot *slot)
 }
 
 /*
+ * value_for_message
+ *		A value as it appears in the file (strings with their quotes),
+ *		printable and truncated, for an errdetail
+ */
+static char *
+value_for_message(const CloverFileRows *rows, const JsonSlot *slot)
+{
+	if (slot->type == SLOT_STRING)
+		return sanitize_text(rows->data + slot->start - 1, slot->len + 2, 60);
+	return sanitize_text(rows->data + slot->start, slot->len, 60);
+}
+
+/*
  * ms_value
  *		Epoch milliseconds from a number or a string of digits
  */
@@ -1643,8 +1675,7 @@ ms_value(const ColumnPlan *col, const CloverFileRows *rows,
 							&overflow))
 		conversion_error(col,
 						 psprintf("Value %s is not a whole number of epoch milliseconds.",
-								  sanitize_text(rows->data + slot->start,
-												slot->len, 60)));
+								  value_for_message(rows, slot)));
 	return ms;
 }
 
@@ -1857,7 +1888,7 @@ convert_slot(const ColumnPlan *col, const CloverFileRows *rows, int idx,
 		 TypeCategory(col->typid) != TYPCATEGORY_STRING))
 		conversion_error(col,
 						 psprintf("Clover gave %s: %s.", slot_type_name(slot),
-								  sanitize_text(src, slot->len, 60)));
+								  value_for_message(rows, slot)));
 
 	{
 		char	   *text = slot_text(col, rows, slot);
