@@ -783,6 +783,30 @@ cloverIterateForeignScan(ForeignScanState *node)
 }
 
 /*
+ * add_run_stats
+ *		Add one run's figures to a total (a rescan starts a new run)
+ */
+static void
+add_run_stats(CloverRunStats *total, const CloverRunStats *s)
+{
+	total->exports_created += s->exports_created;
+	total->export_recreated += s->export_recreated;
+	total->polls += s->polls;
+	total->busy_waits += s->busy_waits;
+	total->busy_wait_secs += s->busy_wait_secs;
+	total->closed_waits += s->closed_waits;
+	total->closed_wait_secs += s->closed_wait_secs;
+	total->rate_limited += s->rate_limited;
+	total->rate_limit_wait_secs += s->rate_limit_wait_secs;
+	total->retries += s->retries;
+	total->files_downloaded += s->files_downloaded;
+	total->bytes_downloaded += s->bytes_downloaded;
+	total->file_redownloads += s->file_redownloads;
+	total->clover_wait_secs += s->clover_wait_secs;
+	total->download_secs += s->download_secs;
+}
+
+/*
  * stop_run
  *		Abandon the current run, keeping its figures for EXPLAIN ANALYZE
  */
@@ -791,24 +815,7 @@ stop_run(CloverFdwScanState *fsstate)
 {
 	if (fsstate->run)
 	{
-		const CloverRunStats *s = CloverRunGetStats(fsstate->run);
-		CloverRunStats *t = &fsstate->last_stats;
-
-		t->exports_created += s->exports_created;
-		t->export_recreated += s->export_recreated;
-		t->polls += s->polls;
-		t->busy_waits += s->busy_waits;
-		t->busy_wait_secs += s->busy_wait_secs;
-		t->closed_waits += s->closed_waits;
-		t->closed_wait_secs += s->closed_wait_secs;
-		t->rate_limited += s->rate_limited;
-		t->rate_limit_wait_secs += s->rate_limit_wait_secs;
-		t->retries += s->retries;
-		t->files_downloaded += s->files_downloaded;
-		t->bytes_downloaded += s->bytes_downloaded;
-		t->file_redownloads += s->file_redownloads;
-		t->clover_wait_secs += s->clover_wait_secs;
-		t->download_secs += s->download_secs;
+		add_run_stats(&fsstate->last_stats, CloverRunGetStats(fsstate->run));
 		CloverRunDestroy(fsstate->run);
 		fsstate->run = NULL;
 	}
@@ -962,25 +969,7 @@ cloverExplainForeignScan(ForeignScanState *node, ExplainState *es)
 		CloverRunStats s = fsstate->last_stats;
 
 		if (fsstate->run)
-		{
-			const CloverRunStats *r = CloverRunGetStats(fsstate->run);
-
-			s.exports_created += r->exports_created;
-			s.export_recreated += r->export_recreated;
-			s.polls += r->polls;
-			s.busy_waits += r->busy_waits;
-			s.busy_wait_secs += r->busy_wait_secs;
-			s.closed_waits += r->closed_waits;
-			s.closed_wait_secs += r->closed_wait_secs;
-			s.rate_limited += r->rate_limited;
-			s.rate_limit_wait_secs += r->rate_limit_wait_secs;
-			s.retries += r->retries;
-			s.files_downloaded += r->files_downloaded;
-			s.bytes_downloaded += r->bytes_downloaded;
-			s.file_redownloads += r->file_redownloads;
-			s.clover_wait_secs += r->clover_wait_secs;
-			s.download_secs += r->download_secs;
-		}
+			add_run_stats(&s, CloverRunGetStats(fsstate->run));
 		ExplainPropertyInteger("Exports Created", NULL, s.exports_created, es);
 		ExplainPropertyInteger("Status Polls", NULL, s.polls, es);
 		ExplainPropertyInteger("Files Downloaded", NULL, s.files_downloaded, es);

@@ -176,6 +176,7 @@ typedef struct SplitState
 	int			depth;
 	CloverFileRows *rows;
 	JsonSlot   *cur;			/* slots of the element being read */
+	bool		seen_elements;
 	char	   *errmsg;
 } SplitState;
 
@@ -203,7 +204,7 @@ static PathNode *trie_insert(PathNode *root, const char *path, bool *created);
 static int	trie_number(PathNode *node, int next);
 static bool split_error(SplitState *s, const char *fmt,...) pg_attribute_printf(2, 3);
 static bool scan_value(SplitState *s, const PathNode *node, JsonSlot *target);
-static bool scan_object(SplitState *s, const PathNode *node);
+static bool scan_object(SplitState *s, const PathNode *node, bool top);
 static bool scan_array(SplitState *s);
 static bool scan_string(SplitState *s, uint32 *start, uint32 *len,
 						bool *escaped);
@@ -945,7 +946,7 @@ scan_value(SplitState *s, const PathNode *node, JsonSlot *target)
 	switch (s->buf[s->pos])
 	{
 		case '{':
-			if (!scan_object(s, node))
+			if (!scan_object(s, node, false))
 				return false;
 			type = SLOT_OBJECT;
 			break;
@@ -1053,12 +1054,43 @@ find_child(const PathNode *node, const char *key, int keylen, bool escaped)
 }
 
 /*
+ * scan_separator
+ *		After a member of a container: 1 if a ',' says another follows, 0 if
+ *		the closing character ends the container, -1 (error set) otherwise
+ */
+static int
+scan_separator(SplitState *s, char close, const char *container)
+{
+	skip_ws(s);
+	if (s->pos >= s->len)
+	{
+		split_error(s, "Unexpected end of data in %s", container);
+		return -1;
+	}
+	if (s->buf[s->pos] == ',')
+	{
+		s->pos++;
+		return 1;
+	}
+	if (s->buf[s->pos] == close)
+	{
+		s->pos++;
+		return 0;
+	}
+	split_error(s, "Expected ',' or '%c' in %s", close, container);
+	return -1;
+}
+
+/*
  * scan_object
- *		Check an object; node (may be NULL) says which keys to record
+ *		Check an object; node (may be NULL) says which keys to record.  The
+ *		file's top-level object (top) has the "elements" array instead.
  */
 static bool
-scan_object(SplitState *s, const PathNode *node)
+scan_object(SplitState *s, const PathNode *node, bool top)
 {
+	int			more;
+
 	if (++s->depth > MAX_JSON_DEPTH)
 		return split_error(s, "JSON nested deeper than %d levels",
 						   MAX_JSON_DEPTH);
@@ -1070,7 +1102,7 @@ scan_object(SplitState *s, const PathNode *node)
 		s->depth--;
 		return true;
 	}
-	for (;;)
+	do
 	{
 		uint32		kstart,
 					klen;
@@ -1088,38 +1120,31 @@ scan_object(SplitState *s, const PathNode *node)
 			return split_error(s, "Expected ':'");
 		s->pos++;
 
-		if (node && node->nchildren > 0 && s->cur)
-			child = find_child(node, (const char *) s->buf + kstart, klen,
-							   kescaped);
-		if (child)
+		if (top && key_is(s->buf + kstart, klen, kescaped, "elements"))
 		{
-			/* a repeated key replaces everything recorded below it */
-			if (child->end_slot > child->first_slot)
-				memset(&s->cur[child->first_slot], 0,
-					   sizeof(JsonSlot) * (child->end_slot - child->first_slot));
-			if (child->slot >= 0)
-				target = &s->cur[child->slot];
+			if (!scan_elements(s))
+				return false;
 		}
-		if (!scan_value(s, child, target))
-			return false;
-
-		skip_ws(s);
-		if (s->pos >= s->len)
-			return split_error(s, "Unexpected end of data in object");
-		if (s->buf[s->pos] == ',')
+		else
 		{
-			s->pos++;
-			continue;
+			if (node && node->nchildren > 0 && s->cur)
+				child = find_child(node, (const char *) s->buf + kstart, klen,
+								   kescaped);
+			if (child)
+			{
+				/* a repeated key replaces everything recorded below it */
+				if (child->end_slot > child->first_slot)
+					memset(&s->cur[child->first_slot], 0,
+						   sizeof(JsonSlot) * (child->end_slot - child->first_slot));
+				if (child->slot >= 0)
+					target = &s->cur[child->slot];
+			}
+			if (!scan_value(s, child, target))
+				return false;
 		}
-		if (s->buf[s->pos] == '}')
-		{
-			s->pos++;
-			break;
-		}
-		return split_error(s, "Expected ',' or '}'");
-	}
+	} while ((more = scan_separator(s, '}', "object")) > 0);
 	s->depth--;
-	return true;
+	return more == 0;
 }
 
 /*
@@ -1129,6 +1154,8 @@ scan_object(SplitState *s, const PathNode *node)
 static bool
 scan_array(SplitState *s)
 {
+	int			more;
+
 	if (++s->depth > MAX_JSON_DEPTH)
 		return split_error(s, "JSON nested deeper than %d levels",
 						   MAX_JSON_DEPTH);
@@ -1140,27 +1167,13 @@ scan_array(SplitState *s)
 		s->depth--;
 		return true;
 	}
-	for (;;)
+	do
 	{
 		if (!scan_value(s, NULL, NULL))
 			return false;
-		skip_ws(s);
-		if (s->pos >= s->len)
-			return split_error(s, "Unexpected end of data in array");
-		if (s->buf[s->pos] == ',')
-		{
-			s->pos++;
-			continue;
-		}
-		if (s->buf[s->pos] == ']')
-		{
-			s->pos++;
-			break;
-		}
-		return split_error(s, "Expected ',' or ']'");
-	}
+	} while ((more = scan_separator(s, ']', "array")) > 0);
 	s->depth--;
-	return true;
+	return more == 0;
 }
 
 /*
@@ -1195,9 +1208,11 @@ static bool
 scan_elements(SplitState *s)
 {
 	CloverFileRows *rows = s->rows;
+	int			more;
 
-	if (rows->nelems > 0)
+	if (s->seen_elements)
 		return split_error(s, "More than one \"elements\" array");
+	s->seen_elements = true;
 	skip_ws(s);
 	if (s->pos >= s->len || s->buf[s->pos] != '[')
 		return split_error(s, "\"elements\" is not an array");
@@ -1210,7 +1225,7 @@ scan_elements(SplitState *s)
 		s->depth--;
 		return true;
 	}
-	for (;;)
+	do
 	{
 		skip_ws(s);
 		if (s->pos >= s->len)
@@ -1220,31 +1235,15 @@ scan_elements(SplitState *s)
 							   rows->nelems + 1);
 		s->cur = add_element(rows);
 		rows->elem_start[rows->nelems] = (uint32) s->pos;
-		if (!scan_object(s, rows->plan->root))
+		if (!scan_object(s, rows->plan->root, false))
 			return false;
 		rows->elem_end[rows->nelems] = (uint32) s->pos;
 		rows->nelems++;
 		s->cur = NULL;
-
 		CHECK_FOR_INTERRUPTS();
-		skip_ws(s);
-		if (s->pos >= s->len)
-			return split_error(s, "Unexpected end of data in \"elements\"");
-		if (s->buf[s->pos] == ',')
-		{
-			s->pos++;
-			continue;
-		}
-		if (s->buf[s->pos] == ']')
-		{
-			s->pos++;
-			break;
-		}
-		return split_error(s, "Expected ',' or ']' after element %d",
-						   rows->nelems);
-	}
+	} while ((more = scan_separator(s, ']', "\"elements\"")) > 0);
 	s->depth--;
-	return true;
+	return more == 0;
 }
 
 /*
@@ -1263,7 +1262,6 @@ CloverSplitFile(const CloverRowPlan *plan, const char *data, size_t len,
 {
 	SplitState	s;
 	CloverFileRows *rows;
-	bool		seen_elements = false;
 
 	if (!string_class_ready)
 		init_string_class();
@@ -1288,82 +1286,25 @@ CloverSplitFile(const CloverRowPlan *plan, const char *data, size_t len,
 	s.rows = rows;
 
 	skip_ws(&s);
-	if (s.pos >= s.len || s.buf[s.pos] != '{')
+	if (s.pos >= s.len)
 	{
-		split_error(&s, s.pos >= s.len ? "The file is empty" :
-					"The file is not a JSON object");
+		*errmsg = pstrdup("The file is empty");
+		return NULL;
+	}
+	if (s.buf[s.pos] != '{')
+	{
+		split_error(&s, "The file is not a JSON object");
 		goto fail;
 	}
-
-	/* the top-level object, by hand: only "elements" is of interest */
-	s.depth = 1;
-	s.pos++;
-	skip_ws(&s);
-	if (s.pos < s.len && s.buf[s.pos] == '}')
-		s.pos++;
-	else
-	{
-		for (;;)
-		{
-			uint32		kstart,
-						klen;
-			bool		kescaped;
-
-			skip_ws(&s);
-			if (s.pos >= s.len || s.buf[s.pos] != '"')
-			{
-				split_error(&s, "Expected a string key");
-				goto fail;
-			}
-			if (!scan_string(&s, &kstart, &klen, &kescaped))
-				goto fail;
-			skip_ws(&s);
-			if (s.pos >= s.len || s.buf[s.pos] != ':')
-			{
-				split_error(&s, "Expected ':'");
-				goto fail;
-			}
-			s.pos++;
-			if (key_is(s.buf + kstart, klen, kescaped, "elements"))
-			{
-				if (seen_elements)
-				{
-					split_error(&s, "More than one \"elements\" array");
-					goto fail;
-				}
-				seen_elements = true;
-				if (!scan_elements(&s))
-					goto fail;
-			}
-			else if (!scan_value(&s, NULL, NULL))
-				goto fail;
-			skip_ws(&s);
-			if (s.pos >= s.len)
-			{
-				split_error(&s, "Unexpected end of data");
-				goto fail;
-			}
-			if (s.buf[s.pos] == ',')
-			{
-				s.pos++;
-				continue;
-			}
-			if (s.buf[s.pos] == '}')
-			{
-				s.pos++;
-				break;
-			}
-			split_error(&s, "Expected ',' or '}'");
-			goto fail;
-		}
-	}
+	if (!scan_object(&s, NULL, true))
+		goto fail;
 	skip_ws(&s);
 	if (s.pos != s.len)
 	{
 		split_error(&s, "Unexpected data after the end of the JSON object");
 		goto fail;
 	}
-	if (!seen_elements)
+	if (!s.seen_elements)
 	{
 		*errmsg = pstrdup("The file has no \"elements\" array");
 		return NULL;
