@@ -49,8 +49,11 @@ Usage:
   fake_clover.py --ready-file PATH [--host 127.0.0.1] [--api-port 0]
                  [--file-port 0] [--seed 42] [--data-dir DIR]
                  [--region sandbox] [--config JSON]
-When both servers listen, PATH gets {"api_port", "file_port", "pid"}
-(written atomically).  SIGTERM/SIGINT stop it cleanly.  One log line per
+                 [--tls-cert FILE --tls-key FILE]
+With --tls-cert/--tls-key (PEM) both hosts speak HTTPS only (TLS 1.2+) and
+file_url_scheme defaults to "https".
+When both servers listen, PATH gets {"api_port", "file_port", "pid",
+"scheme"} (written atomically).  SIGTERM/SIGINT stop it cleanly.  One log line per
 request on stderr: host, method, path (never the query), status.
 """
 
@@ -59,6 +62,7 @@ import json
 import os
 import shutil
 import signal
+import ssl
 import sys
 import tempfile
 import threading
@@ -84,16 +88,37 @@ def parse_args(argv):
                    help="the region this host plays (default sandbox)")
     p.add_argument("--config", default="{}",
                    help="JSON object of config keys, the baseline that /_admin/reset restores")
-    return p.parse_args(argv)
+    p.add_argument("--tls-cert", metavar="FILE",
+                   help="PEM certificate (chain): both hosts speak HTTPS; needs --tls-key")
+    p.add_argument("--tls-key", metavar="FILE", help="PEM private key of --tls-cert")
+    args = p.parse_args(argv)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        p.error("--tls-cert and --tls-key go together")
+    return args
+
+
+def tls_context(cert, key):
+    """Server-side TLS 1.2+ context with that certificate, or exit."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        ctx.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as e:
+        sys.exit("fake_clover: cannot load --tls-cert %s / --tls-key %s: %s" % (cert, key, e))
+    return ctx
 
 
 def main(argv=None):
     args = parse_args(argv)
+    ctx = tls_context(args.tls_cert, args.tls_key) if args.tls_cert else None
     try:
         patch = json.loads(args.config)
         if args.region:
             patch = dict(patch, region=args.region)
-        baseline = configmod.merge(configmod.DEFAULTS, patch)
+        defaults = configmod.DEFAULTS
+        if ctx:
+            defaults = configmod.merge(defaults, {"file_url_scheme": "https"})
+        baseline = configmod.merge(defaults, patch)
     except ValueError as e:
         sys.exit("fake_clover: bad --config: %s" % e)
 
@@ -102,16 +127,17 @@ def main(argv=None):
     os.makedirs(data_dir, exist_ok=True)
 
     fake = Fake(args.seed, data_dir, baseline)
-    api, files = start(fake, args.host, args.api_port, args.file_port)
+    api, files = start(fake, args.host, args.api_port, args.file_port, ctx)
 
     ready = {"api_port": api.server_address[1], "file_port": files.server_address[1],
-             "pid": os.getpid()}
+             "pid": os.getpid(), "scheme": "https" if ctx else "http"}
     tmp = "%s.%d.tmp" % (args.ready_file, os.getpid())
     with open(tmp, "w") as f:
         json.dump(ready, f)
     os.replace(tmp, args.ready_file)
-    sys.stderr.write("fake_clover: api port %d, file port %d, pid %d, data dir %s\n"
-                     % (ready["api_port"], ready["file_port"], ready["pid"], data_dir))
+    sys.stderr.write("fake_clover: %s, api port %d, file port %d, pid %d, data dir %s\n"
+                     % (ready["scheme"], ready["api_port"], ready["file_port"], ready["pid"],
+                        data_dir))
 
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

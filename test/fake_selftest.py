@@ -14,11 +14,15 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.parse
+import urllib.request
+import warnings
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FAKE = os.path.join(HERE, "fake_clover.py")
@@ -239,7 +243,7 @@ def run_checks(f):  # noqa: C901  (one long list of checks, in order)
                 "end_inclusive": True, "queue_ms": 100, "processing_ms": 400,
                 "max_concurrent_exports": 3, "objects_per_file": 1000, "shuffle": False,
                 "lag_ms": 0, "expired_status": 404, "file_host": "127.0.0.1",
-                "anomalies": []}
+                "file_url_scheme": "http", "anomalies": []}
         for k, v in want.items():
             eq(c[k], v, k)
         eq(c["tokens"], {"test-token": ["*"], "other-token": ["*"], "noperm-token": []}, "tokens")
@@ -432,6 +436,18 @@ def run_checks(f):  # noqa: C901  (one long list of checks, in order)
         eq(f.post("ORDERS", FRI, FRI + D)[0], 200)
         eq(f.post("ORDERS", FRI, FRI + D, merchant="SECOND0000001", token="other-token")[0], 503)
 
+    @check("concurrency: max_concurrent_exports 0 answers every POST busy")
+    def _():
+        f.fresh(max_concurrent_exports=0)
+        for _ in range(3):
+            status, obj, _ = f.post("ORDERS", FRI, FRI + D)
+            eq((status, obj), (503, {"message": "Too many concurrent exports, please try "
+                                                "again later"}))
+        s = f.stats()
+        eq((s["busy_rejections"], s["exports_created"], s["posts"]), (3, 0, 3), "counters")
+        f.admin("POST", "config", {"max_concurrent_exports": 1})
+        eq(f.post("ORDERS", FRI, FRI + D)[0], 200, "limit 1 again")
+
     # ---- polling and life cycle ---------------------------------------------
     @check("poll: PENDING, IN_PROGRESS with rising percentComplete, DONE 100")
     def _():
@@ -515,6 +531,19 @@ def run_checks(f):  # noqa: C901  (one long list of checks, in order)
         f.fresh(file_host="localhost")
         done = f.export("ORDERS", FRI, FRI + D)
         eq(urllib.parse.urlsplit(done["exportUrls"]["elements"][0]["url"]).hostname, "localhost")
+
+    @check("files: file_url_scheme is written verbatim (ftp, file, gopher, https, \"\")")
+    def _():
+        for scheme in ("ftp", "file", "gopher", "https", ""):
+            f.fresh(file_url_scheme=scheme)
+            url = f.export("ORDERS", FRI, FRI + D)["exportUrls"]["elements"][0]["url"]
+            assert url.startswith("%s://127.0.0.1:%d/exports/" % (scheme, f.files)), url
+            # the file host itself still speaks plain http here
+            eq(f.get_url("http" + url[len(scheme):])[0], 200, "download of %s URL" % scheme)
+        eq(f.call("POST", "/_admin/config", {"file_url_scheme": 5}, token=None)[0], 400,
+           "not a string")
+        f.admin("POST", "reset")
+        eq(f.admin("GET", "config")["file_url_scheme"], "http", "reset restores http")
 
     @check("files: missing or wrong signature -> 403")
     def _():
@@ -826,11 +855,39 @@ def run_checks(f):  # noqa: C901  (one long list of checks, in order)
         s = f.stats()
         for k in ("requests_total", "posts", "exports_created", "polls", "file_downloads",
                   "file_bytes", "v1_requests", "auth_failures", "busy_rejections",
-                  "closed_rejections", "rate_limited", "faults_fired", "token_on_file_host",
-                  "max_running_exports", "max_polls_per_second", "exports"):
+                  "closed_rejections", "rate_limited", "early_retries", "faults_fired",
+                  "token_on_file_host", "max_running_exports", "max_polls_per_second",
+                  "exports"):
             assert k in s, k
         f.admin("GET", "config")
         eq(f.stats()["requests_total"], 0, "requests_total")
+
+    @check("admin: posts counts every POST to the exports endpoint, polls every status GET")
+    def _():
+        f.fresh(max_concurrent_exports=1, queue_ms=5000)
+        answers = [f.post("ORDERS", FRI, FRI + D)[0],                     # 200
+                   f.post("ORDERS", FRI, FRI + D, slash=False)[0],        # 503 busy
+                   f.post("ORDERS", FRI, FRI + D, token=None)[0],         # 401
+                   f.post("ORDERS", FRI, FRI + D, merchant="NOSUCHMERCHNT")[0],   # 404
+                   f.call("POST", "/v3/merchants/%s/exports" % MERCHANT, b"{")[0]]  # 400
+        eq(answers, [200, 503, 401, 404, 400], "answers")
+        # a body over 1 MB, a dropped answer, a 429 and its early retry
+        head = ("POST /v3/merchants/%s/exports HTTP/1.1\r\nHost: x\r\nContent-Length: "
+                "99999999\r\n\r\n" % MERCHANT).encode()
+        assert raw_exchange(f.api, head)[0].startswith(b"HTTP/1.1 400"), "oversized body"
+        f.admin("POST", "fault", {"kind": "drop", "target": "post"})
+        eq(raw_exchange(f.api, raw_post)[0], b"", "dropped")
+        f.admin("POST", "fault", {"kind": "status", "target": "post", "status": 429,
+                                  "retry_after": 5})
+        eq([f.post("ORDERS", FRI, FRI + D)[0] for _ in range(2)], [429, 429], "429s")
+        eid = f.stats()["exports"][0]["id"]
+        polls = [f.poll(eid)[0], f.poll("AAAAAAAAAAAAA")[0], f.poll(eid, token=None)[0],
+                 f.call("GET", "/v3/merchants/%s/exports/%s/" % (MERCHANT, eid),
+                        token="other-token")[0]]
+        eq(polls, [429, 429, 401, 200], "polls (test-token still penalized)")
+        f.call("GET", "/v3/merchants/%s/exports" % MERCHANT)      # a list GET: not a poll
+        s = f.stats()
+        eq((s["posts"], s["polls"], s["requests_total"]), (9, 4, 14), "posts, polls, total")
 
     @check("admin: reset zeroes counters, forgets exports, clears faults, restores config")
     def _():
@@ -899,6 +956,28 @@ def run_checks(f):  # noqa: C901  (one long list of checks, in order)
                             "reset"], capture_output=True, text=True)
         eq(r.returncode, 1, "unreachable")
 
+    @check("fakectl: stats KEY prints lists and objects as JSON; dotted KEY walks in")
+    def _():
+        f.fresh()
+        f.export("ORDERS", FRI, FRI + D)
+        env = dict(os.environ, FAKE_CLOVER_ADMIN="http://127.0.0.1:%d/_admin" % f.api)
+
+        def ctl(*args):
+            r = subprocess.run([sys.executable, FAKECTL] + list(args), env=env,
+                               capture_output=True, text=True)
+            eq((r.returncode, r.stderr), (0, ""), " ".join(args))
+            return r.stdout
+        out = ctl("stats", "exports")
+        eq(out.count("\n"), 1, "one line")
+        eq(json.loads(out), f.stats()["exports"], "exports as JSON")
+        eq(ctl("stats", "exports.0.status"), "DONE\n", "dotted, string")
+        eq(ctl("stats", "exports.0.polls"), "%d\n" % f.stats()["exports"][0]["polls"],
+           "dotted, number")
+        eq(ctl("stats", "posts"), "1\n", "number")
+        r = subprocess.run([sys.executable, FAKECTL, "stats", "exports.5.status"], env=env,
+                           capture_output=True, text=True)
+        assert r.returncode == 1 and "no such stat" in r.stderr, r
+
     # ---- faults --------------------------------------------------------------------
     def fault(**rule):
         f.admin("POST", "fault", rule)
@@ -928,6 +1007,48 @@ def run_checks(f):  # noqa: C901  (one long list of checks, in order)
         eq((status, body, headers["X-RateLimit-tokenLimit"]),
            (429, {"message": "Too many requests"}, "16"))
         eq(f.stats()["rate_limited"], 1)
+
+    @check("429 penalty: early calls with that token get 429 again, lengthening the wait")
+    def _():
+        f.fresh()
+        fault(kind="status", target="post", status=429, retry_after=0.5, count=2,
+              headers={"X-RateLimit-tokenConcurrentLimit": "5"})
+        t0 = time.monotonic()
+        status, body, headers = f.post("ORDERS", FRI, FRI + D)
+        eq((status, headers["Retry-After"]), (429, "0.5"), "the fault")
+        # at once: the same 429, also on other endpoints, no rule consumed
+        status, body, headers = f.post("ORDERS", FRI, FRI + D)
+        eq((status, body, headers["Retry-After"], headers["X-RateLimit-tokenConcurrentLimit"]),
+           (429, {"message": "Too Many Requests"}, "0.5", "5"), "early POST")
+        eq(f.call("GET", "/v1/orders")[0], 429, "early v1 with the same token")
+        eq(f.admin("GET", "fault")["rules"][0]["count"], 1, "rule not consumed")
+        eq(f.call("GET", "/v1/orders", token="other-token")[0], 200, "another token")
+        # after the first deadline (t0 + 0.5) but within the lengthened one
+        time.sleep(max(0, t0 + 0.3 - time.monotonic()))
+        eq(f.post("ORDERS", FRI, FRI + D)[0], 429, "early at +0.3 s")
+        time.sleep(max(0, t0 + 0.6 - time.monotonic()))
+        eq(f.post("ORDERS", FRI, FRI + D)[0], 429, "at +0.6 s: the wait was lengthened")
+        s = f.stats()
+        eq((s["early_retries"], s["rate_limited"], s["faults_fired"]), (4, 5, 1), "counters")
+        # wait it out: served normally again (here the rule fires its 2nd time)
+        time.sleep(max(0, t0 + 1.3 - time.monotonic()))
+        eq(f.post("ORDERS", FRI, FRI + D)[0], 429, "after the penalty: the rule's 2nd 429")
+        eq(f.stats()["early_retries"], 4, "not early")
+        f.admin("POST", "reset")
+        eq(f.post("ORDERS", FRI, FRI + D)[0], 200, "reset clears the penalty")
+
+    @check("429 penalty: only for 429 with retry_after, only for the Bearer token")
+    def _():
+        f.fresh()
+        fault(kind="status", target="post", status=429)                  # no Retry-After
+        fault(kind="status", target="post", status=503, retry_after=5)   # not a 429
+        eq(f.post("ORDERS", FRI, FRI + D)[0], 429, "429 without retry_after")
+        eq(f.post("ORDERS", FRI, FRI + D)[0], 503, "503 with retry_after")
+        eq(f.post("ORDERS", FRI, FRI + D)[0], 200, "no penalty after either")
+        fault(kind="status", target="post", status=429, retry_after=5)
+        eq(f.post("ORDERS", FRI, FRI + D, token=None)[0], 429, "429 to a tokenless request")
+        eq(f.post("ORDERS", FRI, FRI + D)[0], 200, "the Bearer token is not penalized")
+        eq(f.stats()["early_retries"], 0, "early_retries")
 
     @check("fault count -1 fires forever; DELETE clears; target any covers v1")
     def _():
@@ -1111,6 +1232,9 @@ def run_checks(f):  # noqa: C901  (one long list of checks, in order)
             assert bad not in log, "log contains %r" % bad
         assert "api GET /v1/orders 401" in lines, lines[-3:]
 
+    # ---- TLS --------------------------------------------------------------------------
+    tls_checks()
+
     # ---- speed, shutdown --------------------------------------------------------------
     # speed: the aims are >= 20 000 orders/s and hundreds of MB/s; the checks
     # use low floors so that a slow machine does not fail them, and print
@@ -1163,6 +1287,145 @@ def run_checks(f):  # noqa: C901  (one long list of checks, in order)
         assert not os.path.exists(g.ready), "ready file left"
         assert not os.path.exists(data_dir), "temporary data dir left"
         g.stop()
+
+
+def https_open(ctx, method, url, obj=None, token="test-token"):
+    """(status, body) of a urllib request over https with that SSL context."""
+    data = None if obj is None else json.dumps(obj).encode()
+    headers = {"Authorization": "Bearer " + token} if token else {}
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
+                                         urllib.request.HTTPSHandler(context=ctx))
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with opener.open(req, timeout=10) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def refused_by(ctx, url):
+    """The certificate error urllib gives with ctx, or fail."""
+    try:
+        https_open(ctx, "GET", url)
+    except urllib.error.URLError as e:
+        assert isinstance(e.reason, ssl.SSLCertVerificationError), repr(e.reason)
+        return e.reason
+    raise AssertionError("%s accepted" % url)
+
+
+def tls_checks():
+    """A second fake with --tls-cert/--tls-key and a self-signed certificate
+    for 127.0.0.1 made by the openssl command line."""
+    tls = {}
+    tmp = tempfile.mkdtemp(prefix="fake_selftest_tls.")
+    cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+    try:
+        @check("tls: openssl makes a certificate for IP 127.0.0.1; a fake starts with it")
+        def _():
+            openssl = shutil.which("openssl")
+            assert openssl, ("the 'openssl' command is not on PATH: the TLS checks need it to "
+                             "make a self-signed certificate (install openssl)")
+            r = subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                                "-days", "2", "-subj", "/CN=127.0.0.1",
+                                "-addext", "subjectAltName=IP:127.0.0.1",
+                                "-keyout", key, "-out", cert],
+                               capture_output=True, text=True)
+            assert r.returncode == 0, "openssl req failed: %s" % r.stderr.strip()
+            g = tls["fake"] = Instance("--tls-cert", cert, "--tls-key", key)
+            eq(json.load(open(g.ready))["scheme"], "https", "ready file scheme")
+            tls["ca"] = ssl.create_default_context(cafile=cert)
+            tls["api"] = "https://127.0.0.1:%d" % g.api
+
+        def need():
+            assert "fake" in tls, "no TLS fake (see the check above)"
+            return tls["fake"], tls["ca"], tls["api"]
+
+        @check("tls: with the CA file, urllib creates an export and downloads a file over https")
+        def _():
+            g, ca, api = need()
+            status, body = https_open(ca, "GET", api + "/_admin/config", token=None)
+            eq((status, json.loads(body)["file_url_scheme"]), (200, "https"), "admin config")
+            https_open(ca, "POST", api + "/_admin/config", FAST, token=None)
+            exports = api + "/v3/merchants/%s/exports" % MERCHANT
+            status, body = https_open(ca, "POST", exports,
+                                      {"type": "ORDERS", "startTime": FRI, "endTime": FRI + D})
+            eq(status, 200, "create: %s" % body[:200])
+            eid = json.loads(body)["id"]
+            for _ in range(500):
+                status, body = https_open(ca, "GET", "%s/%s" % (exports, eid))
+                obj = json.loads(body)
+                if obj["status"] == "DONE":
+                    break
+                time.sleep(0.02)
+            eq(obj["status"], "DONE", "export status")
+            url = tls["url"] = obj["exportUrls"]["elements"][0]["url"]
+            eq(urllib.parse.urlsplit(url)[:2], ("https", "127.0.0.1:%d" % g.files), "file URL")
+            status, body = https_open(ca, "GET", url, token=None)
+            eq(status, 200, "download")
+            assert json.loads(body)["elements"], "no elements"
+            status, body = https_open(ca, "GET", url + "0", token=None)
+            eq(status, 403, "bad signature")
+
+        @check("tls: a default context without that CA refuses both hosts")
+        def _():
+            g, ca, api = need()
+            refused_by(ssl.create_default_context(), api + "/v1/orders")
+            assert "url" in tls, "no file URL (see above)"
+            refused_by(ssl.create_default_context(), tls["url"])
+
+        @check("tls: TLS 1.2 is accepted, TLS 1.1 and plain HTTP are not")
+        def _():
+            g, ca, api = need()
+            ctx = ssl.create_default_context(cafile=cert)
+            ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+            with socket.create_connection(("127.0.0.1", g.files), timeout=5) as raw:
+                with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+                    eq(s.version(), "TLSv1.2", "negotiated")
+            old = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            old.load_verify_locations(cert)
+            try:
+                old.set_ciphers("DEFAULT:@SECLEVEL=0")
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    old.minimum_version = old.maximum_version = ssl.TLSVersion.TLSv1_1
+            except (ValueError, ssl.SSLError):
+                pass        # this OpenSSL has no TLS 1.1 at all: also refused
+            try:
+                with socket.create_connection(("127.0.0.1", g.api), timeout=5) as raw:
+                    with old.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+                        raise AssertionError("TLS 1.1 accepted: %s" % s.version())
+            except (ssl.SSLError, ConnectionError):
+                pass
+            for port in (g.api, g.files):
+                data, _ = raw_exchange(port, b"GET /v1/orders HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert not data.startswith(b"HTTP/"), "plain HTTP answered on %d" % port
+            log = open(g.log).read()
+            assert "api - - tls-error" in log and "file - - tls-error" in log, log[-300:]
+
+        @check("tls: file_url_scheme still overrides; fakectl --cafile talks to the admin API")
+        def _():
+            g, ca, api = need()
+            env = dict(os.environ, FAKE_CLOVER_ADMIN=api + "/_admin")
+            ctl = [sys.executable, FAKECTL, "--cafile", cert]
+            r = subprocess.run(ctl + ["config", "file_url_scheme=http"], env=env,
+                               capture_output=True, text=True)
+            eq((r.returncode, r.stderr), (0, ""), "fakectl config")
+            status, body = https_open(ca, "POST", api + "/v3/merchants/%s/exports" % MERCHANT,
+                                      {"type": "ORDERS", "startTime": FRI, "endTime": FRI + D})
+            eq(status, 200, "create")
+            r = subprocess.run(ctl + ["stats", "exports_created"], env=env,
+                               capture_output=True, text=True)
+            eq((r.returncode, r.stdout), (0, "2\n"), "fakectl stats")
+            r = subprocess.run([sys.executable, FAKECTL, "stats"], env=env,
+                               capture_output=True, text=True)
+            assert r.returncode == 1 and "CERTIFICATE_VERIFY_FAILED" in r.stderr, r
+            r = subprocess.run(ctl + ["reset"], env=env, capture_output=True, text=True)
+            status, body = https_open(ca, "GET", api + "/_admin/config", token=None)
+            eq(json.loads(body)["file_url_scheme"], "https", "reset restores https")
+    finally:
+        if "fake" in tls:
+            tls["fake"].stop()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

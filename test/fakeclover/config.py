@@ -27,6 +27,7 @@ DEFAULTS = {
     "lag_ms": 0,
     "expired_status": 404,
     "file_host": "127.0.0.1",
+    "file_url_scheme": "http",      # "https" under --tls-cert (set by fake_clover.py)
     "merchants": {
         "6E72X1BW38A7T": {"region": "*", "orders_per_day": 150},
         "EU7Q2M4K9X1ZP": {"region": "eu", "orders_per_day": 40},
@@ -82,6 +83,14 @@ def _string(nullable):
             raise ValueError("must be a non-empty string" + (" or null" if nullable else ""))
         return v
     return check
+
+
+def _any_string(v):
+    # written verbatim into the file URLs: "ftp", "file", "" ... are allowed,
+    # so that a client's refusal of such URLs can be tested
+    if not isinstance(v, str):
+        raise ValueError("must be a string")
+    return v
 
 
 def _objects_per_file(v):
@@ -150,6 +159,7 @@ _SCALARS = {
     "lag_ms": _int(0),
     "expired_status": _expired_status,
     "file_host": _string(nullable=False),
+    "file_url_scheme": _any_string,
     "anomalies": _anomalies,
     "data_start_ms": _int(),
     "v1_merchant": _string(nullable=True),

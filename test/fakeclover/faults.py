@@ -11,7 +11,9 @@ How each kind acts (the HTTP layer in server.py does the socket work):
 
   before the handler runs (the request has no other effect, unless
   "process": true, which runs the handler and throws its answer away):
-    status    answer `status` with `body`, `retry_after`, `headers`
+    status    answer `status` with `body`, `retry_after`, `headers`; a 429
+              with retry_after also starts the token's rate-limit penalty
+              (server.Fake.penalize)
     drop      close the connection without an answer
     reset     close with a TCP RST (SO_LINGER 0)
     redirect  answer 302 to `location` (default: the same path and query

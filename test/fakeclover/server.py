@@ -5,6 +5,19 @@ behind one lock and implements each Clover rule in one method.  The
 handlers only do HTTP: parse, classify the request ("post", "poll",
 "file", "v1", "other"), apply a fault rule if one fires, call the rule's
 method, and send its Response.
+
+TLS (fake_clover.py --tls-cert/--tls-key): both hosts then speak only
+HTTPS.  The handshake runs in the connection's own thread (Server.
+finish_request), so a slow or plain-HTTP client never blocks the accept
+loop; a failed handshake is logged as "api|file - - tls-error".
+
+Rate-limit penalty (Clover: a 429's Retry-After, "calling again before it
+expires lengthens the wait"): a `status` fault answering 429 with
+retry_after puts the request's Bearer token in a penalty until now +
+retry_after (real time).  An API-host request with that token before the
+deadline is answered with the same 429 again, restarts the penalty (now +
+retry_after, so the wait gets longer), counts `early_retries` and consumes
+no fault rule.  /_admin/reset clears the penalties.
 """
 
 import collections
@@ -36,8 +49,8 @@ MAX_WINDOW_MS = 30 * DAY_MS
 MAX_BODY = 1 << 20
 COUNTERS = ("requests_total", "posts", "exports_created", "polls", "file_downloads",
             "file_bytes", "v1_requests", "auth_failures", "busy_rejections",
-            "closed_rejections", "rate_limited", "faults_fired", "token_on_file_host",
-            "max_running_exports", "max_polls_per_second")
+            "closed_rejections", "rate_limited", "early_retries", "faults_fired",
+            "token_on_file_host", "max_running_exports", "max_polls_per_second")
 
 _EXPORTS = re.compile(r"^/v3/merchants/([^/]+)/exports/?$")
 _EXPORT = re.compile(r"^/v3/merchants/([^/]+)/exports/([^/]+)/?$")
@@ -107,6 +120,7 @@ class Fake:
         self.lock = threading.RLock()
         self.stopping = threading.Event()
         self.file_port = None   # set once the file host listens
+        self.file_scheme = "http"   # what the file host speaks: http or https
         self.faults = faultmod.FaultBook()
         self._zero()
 
@@ -115,6 +129,7 @@ class Fake:
         self.exports = {}
         self._export_seq = 0    # export ids are a sequence, so tests are stable
         self._recent_polls = collections.deque()
+        self._penalties = {}    # Bearer token -> rate-limit penalty (see penalty_answer)
 
     # -- bookkeeping ----------------------------------------------------------
 
@@ -143,6 +158,40 @@ class Fake:
     def sign(self, path, expires):
         return hmac.new(self.secret, ("%s\n%s" % (path, expires)).encode(),
                         hashlib.sha256).hexdigest()
+
+    # -- rate-limit penalty ---------------------------------------------------
+
+    @staticmethod
+    def bearer(headers):
+        """The Bearer token of a request (known or not), or None."""
+        scheme, _, token = (headers.get("Authorization") or "").partition(" ")
+        token = token.strip()
+        return token if scheme.lower() == "bearer" and token else None
+
+    def penalize(self, token, seconds, resp):
+        """A 429 with Retry-After was sent to token: it must wait seconds."""
+        with self.lock:
+            self._penalties[token] = {"until": time.monotonic() + seconds, "seconds": seconds,
+                                      "status": resp.status, "body": resp.body,
+                                      "content_type": resp.content_type,
+                                      "headers": dict(resp.headers)}
+
+    def penalty_answer(self, token):
+        """The 429 for a token that calls again before its Retry-After has
+        passed (the penalty restarts from now), or None when it may call."""
+        if token is None:
+            return None
+        with self.lock:
+            p = self._penalties.get(token)
+            if p is None:
+                return None
+            now = time.monotonic()
+            if now >= p["until"]:
+                del self._penalties[token]
+                return None
+            p["until"] = now + p["seconds"]
+            self.stats["early_retries"] += 1
+            return Response(p["status"], p["body"], p["content_type"], p["headers"])
 
     # -- authentication -------------------------------------------------------
 
@@ -232,7 +281,8 @@ class Fake:
             eid = "EXPORT%07d" % self._export_seq
             export = Export(eid, merchant, kind, start, end, now, self.cache.get(spec),
                             cfg["queue_ms"], cfg["processing_ms"],
-                            "http://%s:%d" % (cfg["file_host"], self.file_port))
+                            "%s://%s:%d" % (cfg["file_url_scheme"], cfg["file_host"],
+                                            self.file_port))
             self.exports[eid] = export
             self.stats["exports_created"] += 1
             self.stats["max_running_exports"] = max(self.stats["max_running_exports"], running + 1)
@@ -329,7 +379,7 @@ class Fake:
 
     def admin_reset(self):
         with self.lock:
-            self._zero()
+            self._zero()    # also clears the rate-limit penalties
             self.faults.clear()
             self.config = self.baseline
 
@@ -432,11 +482,14 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         self.req_path = url.path
         self.query = parse_qs(url.query, keep_blank_values=True)
+        self.bad_body = None
         try:
             self.body = self._read_body()
         except ValueError as e:
+            # still routed, so that it is counted like any request; serve()
+            # and _admin() answer it with this 400
             self.close_connection = True
-            return self._send(message(400, str(e)))
+            self.body, self.bad_body = b"", str(e)
         try:
             self.route()
         except (ConnectionError, TimeoutError):
@@ -447,10 +500,19 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._send(message(500, "fake_clover internal error (see its log)"))
 
+    penalties = False   # whether rate-limit penalties apply (the API host)
+
     def serve(self, target, handler, export_id=None):
-        """Count the request, apply a fault rule if one fires, answer."""
+        """Count the request, answer a token still in its rate-limit
+        penalty, apply a fault rule if one fires, answer."""
         cfg = self.fake.config
         self.fake.count("requests_total")
+        if self.bad_body is not None:
+            return self._send(message(400, self.bad_body))
+        token = self.fake.bearer(self.headers) if self.penalties else None
+        early = self.fake.penalty_answer(token)
+        if early is not None:       # before the faults: consumes no rule
+            return self._send(early)
         rule = self.fake.fault_for(target)
         kind = rule["kind"] if rule else None
         if kind == "delay":
@@ -463,15 +525,18 @@ class _Handler(BaseHTTPRequestHandler):
             if kind in ("drop", "reset"):
                 return self._close(reset=kind == "reset")
             if kind == "redirect":
-                location = rule.get("location") or "http://%s:%d%s" % (
-                    cfg["file_host"], self.fake.file_port, self.path)
+                location = rule.get("location") or "%s://%s:%d%s" % (
+                    self.fake.file_scheme, cfg["file_host"], self.fake.file_port, self.path)
                 return self._send(json_response(302, {"message": "Found"},
                                                 {"Location": location}))
             body, ctype = faultmod.status_body(rule)
             headers = dict(rule.get("headers", {}))
             if "retry_after" in rule:
                 headers["Retry-After"] = "%g" % rule["retry_after"]
-            return self._send(Response(rule["status"], body, ctype, headers))
+            resp = Response(rule["status"], body, ctype, headers)
+            if resp.status == 429 and "retry_after" in rule and token is not None:
+                self.fake.penalize(token, rule["retry_after"], resp)
+            return self._send(resp)
         self._send(handler(), rule)
 
     def _close(self, reset):
@@ -527,6 +592,7 @@ class ApiHandler(_Handler):
     """api.clover.com: the export API, the /v1 lists, and /_admin."""
 
     port_name = "api"
+    penalties = True
 
     def route(self):
         path, method, fake = self.req_path, self.command, self.fake
@@ -558,6 +624,8 @@ class ApiHandler(_Handler):
 
     def _admin(self, name, method):
         fake = self.fake
+        if self.bad_body is not None:
+            return self._send(message(400, self.bad_body))
         try:
             if name == "stats" and method == "GET":
                 return self._send(json_response(200, fake.admin_stats()))
@@ -624,9 +692,25 @@ class Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, address, handler, fake):
+    def __init__(self, address, handler, fake, ssl_context=None):
         super().__init__(address, handler)
         self.fake = fake
+        self.ssl_context = ssl_context
+
+    def finish_request(self, request, client_address):
+        """Under TLS, the handshake runs here, in the connection's thread."""
+        if self.ssl_context is None:
+            return super().finish_request(request, client_address)
+        request.settimeout(self.RequestHandlerClass.timeout)
+        try:
+            tls = self.ssl_context.wrap_socket(request, server_side=True)
+        except (OSError, ValueError):   # ssl.SSLError is an OSError
+            sys.stderr.write("%s - - tls-error\n" % self.RequestHandlerClass.port_name)
+            return
+        try:
+            super().finish_request(tls, client_address)
+        finally:
+            self.shutdown_request(tls)   # the caller's socket was detached
 
     def server_bind(self):
         # HTTPServer.server_bind would look up the host's FQDN (DNS); skip it
@@ -638,11 +722,13 @@ class Server(ThreadingHTTPServer):
             traceback.print_exc()
 
 
-def start(fake, host, api_port, file_port):
-    """Start both hosts in background threads; returns (api, file) servers."""
-    file_server = Server((host, file_port), FileHandler, fake)
+def start(fake, host, api_port, file_port, ssl_context=None):
+    """Start both hosts in background threads; returns (api, file) servers.
+    With an ssl_context (server side) both speak HTTPS only."""
+    file_server = Server((host, file_port), FileHandler, fake, ssl_context)
     fake.file_port = file_server.server_address[1]
-    api_server = Server((host, api_port), ApiHandler, fake)
+    fake.file_scheme = "https" if ssl_context else "http"
+    api_server = Server((host, api_port), ApiHandler, fake, ssl_context)
     for srv in (api_server, file_server):
         threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.2},
                          daemon=True).start()
