@@ -91,7 +91,8 @@ extern const char *CloverFormatServiceHours(const CloverServiceHours *hours);
 /* Every option of every object, merged: table > server > defaults */
 typedef struct CloverFdwOptions
 {
-	/* identification, for messages */
+	/* identification, for messages and for sharing export slots */
+	Oid			serverid;
 	char	   *server_name;
 	char	   *table_name;
 

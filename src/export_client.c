@@ -181,6 +181,7 @@ typedef struct CloverRequest
 
 struct CloverExportRun
 {
+	dlist_node	live_node;		/* in live_runs */
 	MemoryContext cxt;
 	const CloverFdwOptions *opts;
 	const char *token;
@@ -207,6 +208,14 @@ struct CloverExportRun
 	double		last_notice_at;
 	bool		waiting_notice_given;
 };
+
+/*
+ * Every run of this backend.  Runs of one server share its export slots
+ * (max_concurrent_exports counts the exports of a whole statement, e.g. of
+ * both sides of a join), and a run waiting for a slot keeps its siblings'
+ * requests moving, since only they can see their exports finish.
+ */
+static dlist_head live_runs = DLIST_STATIC_INIT(live_runs);
 
 /* backend-wide counts of what runs hold, for clover_export_fdw_open_handles */
 static int	live_curl_handles = 0;
@@ -467,6 +476,7 @@ run_reset_callback(void *arg)
 {
 	CloverExportRun *run = (CloverExportRun *) arg;
 
+	dlist_delete(&run->live_node);
 	while (!dlist_is_empty(&run->active))
 	{
 		CloverRequest *req = dlist_container(CloverRequest, node,
@@ -835,21 +845,29 @@ start_file(CloverExportRun *run, CloverJob *job, int file_no)
  *		aside), or NULL
  *
  * Exports are created in window order; at most max_concurrent_exports run
- * at Clover; the ones after the current window only once the consumer has
- * shown it wants more than a first peek, and at most
- * max_concurrent_exports windows ahead.
+ * at Clover, counting every run of the same server in this backend; the
+ * ones after the current window only once the consumer has shown it wants
+ * more than a first peek, and at most max_concurrent_exports windows ahead.
  */
 static CloverJob *
 next_creatable(CloverExportRun *run)
 {
 	int			running = 0;
+	dlist_iter	iter;
 	int			j;
 
-	for (j = run->cur; j < run->njobs; j++)
+	dlist_foreach(iter, &live_runs)
 	{
-		if (run->jobs[j].state == JOB_CREATING ||
-			run->jobs[j].state == JOB_RUNNING)
-			running++;
+		CloverExportRun *r = dlist_container(CloverExportRun, live_node, iter.cur);
+
+		if (r->opts->serverid != run->opts->serverid)
+			continue;
+		for (j = r->cur; j < r->njobs; j++)
+		{
+			if (r->jobs[j].state == JOB_CREATING ||
+				r->jobs[j].state == JOB_RUNNING)
+				running++;
+		}
 	}
 	if (running >= run->opts->max_concurrent_exports)
 		return NULL;
@@ -1003,14 +1021,25 @@ run_step(CloverExportRun *run)
  * curl_multi_poll returns early when a signal interrupts it (cancel,
  * statement_timeout), and the 100 ms cap bounds the rare case of a signal
  * arriving just before it sleeps.  Without transfers we sleep on the latch,
- * which a cancel sets.
+ * which a cancel sets.  The other runs of this backend advance first.
  */
 static void
 wait_for_activity(CloverExportRun *run)
 {
 	double		start = mono_now();
-	double		due = next_due(run, start);
+	double		due;
 	long		timeout_ms;
+	dlist_iter	iter;
+
+	/* sibling runs (another table of the statement) may hold our slots */
+	dlist_foreach(iter, &live_runs)
+	{
+		CloverExportRun *r = dlist_container(CloverExportRun, live_node, iter.cur);
+
+		if (r != run)
+			(void) run_step(r);
+	}
+	due = next_due(run, start);
 
 	if (!dlist_is_empty(&run->active))
 	{
@@ -1722,6 +1751,7 @@ CloverRunCreate(MemoryContext parent, const CloverClientConfig *config)
 	cb->func = run_reset_callback;
 	cb->arg = run;
 	MemoryContextRegisterResetCallback(cxt, cb);
+	dlist_push_tail(&live_runs, &run->live_node);
 
 	run->multi = curl_multi_init();
 	if (run->multi == NULL)

@@ -609,6 +609,7 @@ CloverGetOptions(Oid foreigntableid)
 	char	   *problem;
 	ListCell   *lc;
 
+	o->serverid = server->serverid;
 	o->server_name = pstrdup(server->servername);
 	o->table_name = get_rel_name(foreigntableid);
 	o->region = DEFAULT_REGION;
