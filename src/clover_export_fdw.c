@@ -53,6 +53,7 @@
 #include "utils/rel.h"
 #include "utils/ruleutils.h"
 #include "utils/timestamp.h"
+#include "utils/tuplestore.h"
 
 PG_MODULE_MAGIC;
 
@@ -76,7 +77,7 @@ typedef struct CloverFdwRelationInfo
 	Oid			timetype;
 	List	   *bounds;			/* CloverTimeBounds from baserestrictinfo */
 	double		days;			/* estimated length of the range */
-	bool		has_lower;		/* some lower bound or history_start */
+	double		other_sel;		/* selectivity of the other quals */
 } CloverFdwRelationInfo;
 
 /*
@@ -124,8 +125,20 @@ typedef struct CloverFdwScanState
 	int			next_row;
 	int			rows_since_pump;
 
+	/*
+	 * Rows kept for rescans with unchanged parameters (the inner side of a
+	 * nested loop, a subplan): with EXEC_FLAG_REWIND the rows go into a
+	 * tuplestore (which spills to disk past work_mem), and a rescan reads
+	 * them again instead of creating new exports.
+	 */
+	Tuplestorestate *cache;
+	TupleTableSlot *cache_slot;
+	bool		replaying;		/* reading the cache, not the run */
+	bool		run_finished;	/* the run has returned its last row */
+
 	/* for EXPLAIN ANALYZE */
 	int64		rows_returned;
+	int64		rows_replayed;
 	int64		rows_dropped;	/* outside their file's window */
 	double		convert_secs;
 	CloverRunStats last_stats;	/* of runs already destroyed (rescans) */
@@ -340,17 +353,41 @@ find_time_column(Relation rel, AttrNumber *attno, Oid *typid)
 }
 
 /*
+ * has_lower_bound
+ *		Do these bounds, or the table's history_start, give a lower bound?
+ */
+static bool
+has_lower_bound(CloverFdwRelationInfo *fpinfo, List *bounds)
+{
+	ListCell   *lc;
+
+	if (fpinfo->opts->history_start != NULL)
+		return true;
+	foreach(lc, bounds)
+	{
+		CloverBoundKind kind = ((CloverTimeBound *) lfirst(lc))->kind;
+
+		if (kind == CLOVER_BOUND_GE || kind == CLOVER_BOUND_GT ||
+			kind == CLOVER_BOUND_EQ)
+			return true;
+	}
+	return false;
+}
+
+/*
  * estimate_days
  *		Length of the range the bounds describe, for row estimates
  *
- * Stable expressions are folded for the estimate only; bounds known only
- * at execution (Params) count as CLOVER_DEFAULT_DAYS.
+ * Stable expressions are folded for the estimate only.  A bound known only
+ * at execution (a Param, or a column of a joined table) counts as one day
+ * when both ends are such, else as CLOVER_DEFAULT_DAYS.
  */
 static double
 estimate_days(PlannerInfo *root, CloverFdwRelationInfo *fpinfo, List *bounds)
 {
 	CloverRange range;
-	bool		unknown_lo = false;
+	bool		unknown_lo = false,
+				unknown_hi = false;
 	ListCell   *lc;
 	double		days;
 
@@ -364,10 +401,16 @@ estimate_days(PlannerInfo *root, CloverFdwRelationInfo *fpinfo, List *bounds)
 			CloverRangeApplyBound(&range, b->kind, ((Const *) v)->constvalue,
 								  ((Const *) v)->constisnull,
 								  ((Const *) v)->consttype, fpinfo->timetype);
-		else if (b->kind == CLOVER_BOUND_GE || b->kind == CLOVER_BOUND_GT ||
-				 b->kind == CLOVER_BOUND_EQ)
-			unknown_lo = true;
+		else
+		{
+			if (b->kind != CLOVER_BOUND_LT && b->kind != CLOVER_BOUND_LE)
+				unknown_lo = true;
+			if (b->kind != CLOVER_BOUND_GT && b->kind != CLOVER_BOUND_GE)
+				unknown_hi = true;
+		}
 	}
+	if (unknown_lo && unknown_hi)
+		return 1.0;
 	CloverRangeFinish(&range, fpinfo->opts->history_start,
 					  GetCurrentTransactionStartTimestamp());
 	if (range.empty)
@@ -401,15 +444,6 @@ cloverGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel,
 	fpinfo->bounds = CloverExtractTimeBounds(baserel, fpinfo->timeattno,
 											 fpinfo->timetype,
 											 baserel->baserestrictinfo);
-	fpinfo->has_lower = fpinfo->opts->history_start != NULL;
-	foreach(lc, fpinfo->bounds)
-	{
-		CloverTimeBound *b = (CloverTimeBound *) lfirst(lc);
-
-		if (b->kind == CLOVER_BOUND_GE || b->kind == CLOVER_BOUND_GT ||
-			b->kind == CLOVER_BOUND_EQ)
-			fpinfo->has_lower = true;
-	}
 	fpinfo->days = estimate_days(root, fpinfo, fpinfo->bounds);
 
 	/* the time bounds are accounted for by days; the rest by selectivity */
@@ -422,42 +456,108 @@ cloverGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel,
 									 fpinfo->timetype, rinfo, &b))
 			other_quals = lappend(other_quals, rinfo);
 	}
-	baserel->rows = clamp_row_est(fpinfo->days * fpinfo->opts->rows_per_day *
-								  clauselist_selectivity(root, other_quals,
-														 baserel->relid,
-														 JOIN_INNER, NULL));
+	fpinfo->other_sel = clauselist_selectivity(root, other_quals,
+											   baserel->relid, JOIN_INNER,
+											   NULL);
 	baserel->tuples = fpinfo->days * fpinfo->opts->rows_per_day;
+	baserel->rows = clamp_row_est(baserel->tuples * fpinfo->other_sel);
+}
+
+/*
+ * add_scan_path
+ *		Add a path scanning the range that bounds describe
+ *
+ * Each export is a remote job of seconds, which the startup cost says, so
+ * a plan that would run exports once per outer row is chosen only when the
+ * outer side is small.  A scan without a lower bound would fail at
+ * execution, so it costs as much as a disabled plan.
+ */
+static void
+add_scan_path(PlannerInfo *root, RelOptInfo *baserel, List *bounds,
+			  Relids required_outer)
+{
+	CloverFdwRelationInfo *fpinfo = baserel->fdw_private;
+	double		days = estimate_days(root, fpinfo, bounds);
+	double		windows = Max(1.0, ceil(days / 30.0));
+	double		tuples = days * fpinfo->opts->rows_per_day;
+	double		rows = clamp_row_est(tuples * fpinfo->other_sel);
+	Cost		startup = CLOVER_EXPORT_STARTUP_COST * windows;
+	Cost		total = startup + tuples * CLOVER_ROW_COST + rows * cpu_tuple_cost;
+
+	if (days == 0)
+		startup = total = 0;
+	if (!has_lower_bound(fpinfo, bounds))
+	{
+		startup += disable_cost;
+		total += disable_cost;
+	}
+	add_path(baserel, (Path *)
+			 create_foreignscan_path(root, baserel, NULL, rows, startup, total,
+									 NIL, required_outer, NULL, NIL));
+}
+
+static bool
+relids_listed(List *list, Relids relids)
+{
+	ListCell   *lc;
+
+	foreach(lc, list)
+	{
+		if (bms_equal((Relids) lfirst(lc), relids))
+			return true;
+	}
+	return false;
 }
 
 /*
  * cloverGetForeignPaths
- *		One path: the scan of the whole range
- *
- * Each export is a remote job of seconds, which the startup cost says.
- * A scan without a lower bound would fail at execution, so it costs as
- * much as a disabled plan.
+ *		A path over the query's own range, and, for time bounds that come
+ *		from other tables (o.created_time >= d.lo), paths parameterized by
+ *		those tables
  */
 static void
 cloverGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel,
 					  Oid foreigntableid)
 {
 	CloverFdwRelationInfo *fpinfo = baserel->fdw_private;
-	double		windows = Max(1.0, ceil(fpinfo->days / 30.0));
-	Cost		startup = CLOVER_EXPORT_STARTUP_COST * windows;
-	Cost		total = startup + baserel->tuples * CLOVER_ROW_COST +
-		baserel->rows * cpu_tuple_cost;
+	List	   *outer_sets = NIL;
+	ListCell   *lc;
 
-	if (fpinfo->days == 0)
-		startup = total = 0;
-	if (!fpinfo->has_lower)
+	add_scan_path(root, baserel, fpinfo->bounds, NULL);
+
+	/* the sets of outer relations that join clauses on the time need */
+	foreach(lc, baserel->joininfo)
 	{
-		startup += disable_cost;
-		total += disable_cost;
+		RestrictInfo *rinfo = lfirst_node(RestrictInfo, lc);
+		CloverTimeBound b;
+		Relids		required_outer;
+
+		if (!join_clause_is_movable_to(rinfo, baserel) ||
+			!CloverIsTimeBoundClause(baserel, fpinfo->timeattno,
+									 fpinfo->timetype, rinfo, &b))
+			continue;
+		required_outer = bms_union(rinfo->clause_relids,
+								   baserel->lateral_relids);
+		required_outer = bms_del_member(required_outer, baserel->relid);
+		if (!bms_is_empty(required_outer) &&
+			!relids_listed(outer_sets, required_outer))
+			outer_sets = lappend(outer_sets, required_outer);
 	}
 
-	add_path(baserel, (Path *)
-			 create_foreignscan_path(root, baserel, NULL, baserel->rows,
-									 startup, total, NIL, NULL, NULL, NIL));
+	foreach(lc, outer_sets)
+	{
+		Relids		required_outer = (Relids) lfirst(lc);
+		ParamPathInfo *ppi = get_baserel_parampathinfo(root, baserel,
+													   required_outer);
+
+		add_scan_path(root, baserel,
+					  list_concat(CloverExtractTimeBounds(baserel,
+														  fpinfo->timeattno,
+														  fpinfo->timetype,
+														  ppi->ppi_clauses),
+								  fpinfo->bounds),
+					  required_outer);
+	}
 }
 
 /*
@@ -573,6 +673,14 @@ cloverBeginForeignScan(ForeignScanState *node, int eflags)
 	fsstate->row_cxt = AllocSetContextCreate(estate->es_query_cxt,
 											 "clover_export_fdw row",
 											 ALLOCSET_SMALL_SIZES);
+
+	if ((eflags & EXEC_FLAG_REWIND) && !(eflags & EXEC_FLAG_EXPLAIN_ONLY))
+	{
+		fsstate->cache = tuplestore_begin_heap(false, false, work_mem);
+		fsstate->cache_slot = ExecInitExtraTupleSlot(estate,
+													 RelationGetDescr(fsstate->rel),
+													 &TTSOpsMinimalTuple);
+	}
 }
 
 /*
@@ -721,9 +829,21 @@ cloverIterateForeignScan(ForeignScanState *node)
 
 	ExecClearTuple(slot);
 	MemoryContextReset(fsstate->row_cxt);
+
+	if (fsstate->replaying)
+	{
+		if (tuplestore_gettupleslot(fsstate->cache, true, false,
+									fsstate->cache_slot))
+		{
+			fsstate->rows_replayed++;
+			return ExecCopySlot(slot, fsstate->cache_slot);
+		}
+		/* the cache is read; go on where the run stopped, if it did */
+		fsstate->replaying = false;
+	}
 	if (!fsstate->started)
 		start_scan(node, fsstate);
-	if (fsstate->run == NULL)
+	if (fsstate->run == NULL || fsstate->run_finished)
 		return slot;
 
 	for (;;)
@@ -738,7 +858,10 @@ cloverIterateForeignScan(ForeignScanState *node)
 		if (fsstate->next_row >= fsstate->nrows)
 		{
 			if (!next_file(fsstate))
+			{
+				fsstate->run_finished = true;
 				return slot;
+			}
 			continue;
 		}
 		idx = fsstate->next_row++;
@@ -778,7 +901,10 @@ cloverIterateForeignScan(ForeignScanState *node)
 			fsstate->convert_secs += elapsed_since(&t0);
 
 		fsstate->rows_returned++;
-		return ExecStoreVirtualTuple(slot);
+		ExecStoreVirtualTuple(slot);
+		if (fsstate->cache)
+			tuplestore_puttupleslot(fsstate->cache, slot);
+		return slot;
 	}
 }
 
@@ -826,15 +952,26 @@ stop_run(CloverFdwScanState *fsstate)
 
 /*
  * cloverReScanForeignScan
- *		Start over; the bounds are evaluated again (they may be Params)
+ *		Start over: from the cache if the parameters did not change, else
+ *		with new windows (the bounds are evaluated again)
  */
 static void
 cloverReScanForeignScan(ForeignScanState *node)
 {
 	CloverFdwScanState *fsstate = node->fdw_state;
 
+	if (fsstate->cache && fsstate->started && node->ss.ps.chgParam == NULL)
+	{
+		tuplestore_rescan(fsstate->cache);
+		fsstate->replaying = true;
+		return;
+	}
 	stop_run(fsstate);
+	if (fsstate->cache)
+		tuplestore_clear(fsstate->cache);
 	fsstate->started = false;
+	fsstate->run_finished = false;
+	fsstate->replaying = false;
 }
 
 /*
@@ -849,6 +986,8 @@ cloverEndForeignScan(ForeignScanState *node)
 	if (fsstate == NULL)
 		return;
 	stop_run(fsstate);
+	if (fsstate->cache)
+		tuplestore_end(fsstate->cache);
 }
 
 /*
@@ -977,6 +1116,9 @@ cloverExplainForeignScan(ForeignScanState *node, ExplainState *es)
 		ExplainPropertyInteger("Rows Returned", NULL, fsstate->rows_returned, es);
 		ExplainPropertyInteger("Rows Dropped At Window Edges", NULL,
 							   fsstate->rows_dropped, es);
+		if (fsstate->rows_replayed > 0)
+			ExplainPropertyInteger("Rows Replayed On Rescans", NULL,
+								   fsstate->rows_replayed, es);
 		if (s.export_recreated || s.retries || s.file_redownloads)
 			ExplainPropertyText("Retries",
 								psprintf("requests " INT64_FORMAT ", exports recreated " INT64_FORMAT ", files downloaded again " INT64_FORMAT,
