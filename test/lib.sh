@@ -17,7 +17,7 @@ PG_MAJOR=15
 PACKAGES=(
 	"postgresql-$PG_MAJOR" "postgresql-client-$PG_MAJOR"
 	"postgresql-server-dev-$PG_MAJOR" libcurl4-openssl-dev libjson-c-dev
-	pkg-config make gcc curl python3 python3-psycopg2 procps
+	pkg-config make gcc curl python3 python3-psycopg2 procps openssl
 )
 
 PYTHON=/usr/bin/python3   # Debian's, with python3-psycopg2 (not a pyenv one on PATH)
@@ -101,6 +101,7 @@ start_cluster() {
 	as_pg "$PGBIN/pg_ctl" -D "$WORK/data" -l "$WORK/postgresql.log" -w \
 		start >/dev/null
 	export PGHOST=$WORK PGPORT PGUSER=postgres PGDATABASE=postgres
+	export PGLOG="$WORK/postgresql.log"
 }
 
 # start_fake [fake_clover.py options...]

@@ -1,0 +1,111 @@
+"""Shared helpers of the integration suites (test/integration/test_*.py).
+
+Each suite runs against the cluster and the fake Clover that
+test/run_tests.sh started (libpq variables PGHOST/PGPORT/PGUSER, and
+FAKE_CLOVER_API/FAKE_CLOVER_ADMIN), prints one "ok - name" or
+"not ok - name: why" line per check, and exits 1 if any check failed.
+"""
+
+import json
+import os
+import sys
+import urllib.request
+
+import psycopg2
+import psycopg2.extensions
+
+API = os.environ["FAKE_CLOVER_API"]
+ADMIN = os.environ["FAKE_CLOVER_ADMIN"]
+SERVER_LOG = os.environ.get("PGLOG")
+MERCHANT = "6E72X1BW38A7T"
+
+
+class Tap:
+    """TAP-style reporting: every check prints a line; exit status at end."""
+
+    def __init__(self):
+        self.failed = 0
+
+    def check(self, cond, name, detail=""):
+        if cond:
+            print("ok - " + name, flush=True)
+        else:
+            self.failed += 1
+            print("not ok - %s: %s" % (name, detail), flush=True)
+        return cond
+
+    @staticmethod
+    def note(text):
+        print("# " + text, flush=True)
+
+    def finish(self):
+        sys.exit(1 if self.failed else 0)
+
+
+# ------------------------------------------------------------- the fake
+
+def _admin(path, body=None, method=None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(ADMIN + path, data=data, method=method)
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        text = resp.read()
+    return json.loads(text) if text else None
+
+
+def fake_reset():
+    _admin("/reset", {}, "POST")
+
+
+def fake_config(**changes):
+    _admin("/config", changes, "POST")
+
+
+def fake_fault(**rule):
+    _admin("/fault", rule, "POST")
+
+
+def fake_stats():
+    return _admin("/stats")
+
+
+# ------------------------------------------------------------ PostgreSQL
+
+def connect(dbname, **kw):
+    conn = psycopg2.connect(dbname=dbname, **kw)
+    conn.autocommit = True
+    return conn
+
+
+def fresh_database(name, server_options=""):
+    """A new database with the extension, a server on the fake, a user
+    mapping and the imported tables; returns an autocommit connection."""
+    admin = connect("postgres")
+    with admin.cursor() as cur:
+        cur.execute("DROP DATABASE IF EXISTS %s WITH (FORCE)" % name)
+        cur.execute("CREATE DATABASE %s" % name)
+    admin.close()
+    conn = connect(name)
+    extra = (", " + server_options) if server_options else ""
+    with conn.cursor() as cur:
+        cur.execute("CREATE EXTENSION clover_export_fdw")
+        cur.execute("CREATE SERVER clover FOREIGN DATA WRAPPER clover_export_fdw "
+                    "OPTIONS (region 'sandbox', merchant_id %%s, base_url %%s%s)" % extra,
+                    (MERCHANT, API))
+        cur.execute("CREATE USER MAPPING FOR CURRENT_USER SERVER clover "
+                    "OPTIONS (access_token 'test-token')")
+        cur.execute("IMPORT FOREIGN SCHEMA clover FROM SERVER clover INTO public")
+    return conn
+
+
+def open_handles(conn):
+    with conn.cursor() as cur:
+        cur.execute("SELECT curl_handles, download_buffers FROM clover_export_fdw_open_handles()")
+        return cur.fetchone()
+
+
+def backend_pid(conn):
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        return cur.fetchone()[0]

@@ -1,0 +1,84 @@
+"""Service hours: with wait_for_service a query that meets Clover closed
+waits for the opening (saying so in a NOTICE) and then returns the complete
+answer; without it the query fails at once.
+
+The fake and the server are given hours that open at the next minute
+boundary (real time), so the wait is real and lasts under a minute.
+"""
+
+import datetime
+import time
+
+import psycopg2
+
+from common import Tap, fake_config, fake_reset, fake_stats, fresh_database
+
+DB = "itest_hours"
+WEEK = ("SELECT count(*) FROM clover_orders "
+        "WHERE created_time >= '2024-01-01' AND created_time < '2024-01-08'")
+
+
+def next_opening():
+    """Hours opening at the next minute boundary at least 10 s away."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    start = (now + datetime.timedelta(seconds=70)).replace(second=0, microsecond=0)
+    if (start - now).total_seconds() > 60:
+        start -= datetime.timedelta(minutes=1)
+    end = start + datetime.timedelta(minutes=5)
+    end_text = "24:00" if end.date() != start.date() else end.strftime("%H:%M")
+    return start, "MON-SUN %s-%s" % (start.strftime("%H:%M"), end_text)
+
+
+def main():
+    tap = Tap()
+    conn = fresh_database(DB)
+    opening, hours = next_opening()
+    fake_reset()
+    fake_config(region="us", hours=hours)
+    with conn.cursor() as cur:
+        cur.execute("ALTER SERVER clover OPTIONS (ADD service_hours %s)", (hours,))
+
+    # without wait_for_service: an error at once, naming the opening
+    t0 = time.monotonic()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(WEEK)
+        err = None
+    except psycopg2.Error as e:
+        err = e
+    tap.check(err is not None and "closed" in err.diag.message_primary
+              and opening.strftime("%H:%M:00 UTC") in (err.diag.message_hint or ""),
+              "closed: fails at once with the next opening in the hint",
+              repr(err and (err.diag.message_primary, err.diag.message_hint)))
+    tap.check(time.monotonic() - t0 < 5, "closed: the failure is immediate")
+
+    # with it: wait, then the complete answer
+    with conn.cursor() as cur:
+        cur.execute("ALTER SERVER clover OPTIONS (ADD wait_for_service '3 min')")
+    del conn.notices[:]
+    t0 = time.monotonic()
+    with conn.cursor() as cur:
+        cur.execute(WEEK)
+        count = cur.fetchone()[0]
+    waited = time.monotonic() - t0
+    notices = " ".join(conn.notices)
+    tap.note("waited %.1f s for the opening at %s" % (waited, opening.strftime("%H:%M:%S")))
+    tap.check("closed; waiting until" in notices,
+              "wait_for_service: a NOTICE says it waits", notices[-300:])
+    stats = fake_stats()
+    tap.check(stats["closed_rejections"] >= 1 and stats["exports_created"] == 1,
+              "wait_for_service: asked once while closed, exported after opening",
+              repr({k: stats[k] for k in ("closed_rejections", "exports_created", "posts")}))
+    tap.check(datetime.datetime.now(datetime.timezone.utc) >= opening,
+              "wait_for_service: the export came after the opening")
+    fake_reset()
+    with conn.cursor() as cur:
+        cur.execute(WEEK)
+        tap.check(cur.fetchone()[0] == count and count > 0,
+                  "wait_for_service: the answer is complete (%d orders)" % count)
+    conn.close()
+    tap.finish()
+
+
+if __name__ == "__main__":
+    main()
