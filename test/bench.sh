@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# test/bench.sh - benchmark the wrapper against its limits and alternatives
+#
+# Starts a throwaway cluster and the fake Clover (no processing delay) and
+# runs test/bench.py: curl download, the wrapper's count(*) and
+# COPY (SELECT *), PostgreSQL's own jsonb cost on the same objects, a Python
+# loader in the style of Clover's example, LIMIT 10 and peak memory.
+# Prints medians and ratios measured side by side in this one run.  Not a
+# pass/fail test.
+#
+#   test/bench.sh [--objects 200000] [--repeat 5]
+#   test/bench.sh --million             (1 000 000 orders)
+
+source "$(dirname "$0")/lib.sh"
+
+args=()
+for a in "$@"; do
+	case "$a" in
+	--million) args+=(--objects 1000000) ;;
+	*) args+=("$a") ;;
+	esac
+done
+
+ensure_packages python3-requests
+build_and_install
+start_work
+start_cluster "shared_buffers = '1GB'" "work_mem = '64MB'"
+start_fake
+as_pg "$PGBIN/createdb" bench
+as_pg "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -d bench -v api="$FAKE_CLOVER_API" <<'SQL'
+CREATE EXTENSION clover_export_fdw;
+CREATE SERVER clover FOREIGN DATA WRAPPER clover_export_fdw
+    OPTIONS (region 'sandbox', merchant_id 'BENCHMERCHANT1', base_url :'api');
+CREATE USER MAPPING FOR CURRENT_USER SERVER clover
+    OPTIONS (access_token 'test-token');
+IMPORT FOREIGN SCHEMA clover FROM SERVER clover INTO public;
+SQL
+as_pg "$PYTHON" "$WORK/src/test/bench.py" "${args[@]}"
