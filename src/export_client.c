@@ -75,6 +75,9 @@
 #define API_RATE_PER_SEC		8.0
 #define API_BURST				4.0
 
+/* receive buffer of a file download (libcurl allows up to 512 kB) */
+#define FILE_READ_CHUNK			(256L * 1024L)
+
 /* polling schedule */
 #define POLL_FIRST_MS			50
 #define POLL_MAX_MS				5000
@@ -692,6 +695,8 @@ start_request(CloverExportRun *run, RequestKind kind, CloverJob *job,
 		SETOPT(easy, CURLOPT_FOLLOWLOCATION, 1L);
 		SETOPT(easy, CURLOPT_MAXREDIRS, 5L);
 		SETOPT(easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+		/* megabyte files: read them in large chunks, not libcurl's 16 kB */
+		SETOPT(easy, CURLOPT_BUFFERSIZE, FILE_READ_CHUNK);
 	}
 	else
 	{
