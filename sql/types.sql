@@ -132,4 +132,31 @@ SELECT count(*) FILTER (WHERE jsonb_typeof(raw->'note') = 'array') > 0 AS nested
  WHERE created_time >= '2024-02-01' AND created_time < '2024-02-02';
 \! "$FAKECTL" config 'anomalies=[]'
 
-DROP FOREIGN TABLE order_types, order_small;
+-- jsonb columns are built from the file's bytes without jsonb_in: they
+-- must be exactly what jsonb_in makes of the same text, escapes, unicode,
+-- big and fractional numbers and deep nesting included
+CREATE FOREIGN TABLE order_raw (
+    raw jsonb OPTIONS (json_path '$'),
+    raw_text text OPTIONS (json_path '$'),
+    line_items jsonb,
+    line_items_text text OPTIONS (json_path 'lineItems'),
+    created_time timestamptz)
+    SERVER clover OPTIONS (export_type 'ORDERS');
+\! "$FAKECTL" config 'anomalies=["float_total", "deep_nesting"]'
+SELECT count(*) > 1000 AS many,
+       count(*) FILTER (WHERE raw IS DISTINCT FROM raw_text::jsonb
+                           OR raw::text IS DISTINCT FROM raw_text::jsonb::text) AS raw_differs
+  FROM order_raw
+ WHERE created_time >= '2024-02-01' AND created_time < '2024-02-08';
+\! "$FAKECTL" config 'anomalies=["huge_total"]'
+SELECT count(*) FILTER (WHERE raw::text IS DISTINCT FROM raw_text::jsonb::text) AS raw_differs
+  FROM order_raw
+ WHERE created_time >= '2024-02-01' AND created_time < '2024-02-08';
+-- line items alone are built from their own bytes, not cut from raw
+SELECT count(*) FILTER (WHERE line_items::text IS DISTINCT FROM
+                              line_items_text::jsonb::text) AS line_items_differ
+  FROM order_raw
+ WHERE created_time >= '2024-02-01' AND created_time < '2024-02-08';
+\! "$FAKECTL" config 'anomalies=[]'
+
+DROP FOREIGN TABLE order_types, order_small, order_raw;
