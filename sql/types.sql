@@ -152,6 +152,31 @@ SELECT count(*) > 1000 AS many,
 SELECT count(*) FILTER (WHERE raw::text IS DISTINCT FROM raw_text::jsonb::text) AS raw_differs
   FROM order_raw
  WHERE created_time >= '2024-02-01' AND created_time < '2024-02-08';
+-- a hand-written file: duplicate keys (the last wins), keys that sort by
+-- length then bytes, more keys than the insertion sort handles, every
+-- escape, surrogate pairs, numbers jsonb keeps as written (1.50, 1e5),
+-- empty and deeply nested containers, white space everywhere
+\! "$FAKECTL" config 'anomalies=[]'
+\! "$PYTHON" "$(dirname "$FAKECTL")/fakectl" fault kind=status target=file status=200 count=1 "body=$("$PYTHON" -c 'import json, sys; print(json.dumps(open(sys.argv[1]).read()))' "$(dirname "$FAKECTL")/data/tricky_export.json")"
+SELECT count(*) AS objects,
+       count(*) FILTER (WHERE raw = raw_text::jsonb
+                          AND raw::text = raw_text::jsonb::text) AS same_as_jsonb_in,
+       count(*) FILTER (WHERE line_items::text IS NOT DISTINCT FROM
+                              line_items_text::jsonb::text) AS same_line_items,
+       max(raw->>'note') AS note,
+       max((raw->'total')::text) AS total,
+       max((raw->'exp')::text) AS exp
+  FROM order_raw
+ WHERE created_time >= '2024-02-01' AND created_time < '2024-02-02';
+-- line items alone (built from their own bytes, not cut from raw)
+\! "$PYTHON" "$(dirname "$FAKECTL")/fakectl" fault kind=status target=file status=200 count=1 "body=$("$PYTHON" -c 'import json, sys; print(json.dumps(open(sys.argv[1]).read()))' "$(dirname "$FAKECTL")/data/tricky_export.json")"
+SELECT count(*) AS objects,
+       count(*) FILTER (WHERE line_items::text IS NOT DISTINCT FROM
+                              line_items_text::jsonb::text) AS same_line_items,
+       max(line_items->'elements'->0->>'name') AS name
+  FROM order_raw
+ WHERE created_time >= '2024-02-01' AND created_time < '2024-02-02';
+\! "$FAKECTL" reset
 -- line items alone are built from their own bytes, not cut from raw
 SELECT count(*) FILTER (WHERE line_items::text IS DISTINCT FROM
                               line_items_text::jsonb::text) AS line_items_differ

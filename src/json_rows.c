@@ -20,10 +20,10 @@
  *	  any of its rows is returned, so a broken download can be fetched again
  *	  without returning half a file.  CloverFillRow then converts only those
  *	  spans: numbers and strings directly; jsonb objects and arrays by
- *	  handing the already validated bytes straight to pushJsonbValue
+ *	  building the JsonbValue tree from the already validated bytes
  *	  (build_jsonb: the same jsonb as jsonb_in, without its second lexing
- *	  pass; about twice as fast); other types through PostgreSQL's own
- *	  input functions.  A whole-object jsonb column is built once per row
+ *	  pass and its per-object qsort; about twice as fast); other types
+ *	  through PostgreSQL's own input functions.  A whole-object jsonb column is built once per row
  *	  and other jsonb columns are cut out of it rather than parsed again.
  *	  count(*) converts nothing but createdTime, which every row needs to
  *	  be assigned to exactly one export window.
@@ -1557,14 +1557,17 @@ server_string(const CloverRowPlan *plan, const char *s, int len)
  *		jsonb straight from the file's bytes
  *
  * jsonb_in would lex the object again (character by character, copying
- * every string) before handing each value to pushJsonbValue.  The splitter
- * has already checked the object's grammar, escapes and UTF-8, so this
- * walks the same bytes once and hands pushJsonbValue the values directly:
+ * every string) and push each value through pushJsonbValue, which sorts
+ * every object's keys with qsort.  The splitter has already checked the
+ * object's grammar, escapes and UTF-8, so this walks the same bytes once
+ * and builds the JsonbValue tree that pushJsonbValue would have built:
  * plain strings point into the file buffer (JsonbValueToJsonb copies them),
- * integers become numerics without numeric_in.  The result is the jsonb
- * that jsonb_in builds; anything unusual (a string PostgreSQL cannot hold,
- * a database that is not UTF-8) goes to jsonb_in instead, so that its
- * errors stay exactly PostgreSQL's.
+ * integers become numerics without numeric_in, and each object's pairs are
+ * put in jsonb's key order (shorter keys first, then bytewise; of duplicate
+ * keys the last one wins) by an insertion sort, as objects have few keys.
+ * The result is the jsonb that jsonb_in builds; anything unusual (a string
+ * PostgreSQL cannot hold, a database that is not UTF-8) goes to jsonb_in
+ * instead, so that its errors stay exactly PostgreSQL's.
  * ----------------------------------------------------------------
  */
 
@@ -1573,8 +1576,6 @@ typedef struct JsonbBuild
 	const unsigned char *buf;
 	size_t		pos;
 	size_t		end;
-	JsonbParseState *state;
-	JsonbValue *result;
 } JsonbBuild;
 
 static inline void
@@ -1630,14 +1631,79 @@ build_string(JsonbBuild *b, JsonbValue *v)
 }
 
 /*
+ * pair_cmp
+ *		jsonb's key order: length, then bytes; equal keys by input order,
+ *		later first (so that the later one is kept)
+ */
+static inline int
+pair_cmp(const JsonbPair *a, const JsonbPair *b)
+{
+	int			la = a->key.val.string.len;
+	int			lb = b->key.val.string.len;
+	int			r;
+
+	if (la != lb)
+		return la < lb ? -1 : 1;
+	r = memcmp(a->key.val.string.val, b->key.val.string.val, la);
+	if (r != 0)
+		return r;
+	return a->order > b->order ? -1 : (a->order < b->order ? 1 : 0);
+}
+
+static int
+pair_qsort_cmp(const void *a, const void *b)
+{
+	return pair_cmp((const JsonbPair *) a, (const JsonbPair *) b);
+}
+
+/*
+ * sort_pairs
+ *		Put an object's pairs in jsonb order and drop all but the last of
+ *		duplicate keys; returns the number kept
+ */
+static int
+sort_pairs(JsonbPair *pairs, int n)
+{
+	int			i;
+	int			kept;
+
+	if (n > 16)
+		qsort(pairs, n, sizeof(JsonbPair), pair_qsort_cmp);
+	else
+	{
+		for (i = 1; i < n; i++)
+		{
+			JsonbPair	x = pairs[i];
+			int			j = i - 1;
+
+			while (j >= 0 && pair_cmp(&pairs[j], &x) > 0)
+			{
+				pairs[j + 1] = pairs[j];
+				j--;
+			}
+			pairs[j + 1] = x;
+		}
+	}
+	kept = (n > 0) ? 1 : 0;
+	for (i = 1; i < n; i++)
+	{
+		if (pairs[i].key.val.string.len == pairs[kept - 1].key.val.string.len &&
+			memcmp(pairs[i].key.val.string.val, pairs[kept - 1].key.val.string.val,
+				   pairs[i].key.val.string.len) == 0)
+			continue;
+		pairs[kept++] = pairs[i];
+	}
+	return kept;
+}
+
+/*
  * build_value
- *		Push the value at b->pos as token tok (WJB_KEY's value or an array
- *		element); false to let jsonb_in do the whole object
+ *		The value at b->pos into *v; false to let jsonb_in do the whole
+ *		object
  */
 static bool
-build_value(JsonbBuild *b, JsonbIteratorToken tok)
+build_value(JsonbBuild *b, JsonbValue *v)
 {
-	JsonbValue	v;
 	unsigned char c;
 
 	check_stack_depth();
@@ -1647,10 +1713,15 @@ build_value(JsonbBuild *b, JsonbIteratorToken tok)
 	{
 		bool		object = (c == '{');
 		char		close = object ? '}' : ']';
+		int			n = 0;
+		int			cap = 8;
+		JsonbPair  *pairs = NULL;
+		JsonbValue *elems = NULL;
 
-		b->result = pushJsonbValue(&b->state,
-								   object ? WJB_BEGIN_OBJECT : WJB_BEGIN_ARRAY,
-								   NULL);
+		if (object)
+			pairs = palloc(sizeof(JsonbPair) * cap);
+		else
+			elems = palloc(sizeof(JsonbValue) * cap);
 		b->pos++;
 		build_skip_ws(b);
 		if (b->buf[b->pos] == close)
@@ -1659,46 +1730,62 @@ build_value(JsonbBuild *b, JsonbIteratorToken tok)
 		{
 			for (;;)
 			{
+				if (n == cap)
+				{
+					cap *= 2;
+					if (object)
+						pairs = repalloc(pairs, sizeof(JsonbPair) * cap);
+					else
+						elems = repalloc(elems, sizeof(JsonbValue) * cap);
+				}
 				if (object)
 				{
-					JsonbValue	key;
-
 					build_skip_ws(b);
-					if (!build_string(b, &key))
+					if (!build_string(b, &pairs[n].key))
 						return false;
-					b->result = pushJsonbValue(&b->state, WJB_KEY, &key);
+					pairs[n].order = n;
 					build_skip_ws(b);
 					b->pos++;	/* ':' */
-					if (!build_value(b, WJB_VALUE))
+					if (!build_value(b, &pairs[n].value))
 						return false;
 				}
-				else if (!build_value(b, WJB_ELEM))
+				else if (!build_value(b, &elems[n]))
 					return false;
+				n++;
 				build_skip_ws(b);
 				if (b->buf[b->pos++] != ',')
 					break;		/* the closing bracket */
 			}
 		}
-		b->result = pushJsonbValue(&b->state,
-								   object ? WJB_END_OBJECT : WJB_END_ARRAY,
-								   NULL);
+		if (n > (int) JB_CMASK)
+			return false;		/* let jsonb_in report the size */
+		if (object)
+		{
+			v->type = jbvObject;
+			v->val.object.nPairs = sort_pairs(pairs, n);
+			v->val.object.pairs = pairs;
+		}
+		else
+		{
+			v->type = jbvArray;
+			v->val.array.nElems = n;
+			v->val.array.elems = elems;
+			v->val.array.rawScalar = false;
+		}
 		return true;
 	}
 
 	if (c == '"')
+		return build_string(b, v);
+	if (c == 't' || c == 'f')
 	{
-		if (!build_string(b, &v))
-			return false;
-	}
-	else if (c == 't' || c == 'f')
-	{
-		v.type = jbvBool;
-		v.val.boolean = (c == 't');
+		v->type = jbvBool;
+		v->val.boolean = (c == 't');
 		b->pos += (c == 't') ? 4 : 5;
 	}
 	else if (c == 'n')
 	{
-		v.type = jbvNull;
+		v->type = jbvNull;
 		b->pos += 4;
 	}
 	else
@@ -1712,22 +1799,21 @@ build_value(JsonbBuild *b, JsonbIteratorToken tok)
 				b->buf[b->pos] == '+' || b->buf[b->pos] == '.' ||
 				b->buf[b->pos] == 'e' || b->buf[b->pos] == 'E'))
 			b->pos++;
-		v.type = jbvNumeric;
+		v->type = jbvNumeric;
 		if (parse_int64_strict((const char *) &b->buf[start],
 							   (int) (b->pos - start), &i, &overflow))
-			v.val.numeric = int64_to_numeric(i);
+			v->val.numeric = int64_to_numeric(i);
 		else
 		{
 			char	   *text = pnstrdup((const char *) &b->buf[start],
 										b->pos - start);
 
-			v.val.numeric = DatumGetNumeric(DirectFunctionCall3(numeric_in,
-																CStringGetDatum(text),
-																ObjectIdGetDatum(InvalidOid),
-																Int32GetDatum(-1)));
+			v->val.numeric = DatumGetNumeric(DirectFunctionCall3(numeric_in,
+																 CStringGetDatum(text),
+																 ObjectIdGetDatum(InvalidOid),
+																 Int32GetDatum(-1)));
 		}
 	}
-	b->result = pushJsonbValue(&b->state, tok, &v);
 	return true;
 }
 
@@ -1739,17 +1825,16 @@ static Datum
 build_jsonb(const CloverRowPlan *plan, const char *data, size_t start,
 			size_t end)
 {
-	JsonbBuild	b;
-
 	if (plan->db_utf8 && (data[start] == '{' || data[start] == '['))
 	{
+		JsonbBuild	b;
+		JsonbValue	v;
+
 		b.buf = (const unsigned char *) data;
 		b.pos = start;
 		b.end = end;
-		b.state = NULL;
-		b.result = NULL;
-		if (build_value(&b, WJB_ELEM))
-			return JsonbPGetDatum(JsonbValueToJsonb(b.result));
+		if (build_value(&b, &v))
+			return JsonbPGetDatum(JsonbValueToJsonb(&v));
 	}
 	return DirectFunctionCall1(jsonb_in,
 							   CStringGetDatum(server_string(plan, data + start,
