@@ -152,10 +152,11 @@ SELECT count(*) > 1000 AS many,
 SELECT count(*) FILTER (WHERE raw::text IS DISTINCT FROM raw_text::jsonb::text) AS raw_differs
   FROM order_raw
  WHERE created_time >= '2024-02-01' AND created_time < '2024-02-08';
--- a hand-written file: duplicate keys (the last wins), keys that sort by
--- length then bytes, more keys than the insertion sort handles, every
--- escape, surrogate pairs, numbers jsonb keeps as written (1.50, 1e5),
--- empty and deeply nested containers, white space everywhere
+-- a hand-written file: duplicate keys (the last wins, also among 40 keys
+-- with long shared prefixes, non-ASCII and empty keys), keys that sort by
+-- length then bytes, every escape, surrogate pairs, numbers jsonb keeps as
+-- written (1.50, 1e5), empty and deeply nested containers, white space
+-- everywhere
 \! "$FAKECTL" config 'anomalies=[]'
 \! "$PYTHON" "$(dirname "$FAKECTL")/fakectl" fault kind=status target=file status=200 count=1 "body=$("$PYTHON" -c 'import json, sys; print(json.dumps(open(sys.argv[1]).read()))' "$(dirname "$FAKECTL")/data/tricky_export.json")"
 SELECT count(*) AS objects,
@@ -165,7 +166,10 @@ SELECT count(*) AS objects,
                               line_items_text::jsonb::text) AS same_line_items,
        max(raw->>'note') AS note,
        max((raw->'total')::text) AS total,
-       max((raw->'exp')::text) AS exp
+       max((raw->'exp')::text) AS exp,
+       max(raw->>'createdTimeX07') AS x07,
+       max(raw->>'') AS empty_key,
+       max(jsonb_array_length(jsonb_path_query_array(raw, '$.keyvalue()'))) AS most_keys
   FROM order_raw
  WHERE created_time >= '2024-02-01' AND created_time < '2024-02-02';
 -- line items alone (built from their own bytes, not cut from raw)
