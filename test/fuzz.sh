@@ -3,9 +3,12 @@
 #
 # Builds and installs the extension, starts a cluster, and runs
 # test/fuzz_convert.py (10 000 mutated export files by default) through the
-# real conversion path.  Not part of test/run_tests.sh: it takes minutes.
+# real conversion path, then test/fuzz_jsonb.py (2 000 files of random
+# objects served by the fake, each jsonb column compared with jsonb_in).
+# Not part of test/run_tests.sh: it takes minutes.  Exits non-zero if
+# either finds a crash or a disagreement.
 #
-#   test/fuzz.sh [--iterations N] [--seed S] [--save DIR]
+#   test/fuzz.sh [--iterations N] [--seed S] [--save DIR]   (fuzz_convert.py's)
 
 source "$(dirname "$0")/lib.sh"
 
@@ -13,4 +16,8 @@ ensure_packages
 build_and_install
 start_work
 start_cluster
-as_pg "$PYTHON" "$WORK/src/test/fuzz_convert.py" "$@"
+start_fake
+rc=0
+as_pg "$PYTHON" "$WORK/src/test/fuzz_convert.py" "$@" || rc=1
+as_pg "$PYTHON" "$WORK/src/test/fuzz_jsonb.py" || rc=1
+exit $rc
