@@ -21,13 +21,12 @@
  *	  without returning half a file.  CloverFillRow then converts only those
  *	  spans: numbers and strings directly; jsonb objects and arrays by
  *	  building the JsonbValue tree from the already validated bytes
- *	  (build_jsonb: the same jsonb as jsonb_in, without its second lexing
- *	  pass, sorting compact integer keys instead of the pairs; twice as
- *	  fast); other types through PostgreSQL's own input functions.  A
- *	  whole-object jsonb column is built once per row
- *	  and other jsonb columns are cut out of it rather than parsed again.
- *	  count(*) converts nothing but createdTime, which every row needs to
- *	  be assigned to exactly one export window.
+ *	  (build_jsonb: the same jsonb as jsonb_in, about twice as fast); other
+ *	  types through PostgreSQL's own input functions.  A whole-object jsonb
+ *	  column is built once per row and other jsonb columns are cut out of
+ *	  it rather than parsed again.  count(*) converts nothing but
+ *	  createdTime, which every row needs to be assigned to exactly one
+ *	  export window.
  *
  * Duplicate keys behave as in jsonb: the last one wins.  JSON null and
  * absent keys both give SQL NULL.  A value that does not fit its column is
@@ -768,17 +767,25 @@ split_error(SplitState *s, const char *fmt,...)
 	return false;
 }
 
+/*
+ * ws_end
+ *		The position of the first non-white-space byte of buf[pos, end)
+ *		(JSON's white space: space, tab, CR, LF), or end
+ */
+static inline size_t
+ws_end(const unsigned char *buf, size_t pos, size_t end)
+{
+	while (pos < end &&
+		   (buf[pos] == ' ' || buf[pos] == '\n' ||
+			buf[pos] == '\r' || buf[pos] == '\t'))
+		pos++;
+	return pos;
+}
+
 static inline void
 skip_ws(SplitState *s)
 {
-	while (s->pos < s->len)
-	{
-		unsigned char c = s->buf[s->pos];
-
-		if (c != ' ' && c != '\n' && c != '\r' && c != '\t')
-			break;
-		s->pos++;
-	}
+	s->pos = ws_end(s->buf, s->pos, s->len);
 }
 
 /*
@@ -1565,7 +1572,7 @@ server_string(const CloverRowPlan *plan, const char *s, int len)
  * plain strings point into the file buffer (JsonbValueToJsonb copies them),
  * integers become numerics without numeric_in, and each object's pairs are
  * put in jsonb's key order (shorter keys first, then bytewise; of duplicate
- * keys the last one wins) by an insertion sort, as objects have few keys.
+ * keys the last one wins) by sorting compact integer keys, not the pairs.
  * The result is the jsonb that jsonb_in builds; anything unusual (a string
  * PostgreSQL cannot hold, a database that is not UTF-8) goes to jsonb_in
  * instead, so that its errors stay exactly PostgreSQL's.
@@ -1582,10 +1589,7 @@ typedef struct JsonbBuild
 static inline void
 build_skip_ws(JsonbBuild *b)
 {
-	while (b->pos < b->end &&
-		   (b->buf[b->pos] == ' ' || b->buf[b->pos] == '\n' ||
-			b->buf[b->pos] == '\r' || b->buf[b->pos] == '\t'))
-		b->pos++;
+	b->pos = ws_end(b->buf, b->pos, b->end);
 }
 
 /*
