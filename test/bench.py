@@ -36,24 +36,15 @@ import urllib.request
 
 import psycopg2
 
-API = os.environ["FAKE_CLOVER_API"]
-ADMIN = os.environ["FAKE_CLOVER_ADMIN"]
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "integration"))
+from common import API, fake_config, fake_reset, fake_stats  # noqa: E402
+
 MERCHANT = "BENCHMERCHANT1"
 TOKEN = "test-token"
 PER_DAY = 10000
 DAY_MS = 86400000
 START_MS = 1709251200000          # 2024-03-01 00:00 UTC
-HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def admin(path, body=None):
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(ADMIN + path, data=data,
-                                 method="POST" if data else "GET")
-    req.add_header("Content-Type", "application/json")
-    with urllib.request.urlopen(req, timeout=600) as resp:
-        text = resp.read()
-    return json.loads(text) if text else None
 
 
 def api(path, body=None):
@@ -168,10 +159,9 @@ class Bench:
     @staticmethod
     def reset_fake():
         """Zero the fake's counters; no processing delay; our merchant."""
-        admin("/reset", {})
-        admin("/config", {"processing_ms": 0, "queue_ms": 0,
-                          "merchants": {MERCHANT: {"orders_per_day": PER_DAY,
-                                                   "region": "*"}}})
+        fake_reset()
+        fake_config(processing_ms=0, queue_ms=0,
+                    merchants={MERCHANT: {"orders_per_day": PER_DAY, "region": "*"}})
 
     def setup(self):
         self.reset_fake()
@@ -211,7 +201,7 @@ class Bench:
             self.reset_fake()
             secs, rows = timed(lambda: self.sql(
                 "SELECT id FROM clover_orders WHERE %s LIMIT 10" % year))
-            s = admin("/stats")
+            s = fake_stats()
             out.append((secs, len(rows), s["exports_created"], s["file_downloads"]))
         return out
 

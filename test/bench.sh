@@ -21,11 +21,7 @@ for a in "$@"; do
 	esac
 done
 
-ensure_packages python3-requests
-build_and_install
-start_work
-start_cluster "shared_buffers = '1GB'" "work_mem = '64MB'"
-start_fake
+start_everything --with python3-requests "shared_buffers = '1GB'" "work_mem = '64MB'"
 as_pg "$PGBIN/createdb" bench
 as_pg "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -d bench -v api="$FAKE_CLOVER_API" <<'SQL'
 CREATE EXTENSION clover_export_fdw;

@@ -10,11 +10,7 @@
 
 source "$(dirname "$0")/lib.sh"
 
-ensure_packages
-build_and_install
-start_work
-start_cluster
-start_fake
+start_everything
 psql_pg -q -c "CREATE DATABASE demo"
 log "running test/demo.sql"
 psql_pg -d demo -v fake_api="$FAKE_CLOVER_API" --echo-queries \

@@ -12,11 +12,7 @@
 
 source "$(dirname "$0")/lib.sh"
 
-ensure_packages
-build_and_install
-start_work
-start_cluster
-start_fake
+start_everything
 rc=0
 as_pg "$PYTHON" "$WORK/src/test/fuzz_convert.py" "$@" || rc=1
 as_pg "$PYTHON" "$WORK/src/test/fuzz_jsonb.py" || rc=1

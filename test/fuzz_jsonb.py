@@ -18,16 +18,16 @@ Run by test/fuzz.sh after the conversion fuzz; needs the fake
 """
 
 import argparse
-import json
 import os
 import random
 import sys
-import urllib.request
 
 import psycopg2
 
-ADMIN = os.environ["FAKE_CLOVER_ADMIN"]
-MERCHANT = "6E72X1BW38A7T"
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "integration"))
+from common import API, MERCHANT, fake_config, fake_fault, fake_reset  # noqa: E402
+
 DAY_MS = 1706745600000              # 2024-02-01 00:00 UTC
 OBJECTS_PER_FILE = 25               # keeps a file under the fake's 1 MB
 CHARS = ["a", "b", "é", "ü", "z", "\u00a0", "\\\"", "\\\\", "\\n", "\\u00e9",
@@ -36,13 +36,6 @@ SCALARS = ["0", "-0", "1.50", "1e5", "-7", "12345678901234567890123",
            "9223372036854775807", "-9223372036854775808", "0.000001",
            "true", "false", "null", "3.0E-2", "100"]
 RESERVED = ("createdTime", "id", "lineItems")
-
-
-def admin(path, body):
-    req = urllib.request.Request(ADMIN + path, data=json.dumps(body).encode(),
-                                 method="POST")
-    req.add_header("Content-Type", "application/json")
-    urllib.request.urlopen(req, timeout=60).read()
 
 
 class Objects:
@@ -101,7 +94,7 @@ def main():
     cur.execute("DROP SERVER IF EXISTS jsonb_fuzz CASCADE")
     cur.execute("CREATE SERVER jsonb_fuzz FOREIGN DATA WRAPPER clover_export_fdw "
                 "OPTIONS (region 'sandbox', merchant_id %s, base_url %s)",
-                (MERCHANT, os.environ["FAKE_CLOVER_API"]))
+                (MERCHANT, API))
     cur.execute("CREATE USER MAPPING FOR CURRENT_USER SERVER jsonb_fuzz "
                 "OPTIONS (access_token 'test-token')")
     cur.execute("""CREATE FOREIGN TABLE jsonb_fuzz (
@@ -117,10 +110,9 @@ def main():
     for n in range(args.files):
         tag = "F%dN" % n
         body = gen.file(tag)
-        admin("/reset", {})
-        admin("/config", {"processing_ms": 0, "queue_ms": 0})
-        admin("/fault", {"kind": "status", "target": "file", "status": 200,
-                         "count": 1, "body": body})
+        fake_reset()
+        fake_config(processing_ms=0, queue_ms=0)
+        fake_fault(kind="status", target="file", status=200, count=1, body=body)
         # a string's text column is its decoded contents: compare
         # containers only
         cur.execute("""
@@ -142,7 +134,7 @@ def main():
             if differing <= 5:
                 print("file %d differs from jsonb_in: %s" % (n, body[:2000]),
                       file=sys.stderr)
-    admin("/reset", {})
+    fake_reset()
     cur.execute("DROP SERVER jsonb_fuzz CASCADE")
     print("jsonb builder vs jsonb_in: %d files, %d objects, %d differing"
           % (args.files, objects, differing))

@@ -7,8 +7,9 @@
 # (created by Debian's postgresql-common package) in a private work
 # directory; the repository itself is only read.
 #
-# Source it, then call: ensure_packages, build_and_install, start_work,
-# start_cluster, start_fake.  stop_all runs on exit.
+# Source it, then call start_everything (or its steps: ensure_packages,
+# build_and_install, start_work, start_cluster, start_fake).  stop_all runs
+# on exit.
 
 set -euo pipefail
 
@@ -123,6 +124,21 @@ start_fake() {
 	export FAKE_CLOVER_API="http://127.0.0.1:$api_port"
 	export FAKE_CLOVER_ADMIN="$FAKE_CLOVER_API/_admin"
 	export FAKECTL="$WORK/src/test/fakectl"
+}
+
+# start_everything [--with PACKAGE]... [postgresql.conf lines...]: every step
+# above, in order; --with adds a package to install
+start_everything() {
+	local extra=()
+	while [ "${1:-}" = --with ]; do
+		extra+=("$2")
+		shift 2
+	done
+	ensure_packages "${extra[@]}"
+	build_and_install
+	start_work
+	start_cluster "$@"
+	start_fake
 }
 
 stop_all() {

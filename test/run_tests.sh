@@ -16,13 +16,9 @@
 
 source "$(dirname "$0")/lib.sh"
 
-ensure_packages
-build_and_install
-start_work
 # debug5 logging lets the security suite check that no secret is ever logged
-start_cluster "log_min_messages = debug5" "log_error_verbosity = verbose" \
+start_everything "log_min_messages = debug5" "log_error_verbosity = verbose" \
 	"log_statement = 'all'"
-start_fake
 
 passed=0
 failed=0

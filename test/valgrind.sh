@@ -11,11 +11,7 @@
 
 source "$(dirname "$0")/lib.sh"
 
-ensure_packages valgrind
-build_and_install
-start_work
-start_cluster "max_connections = 10"
-start_fake
+start_everything --with valgrind "max_connections = 10"
 
 # restart the postmaster under valgrind
 as_pg "$PGBIN/pg_ctl" -D "$WORK/data" -m fast -w stop >/dev/null
