@@ -551,6 +551,15 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(self, resp, rule=None):
         """Send resp; a delivery or body fault in rule alters how."""
         kind = rule["kind"] if rule else None
+        counter = getattr(self, "body_counter", None)
+
+        def will_send(n):
+            # counted before the bytes go out: a client that has read them
+            # never sees a counter without them (nor, after a reset, with
+            # bytes of an earlier download)
+            if counter and n > 0:
+                self.fake.count(counter, n)
+
         if kind in faultmod.BODY_TRANSFORMS and 200 <= resp.status < 300:
             resp.body = faultmod.transform_body(kind, resp.load())
         if kind in ("truncate", "stall", "slow"):
@@ -567,6 +576,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.fake.count("rate_limited")
         if kind in ("truncate", "stall"):
             sent = int(rule.get("bytes", length // 2))
+            will_send(len(resp.body[:sent]))
             self.wfile.write(resp.body[:sent])
             if kind == "stall":
                 self.fake.stopping.wait(rule.get("seconds", 30))
@@ -575,16 +585,17 @@ class _Handler(BaseHTTPRequestHandler):
             rate = rule.get("rate", 1024)
             step, sent = max(1, int(rate / 20)), 0
             while sent < length and not self.fake.stopping.is_set():
+                will_send(len(resp.body[sent:sent + step]))
                 self.wfile.write(resp.body[sent:sent + step])
                 sent = min(length, sent + step)
                 self.fake.stopping.wait(step / rate)
         elif resp.path:
+            will_send(length)
             with open(resp.path, "rb") as f:
-                sent = self.connection.sendfile(f)
+                self.connection.sendfile(f)
         else:
+            will_send(length)
             self.wfile.write(resp.body)
-            sent = length
-        self.sent_body_bytes = min(sent, length)
         self._log(resp.status)
 
 
@@ -660,21 +671,18 @@ class FileHandler(_Handler):
     """The file host of the pre-signed export URLs (no token wanted)."""
 
     port_name = "file"
+    body_counter = "file_bytes"     # counted by _send as the body goes out
 
     def route(self):
         fake, cfg = self.fake, self.fake.config
         fake.count("file_downloads")
         if self._carries_token(cfg):
             fake.count("token_on_file_host")
-        self.sent_body_bytes = 0
-        try:
-            if self.command != "GET":
-                return self.serve("other", lambda: s3_error(405, "MethodNotAllowed",
-                                                             "The method is not allowed"))
-            return self.serve("file", lambda: fake.get_file(fake.config, self.req_path,
-                                                            self.query))
-        finally:
-            fake.count("file_bytes", self.sent_body_bytes)
+        if self.command != "GET":
+            return self.serve("other", lambda: s3_error(405, "MethodNotAllowed",
+                                                         "The method is not allowed"))
+        return self.serve("file", lambda: fake.get_file(fake.config, self.req_path,
+                                                        self.query))
 
     def _carries_token(self, cfg):
         """An Authorization header, a token-like query parameter, or any
