@@ -43,7 +43,9 @@ ensure_packages() {
 		apt-get update -qq
 		apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 	fi
-	PG_CONFIG=/usr/lib/postgresql/$PG_MAJOR/bin/pg_config
+	# CLOVER_PG_CONFIG: another (relocated) copy of PostgreSQL $PG_MAJOR, so
+	# that two work trees can build and test side by side
+	PG_CONFIG=${CLOVER_PG_CONFIG:-/usr/lib/postgresql/$PG_MAJOR/bin/pg_config}
 	PGBIN=$($PG_CONFIG --bindir)
 	PG_REGRESS=$(dirname "$($PG_CONFIG --pgxs)")/../test/regress/pg_regress
 	export PG_CONFIG PGBIN PG_REGRESS

@@ -13,6 +13,12 @@
 #
 # The last line is "N passed, M failed"; the exit status is 1 on any
 # failure.  KEEP_WORK=1 keeps the work directory (logs, diffs) for a look.
+#
+#   test/run_tests.sh                      everything (the README's command)
+#   test/run_tests.sh types test_cancel    only these pg_regress suites and
+#                                          scripts ("selftest" is the fake's)
+#
+# A selection runs pg_regress's "setup" suite first, as the others need it.
 
 source "$(dirname "$0")/lib.sh"
 
@@ -34,9 +40,21 @@ record() {
 	fi
 }
 
+# wanted NAME: was NAME selected on the command line (or nothing was)?
+wanted() {
+	[ ${#SELECTED[@]} = 0 ] && return 0
+	local s
+	for s in "${SELECTED[@]}"; do [ "$s" = "$1" ] && return 0; done
+	return 1
+}
+SELECTED=("$@")
+
 # 1. pg_regress
 log "pg_regress suites"
-tests=$(make -s -C "$REPO" print-regress PG_CONFIG="$PG_CONFIG")
+tests=
+for t in $(make -s -C "$REPO" print-regress PG_CONFIG="$PG_CONFIG"); do
+	if [ "$t" = setup ] || wanted "$t"; then tests="$tests $t"; fi
+done
 mkdir -p "$WORK/regress"
 [ "$(id -u)" = 0 ] && chown postgres: "$WORK/regress"
 set +e
@@ -81,9 +99,11 @@ run_tap() {
 	fi
 }
 
-run_tap "fake self-test" as_pg "$PYTHON" "$WORK/src/test/fake_selftest.py"
+wanted selftest &&
+	run_tap "fake self-test" as_pg "$PYTHON" "$WORK/src/test/fake_selftest.py"
 for suite in "$WORK"/src/test/integration/test_*.py; do
 	[ -e "$suite" ] || continue
+	wanted "$(basename "$suite" .py)" || continue
 	run_tap "integration/$(basename "$suite" .py)" as_pg "$PYTHON" "$suite"
 done
 
