@@ -73,8 +73,7 @@ PG_MODULE_MAGIC;
 typedef struct CloverFdwRelationInfo
 {
 	CloverFdwOptions *opts;
-	AttrNumber	timeattno;		/* column mapped to createdTime, or 0 */
-	Oid			timetype;
+	CloverTimeColumn timecol;	/* the column mapped to createdTime */
 	List	   *bounds;			/* CloverTimeBounds from baserestrictinfo */
 	double		days;			/* estimated length of the range */
 	double		other_sel;		/* selectivity of the other quals */
@@ -99,8 +98,7 @@ typedef struct CloverFdwScanState
 	Relation	rel;
 	CloverFdwOptions *opts;
 	Oid			userid;
-	AttrNumber	timeattno;
-	Oid			timetype;
+	CloverTimeColumn timecol;
 	List	   *bound_kinds;
 	List	   *bound_states;	/* ExprStates of the bound values */
 	List	   *bound_types;	/* their types */
@@ -171,7 +169,10 @@ static List *cloverImportForeignSchema(ImportForeignSchemaStmt *stmt,
 									   Oid serverOid);
 
 /* Helper functions */
-static void find_time_column(Relation rel, AttrNumber *attno, Oid *typid);
+static void find_time_column(Relation rel, CloverTimeColumn *timecol);
+static void time_column_of(Relation rel, AttrNumber attno,
+						   CloverTimeColumn *timecol);
+static const TimestampTz *history_start_of(const CloverFdwOptions *opts);
 static double estimate_days(PlannerInfo *root, CloverFdwRelationInfo *fpinfo,
 							List *bounds);
 static void compute_range(ForeignScanState *node, CloverFdwScanState *fsstate,
@@ -323,33 +324,60 @@ clover_export_fdw_convert_file(PG_FUNCTION_ARGS)
 }
 
 /*
- * find_time_column
- *		The column mapped to createdTime, if it is a timestamp type
+ * time_column_of
+ *		Describe column attno as the time column, if its type (a domain's
+ *		base type, for a domain) is timestamptz or timestamp
  */
 static void
-find_time_column(Relation rel, AttrNumber *attno, Oid *typid)
+time_column_of(Relation rel, AttrNumber attno, CloverTimeColumn *timecol)
+{
+	Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel), attno - 1);
+	int32		typmod = att->atttypmod;
+	Oid			basetype = getBaseTypeAndTypmod(att->atttypid, &typmod);
+
+	timecol->attno = InvalidAttrNumber;
+	timecol->basetype = InvalidOid;
+	timecol->typmod = -1;
+	if (att->attisdropped ||
+		(basetype != TIMESTAMPTZOID && basetype != TIMESTAMPOID))
+		return;
+	timecol->attno = attno;
+	timecol->basetype = basetype;
+	timecol->typmod = typmod;
+}
+
+/*
+ * find_time_column
+ *		The column mapped to createdTime, if it is of a timestamp type
+ */
+static void
+find_time_column(Relation rel, CloverTimeColumn *timecol)
 {
 	TupleDesc	tupdesc = RelationGetDescr(rel);
 	int			i;
 
-	*attno = InvalidAttrNumber;
-	*typid = InvalidOid;
 	for (i = 0; i < tupdesc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
 
-		if (att->attisdropped ||
-			(att->atttypid != TIMESTAMPTZOID && att->atttypid != TIMESTAMPOID))
-			continue;
-		if (strcmp(CloverColumnJsonPath(RelationGetRelid(rel), att->attnum,
+		time_column_of(rel, att->attnum, timecol);
+		if (timecol->attno != InvalidAttrNumber &&
+			strcmp(CloverColumnJsonPath(RelationGetRelid(rel), att->attnum,
 										NameStr(att->attname)),
 				   CLOVER_TIME_KEY) == 0)
-		{
-			*attno = att->attnum;
-			*typid = att->atttypid;
 			return;
-		}
 	}
+	timecol->attno = InvalidAttrNumber;
+}
+
+/*
+ * history_start_of
+ *		The table's history_start, or NULL if it has none
+ */
+static const TimestampTz *
+history_start_of(const CloverFdwOptions *opts)
+{
+	return opts->has_history_start ? &opts->history_start : NULL;
 }
 
 /*
@@ -361,7 +389,7 @@ has_lower_bound(CloverFdwRelationInfo *fpinfo, List *bounds)
 {
 	ListCell   *lc;
 
-	if (fpinfo->opts->history_start != NULL)
+	if (fpinfo->opts->has_history_start)
 		return true;
 	foreach(lc, bounds)
 	{
@@ -400,7 +428,7 @@ estimate_days(PlannerInfo *root, CloverFdwRelationInfo *fpinfo, List *bounds)
 		if (IsA(v, Const))
 			CloverRangeApplyBound(&range, b->kind, ((Const *) v)->constvalue,
 								  ((Const *) v)->constisnull,
-								  ((Const *) v)->consttype, fpinfo->timetype);
+								  ((Const *) v)->consttype, &fpinfo->timecol);
 		else
 		{
 			if (b->kind != CLOVER_BOUND_LT && b->kind != CLOVER_BOUND_LE)
@@ -411,7 +439,7 @@ estimate_days(PlannerInfo *root, CloverFdwRelationInfo *fpinfo, List *bounds)
 	}
 	if (unknown_lo && unknown_hi)
 		return 1.0;
-	CloverRangeFinish(&range, fpinfo->opts->history_start,
+	CloverRangeFinish(&range, history_start_of(fpinfo->opts),
 					  GetCurrentTransactionStartTimestamp());
 	if (range.empty)
 		return 0;
@@ -438,11 +466,10 @@ cloverGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel,
 	fpinfo->opts = CloverGetOptions(foreigntableid);
 
 	rel = table_open(foreigntableid, NoLock);
-	find_time_column(rel, &fpinfo->timeattno, &fpinfo->timetype);
+	find_time_column(rel, &fpinfo->timecol);
 	table_close(rel, NoLock);
 
-	fpinfo->bounds = CloverExtractTimeBounds(baserel, fpinfo->timeattno,
-											 fpinfo->timetype,
+	fpinfo->bounds = CloverExtractTimeBounds(baserel, &fpinfo->timecol,
 											 baserel->baserestrictinfo);
 	fpinfo->days = estimate_days(root, fpinfo, fpinfo->bounds);
 
@@ -452,8 +479,8 @@ cloverGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel,
 		RestrictInfo *rinfo = lfirst_node(RestrictInfo, lc);
 		CloverTimeBound b;
 
-		if (!CloverIsTimeBoundClause(baserel, fpinfo->timeattno,
-									 fpinfo->timetype, rinfo, &b))
+		if (!CloverIsTimeBoundClause(baserel, &fpinfo->timecol, rinfo,
+									 &b))
 			other_quals = lappend(other_quals, rinfo);
 	}
 	fpinfo->other_sel = clauselist_selectivity(root, other_quals,
@@ -533,8 +560,8 @@ cloverGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel,
 		Relids		required_outer;
 
 		if (!join_clause_is_movable_to(rinfo, baserel) ||
-			!CloverIsTimeBoundClause(baserel, fpinfo->timeattno,
-									 fpinfo->timetype, rinfo, &b))
+			!CloverIsTimeBoundClause(baserel, &fpinfo->timecol, rinfo,
+									 &b))
 			continue;
 		required_outer = bms_union(rinfo->clause_relids,
 								   baserel->lateral_relids);
@@ -552,8 +579,7 @@ cloverGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel,
 
 		add_scan_path(root, baserel,
 					  list_concat(CloverExtractTimeBounds(baserel,
-														  fpinfo->timeattno,
-														  fpinfo->timetype,
+														  &fpinfo->timecol,
 														  ppi->ppi_clauses),
 								  fpinfo->bounds),
 					  required_outer);
@@ -579,8 +605,8 @@ cloverGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel,
 	int			i;
 
 	/* scan_clauses also holds the join clauses of a parameterized path */
-	bounds = CloverExtractTimeBounds(baserel, fpinfo->timeattno,
-									 fpinfo->timetype, scan_clauses);
+	bounds = CloverExtractTimeBounds(baserel, &fpinfo->timecol,
+									 scan_clauses);
 	foreach(lc, bounds)
 	{
 		CloverTimeBound *b = (CloverTimeBound *) lfirst(lc);
@@ -619,7 +645,7 @@ cloverGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel,
 
 	return make_foreignscan(tlist, scan_clauses, baserel->relid, fdw_exprs,
 							list_make3(kinds, retrieved,
-									   makeInteger(fpinfo->timeattno)),
+									   makeInteger(fpinfo->timecol.attno)),
 							NIL, NIL, outer_plan);
 }
 
@@ -637,6 +663,7 @@ cloverBeginForeignScan(ForeignScanState *node, int eflags)
 	RangeTblEntry *rte;
 	Bitmapset  *attrs = NULL;
 	ListCell   *lc;
+	AttrNumber	timeattno;
 
 	fsstate = palloc0(sizeof(CloverFdwScanState));
 	node->fdw_state = fsstate;
@@ -647,11 +674,10 @@ cloverBeginForeignScan(ForeignScanState *node, int eflags)
 		rte->checkAsUser : GetUserId();
 	fsstate->bound_kinds = (List *) list_nth(fsplan->fdw_private,
 											 FdwScanPrivateBoundKinds);
-	fsstate->timeattno = (AttrNumber) intVal(list_nth(fsplan->fdw_private,
-													  FdwScanPrivateTimeAttno));
-	if (fsstate->timeattno > 0)
-		fsstate->timetype = TupleDescAttr(RelationGetDescr(fsstate->rel),
-										  fsstate->timeattno - 1)->atttypid;
+	timeattno = (AttrNumber) intVal(list_nth(fsplan->fdw_private,
+											 FdwScanPrivateTimeAttno));
+	if (timeattno > 0)
+		time_column_of(fsstate->rel, timeattno, &fsstate->timecol);
 	fsstate->bound_states = ExecInitExprList(fsplan->fdw_exprs,
 											 (PlanState *) node);
 	foreach(lc, fsplan->fdw_exprs)
@@ -705,9 +731,9 @@ compute_range(ForeignScanState *node, CloverFdwScanState *fsstate,
 
 		value = ExecEvalExpr((ExprState *) lfirst(ls), econtext, &isnull);
 		CloverRangeApplyBound(range, (CloverBoundKind) lfirst_int(lk), value,
-							  isnull, lfirst_oid(lt), fsstate->timetype);
+							  isnull, lfirst_oid(lt), &fsstate->timecol);
 	}
-	CloverRangeFinish(range, fsstate->opts->history_start,
+	CloverRangeFinish(range, history_start_of(fsstate->opts),
 					  GetCurrentStatementStartTimestamp());
 }
 
@@ -1081,7 +1107,7 @@ cloverExplainForeignScan(ForeignScanState *node, ExplainState *es)
 			quals = lappend(quals,
 							psprintf("%s %s %s",
 									 quote_identifier(NameStr(TupleDescAttr(RelationGetDescr(fsstate->rel),
-																			fsstate->timeattno - 1)->attname)),
+																			fsstate->timecol.attno - 1)->attname)),
 									 CloverBoundKindOperator((CloverBoundKind) lfirst_int(lk)),
 									 deparse_expression((Node *) lfirst(le),
 														context, false, false)));

@@ -102,7 +102,8 @@ typedef struct CloverFdwOptions
 	bool		api_base_overridden;	/* base_url was given */
 	char	   *merchant_id;
 	CloverExportType export_type;
-	char	   *history_start;	/* timestamptz text, or NULL */
+	bool		has_history_start;
+	TimestampTz history_start;	/* an absolute instant */
 
 	/* Clover's service rules */
 	CloverServiceHours hours;
@@ -135,6 +136,19 @@ extern bool clover_progress;
  *		windows.c
  * ----------------------------------------------------------------
  */
+
+/*
+ * The column that carries the time bounds: the one mapped to createdTime.
+ * Its type, after resolving domains, is timestamptz or timestamp; a
+ * timestamp column holds UTC wall time.  typmod is its precision: values
+ * are rounded to it, so bounds on the column are not bounds on createdTime.
+ */
+typedef struct CloverTimeColumn
+{
+	AttrNumber	attno;			/* 0 if the table has none */
+	Oid			basetype;		/* TIMESTAMPTZOID or TIMESTAMPOID */
+	int32		typmod;			/* -1 if none */
+} CloverTimeColumn;
 
 /* How a bound expression limits the time column */
 typedef enum CloverBoundKind
@@ -174,16 +188,19 @@ typedef struct CloverRange
 	TimestampTz hi;
 } CloverRange;
 
-extern List *CloverExtractTimeBounds(RelOptInfo *baserel, AttrNumber timeattno,
-									 Oid timetype, List *clauses);
-extern bool CloverIsTimeBoundClause(RelOptInfo *baserel, AttrNumber timeattno,
-									Oid timetype, RestrictInfo *rinfo,
+extern List *CloverExtractTimeBounds(RelOptInfo *baserel,
+									 const CloverTimeColumn *timecol,
+									 List *clauses);
+extern bool CloverIsTimeBoundClause(RelOptInfo *baserel,
+									const CloverTimeColumn *timecol,
+									RestrictInfo *rinfo,
 									CloverTimeBound *bound);
 extern void CloverRangeInit(CloverRange *range);
 extern void CloverRangeApplyBound(CloverRange *range, CloverBoundKind kind,
 								  Datum value, bool isnull, Oid valuetype,
-								  Oid timetype);
-extern void CloverRangeFinish(CloverRange *range, const char *history_start,
+								  const CloverTimeColumn *timecol);
+extern void CloverRangeFinish(CloverRange *range,
+							  const TimestampTz *history_start,
 							  TimestampTz now);
 extern CloverWindow *CloverSplitRange(const CloverRange *range, int *nwindows);
 extern int64 CloverTimestampToUnixMs(TimestampTz ts);

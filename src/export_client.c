@@ -683,7 +683,7 @@ start_request(CloverExportRun *run, RequestKind kind, CloverJob *job,
 	/* a stall: less than one byte per second for request_timeout */
 	SETOPT(easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	SETOPT(easy, CURLOPT_LOW_SPEED_TIME,
-		   (long) Max(1, (opts->request_timeout_ms + 999) / 1000));
+		   (long) Max(1, ((int64) opts->request_timeout_ms + 999) / 1000));
 	SETOPT(easy, CURLOPT_SSL_VERIFYPEER, 1L);
 	SETOPT(easy, CURLOPT_SSL_VERIFYHOST, 2L);
 	if (opts->ca_file)

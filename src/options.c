@@ -15,6 +15,11 @@
  * Options that decide where the token is sent (base_url, ca_file) may only
  * be set by a superuser: whoever sets base_url receives every user's token.
  *
+ * A value means the same to every session: the validator and the scans
+ * parse it with one function each, times and intervals under fixed
+ * DateStyle, IntervalStyle and TimeZone settings (a time without a zone is
+ * UTC), integers in decimal only.
+ *
  * IDENTIFICATION
  *		  src/options.c
  *-------------------------------------------------------------------------
@@ -34,6 +39,7 @@
 #include "commands/defrem.h"
 #include "foreign/foreign.h"
 #include "miscadmin.h"
+#include "common/int.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -70,6 +76,10 @@ PG_FUNCTION_INFO_V1(clover_export_fdw_validator);
 #define DEFAULT_PARALLEL_DOWNLOADS	4
 #define DEFAULT_ROWS_PER_DAY		200.0
 
+/* limits */
+#define MAX_CONCURRENCY				16
+#define MAX_RETRIES					100
+
 typedef void (*CloverOptionCheck) (const char *name, const char *value);
 
 /* One valid option: where it may appear and how its value is checked */
@@ -85,7 +95,7 @@ typedef struct CloverOptionDef
 static void check_region(const char *name, const char *value);
 static void check_base_url(const char *name, const char *value);
 static void check_merchant_id(const char *name, const char *value);
-static void check_timestamptz(const char *name, const char *value);
+static void check_history_start(const char *name, const char *value);
 static void check_service_hours(const char *name, const char *value);
 static void check_interval(const char *name, const char *value);
 static void check_positive_interval(const char *name, const char *value);
@@ -103,7 +113,7 @@ static const CloverOptionDef clover_options[] = {
 	{OPT_MERCHANT_ID, ForeignServerRelationId, ForeignTableRelationId, false,
 	check_merchant_id},
 	{OPT_HISTORY_START, ForeignServerRelationId, ForeignTableRelationId, false,
-	check_timestamptz},
+	check_history_start},
 	{OPT_SERVICE_HOURS, ForeignServerRelationId, InvalidOid, false,
 	check_service_hours},
 	{OPT_WAIT_FOR_SERVICE, ForeignServerRelationId, InvalidOid, false,
@@ -150,7 +160,11 @@ bool		clover_progress = false;
 static const CloverOptionDef *find_option(const char *name);
 static const char *catalog_description(Oid catalog);
 static char *valid_option_list(Oid catalog);
+static Datum parse_session_independent(PGFunction input, const char *value);
 static int	interval_to_ms(const char *name, const char *value);
+static int	int_option(const char *name, const char *value, int min, int max);
+static TimestampTz history_start_value(const char *name, const char *value);
+static double rows_per_day_value(const char *name, const char *value);
 static const char *region_host(const char *region);
 static void invalid_value(const char *name, const char *value,
 						  const char *hint) pg_attribute_noreturn();
@@ -378,18 +392,64 @@ check_merchant_id(const char *name, const char *value)
 	}
 }
 
-static void
-check_timestamptz(const char *name, const char *value)
+/*
+ * parse_session_independent
+ *		Call a date/time input function on value as every session would see
+ *		it: DateStyle ISO with year-month-day order, IntervalStyle postgres,
+ *		TimeZone UTC
+ */
+static Datum
+parse_session_independent(PGFunction input, const char *value)
 {
-	TimestampTz ts;
+	int			nestlevel = NewGUCNestLevel();
+	Datum		result;
 
-	ts = DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in,
-												 CStringGetDatum(value),
-												 ObjectIdGetDatum(InvalidOid),
-												 Int32GetDatum(-1)));
+	(void) set_config_option("DateStyle", "ISO, YMD", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("IntervalStyle", "postgres", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("TimeZone", "UTC", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	result = DirectFunctionCall3(input, CStringGetDatum(value),
+								 ObjectIdGetDatum(InvalidOid),
+								 Int32GetDatum(-1));
+	AtEOXact_GUC(true, nestlevel);
+	return result;
+}
+
+/*
+ * history_start_value
+ *		The instant a history_start option names
+ *
+ * Only ISO 8601 dates are accepted ("2023-01-01", "2023-01-01 00:00+01"):
+ * "03/11/2024" reads as March or November depending on DateStyle.  A time
+ * without a zone is UTC, not the session's zone.
+ */
+static TimestampTz
+history_start_value(const char *name, const char *value)
+{
+	const char *hint = "Give a time as YYYY-MM-DD[ HH:MM[:SS]][+HH], such as \"2023-01-01 00:00+00\"; without a zone it is UTC.";
+	TimestampTz ts;
+	int			i;
+
+	for (i = 0; i < 10; i++)
+	{
+		bool		dash = (i == 4 || i == 7);
+
+		if (dash ? value[i] != '-' : !isdigit((unsigned char) value[i]))
+			invalid_value(name, value, hint);
+	}
+	ts = DatumGetTimestampTz(parse_session_independent(timestamptz_in,
+														value));
 	if (TIMESTAMP_NOT_FINITE(ts))
-		invalid_value(name, value,
-					  "Give a finite time with a zone, such as \"2023-01-01 00:00+00\".");
+		invalid_value(name, value, hint);
+	return ts;
+}
+
+static void
+check_history_start(const char *name, const char *value)
+{
+	(void) history_start_value(name, value);
 }
 
 static void
@@ -409,23 +469,27 @@ check_service_hours(const char *name, const char *value)
 /*
  * interval_to_ms
  *		Parse an interval option ("90s", "5 min", "1 hour") into milliseconds
+ *
+ * A month counts as 30 days, as in PostgreSQL's interval arithmetic.
  */
 static int
 interval_to_ms(const char *name, const char *value)
 {
 	Interval   *iv;
-	int64		usecs;
+	int64		usecs,
+				day_usecs,
+				month_usecs;
 
-	iv = DatumGetIntervalP(DirectFunctionCall3(interval_in,
-											   CStringGetDatum(value),
-											   ObjectIdGetDatum(InvalidOid),
-											   Int32GetDatum(-1)));
-	usecs = iv->time + (int64) iv->day * USECS_PER_DAY +
-		(int64) iv->month * DAYS_PER_MONTH * USECS_PER_DAY;
+	iv = DatumGetIntervalP(parse_session_independent(interval_in, value));
+	if (pg_mul_s64_overflow(iv->day, USECS_PER_DAY, &day_usecs) ||
+		pg_mul_s64_overflow(iv->month, DAYS_PER_MONTH * USECS_PER_DAY,
+							&month_usecs) ||
+		pg_add_s64_overflow(iv->time, day_usecs, &usecs) ||
+		pg_add_s64_overflow(usecs, month_usecs, &usecs) ||
+		usecs / 1000 > INT_MAX)
+		invalid_value(name, value, "The interval may not exceed 24 days.");
 	if (usecs < 0)
 		invalid_value(name, value, "The interval may not be negative.");
-	if (usecs / 1000 > INT_MAX)
-		invalid_value(name, value, "The interval may not exceed 24 days.");
 	return (int) (usecs / 1000);
 }
 
@@ -435,30 +499,63 @@ check_interval(const char *name, const char *value)
 	(void) interval_to_ms(name, value);
 }
 
+/*
+ * positive_interval_to_ms
+ *		An interval option that must be at least a millisecond
+ */
+static int
+positive_interval_to_ms(const char *name, const char *value)
+{
+	int			ms = interval_to_ms(name, value);
+
+	if (ms < 1)
+		invalid_value(name, value,
+					  "The interval must be at least one millisecond, such as \"30s\".");
+	return ms;
+}
+
 static void
 check_positive_interval(const char *name, const char *value)
 {
-	if (interval_to_ms(name, value) < 1)
+	(void) positive_interval_to_ms(name, value);
+}
+
+/*
+ * int_option
+ *		An integer option between min and max, written in decimal digits
+ *
+ * Stricter than parse_int(), which also reads "0x10", "1.5" and units.
+ */
+static int
+int_option(const char *name, const char *value, int min, int max)
+{
+	int64		n = 0;
+	const char *p;
+
+	for (p = value; *p; p++)
+	{
+		if (!isdigit((unsigned char) *p))
+			break;
+		n = n * 10 + (*p - '0');
+		if (n > max)
+			break;
+	}
+	if (p == value || *p != '\0' || n < min)
 		invalid_value(name, value,
-					  "The interval must be at least one millisecond, such as \"30s\".");
+					  psprintf("Give an integer between %d and %d.", min, max));
+	return (int) n;
 }
 
 static void
 check_concurrency(const char *name, const char *value)
 {
-	int			n;
-
-	if (!parse_int(value, &n, 0, NULL) || n < 1 || n > 16)
-		invalid_value(name, value, "Give an integer between 1 and 16.");
+	(void) int_option(name, value, 1, MAX_CONCURRENCY);
 }
 
 static void
 check_retries(const char *name, const char *value)
 {
-	int			n;
-
-	if (!parse_int(value, &n, 0, NULL) || n < 0 || n > 100)
-		invalid_value(name, value, "Give an integer between 0 and 100.");
+	(void) int_option(name, value, 0, MAX_RETRIES);
 }
 
 static void
@@ -477,13 +574,24 @@ check_export_type(const char *name, const char *value)
 		invalid_value(name, value, "Valid export types are ORDERS and PAYMENTS.");
 }
 
-static void
-check_rows_per_day(const char *name, const char *value)
+/*
+ * rows_per_day_value
+ *		A positive number of rows, at most a billion
+ */
+static double
+rows_per_day_value(const char *name, const char *value)
 {
 	double		d;
 
-	if (!parse_real(value, &d, 0, NULL) || d <= 0 || d > 1e9)
+	if (!parse_real(value, &d, 0, NULL) || !(d > 0 && d <= 1e9))
 		invalid_value(name, value, "Give a positive number, such as 500.");
+	return d;
+}
+
+static void
+check_rows_per_day(const char *name, const char *value)
+{
+	(void) rows_per_day_value(name, value);
 }
 
 /*
@@ -565,7 +673,10 @@ apply_option(CloverFdwOptions *o, DefElem *def, const char **hours_spec)
 	else if (strcmp(name, OPT_MERCHANT_ID) == 0)
 		o->merchant_id = pstrdup(value);
 	else if (strcmp(name, OPT_HISTORY_START) == 0)
-		o->history_start = pstrdup(value);
+	{
+		o->history_start = history_start_value(name, value);
+		o->has_history_start = true;
+	}
 	else if (strcmp(name, OPT_SERVICE_HOURS) == 0)
 		*hours_spec = value;
 	else if (strcmp(name, OPT_WAIT_FOR_SERVICE) == 0)
@@ -573,22 +684,22 @@ apply_option(CloverFdwOptions *o, DefElem *def, const char **hours_spec)
 	else if (strcmp(name, OPT_BUSY_TIMEOUT) == 0)
 		o->busy_timeout_ms = interval_to_ms(name, value);
 	else if (strcmp(name, OPT_MAX_CONCURRENT_EXPORTS) == 0)
-		o->max_concurrent_exports = pg_strtoint32(value);
+		o->max_concurrent_exports = int_option(name, value, 1, MAX_CONCURRENCY);
 	else if (strcmp(name, OPT_MAX_PARALLEL_DOWNLOADS) == 0)
-		o->max_parallel_downloads = pg_strtoint32(value);
+		o->max_parallel_downloads = int_option(name, value, 1, MAX_CONCURRENCY);
 	else if (strcmp(name, OPT_CONNECT_TIMEOUT) == 0)
-		o->connect_timeout_ms = interval_to_ms(name, value);
+		o->connect_timeout_ms = positive_interval_to_ms(name, value);
 	else if (strcmp(name, OPT_REQUEST_TIMEOUT) == 0)
-		o->request_timeout_ms = interval_to_ms(name, value);
+		o->request_timeout_ms = positive_interval_to_ms(name, value);
 	else if (strcmp(name, OPT_MAX_RETRIES) == 0)
-		o->max_retries = pg_strtoint32(value);
+		o->max_retries = int_option(name, value, 0, MAX_RETRIES);
 	else if (strcmp(name, OPT_CA_FILE) == 0)
 		o->ca_file = pstrdup(value);
 	else if (strcmp(name, OPT_EXPORT_TYPE) == 0)
 		o->export_type = pg_strcasecmp(value, "payments") == 0 ?
 			CLOVER_EXPORT_PAYMENTS : CLOVER_EXPORT_ORDERS;
 	else if (strcmp(name, OPT_ROWS_PER_DAY) == 0)
-		(void) parse_real(value, &o->rows_per_day, 0, NULL);
+		o->rows_per_day = rows_per_day_value(name, value);
 }
 
 /*

@@ -13,15 +13,27 @@
  *	 never at plan time.  Every qual is still checked by the executor, so
  *	 the windows only need to cover the answer, but they cover it exactly.
  *
- * - Bounds are turned into one half-open range [lo, hi) of microseconds in
- *	 UTC.  A timestamp (without time zone) column holds UTC wall time, so
- *	 both column types share that axis.  Values of other types are
- *	 converted exactly as the cross-type comparison operators would convert
- *	 them (date and timestamp via the session time zone).
+ * - Bounds are turned into one half-open range [lo, hi) of createdTime, in
+ *	 microseconds UTC, that contains every object whose column value can
+ *	 satisfy them.  It is exact where it can be and never too narrow:
+ *	 * A bound value is converted as the comparison operator converts it.
+ *	   date and timestamp values meet a timestamptz column in the session
+ *	   time zone: exact.
+ *	 * A timestamp (without time zone) column holds UTC wall time, and the
+ *	   operators that compare it with a timestamptz convert the column, not
+ *	   the value, through the session time zone.  That mapping jumps and
+ *	   even runs backwards at DST changes, so such a bound is widened by the
+ *	   zone's UTC offsets near the value (exact where the offset is fixed).
+ *	 * A column of lower precision (timestamptz(0)) holds createdTime
+ *	   rounded: a bound on the rounded value becomes the range of times that
+ *	   round into it.
+ *	 The executor checks every qual anyway, so a wider range costs rows
+ *	 fetched, never a wrong answer; a narrower one would lose rows.
  *
  * - No lower bound: the table's history_start, else the caller reports an
  *	 error.  No upper bound, or one in the future: the statement's start.
- *	 A NULL bound or an empty range means no export at all.
+ *	 Nothing is older than the Unix epoch, where Clover's times begin.  A
+ *	 NULL bound or an empty range means no export at all.
  *
  * - The range is cut into windows of at most 30 days (Clover's limit) as
  *	 counted in the epoch milliseconds sent to Clover.  Windows meet
@@ -34,6 +46,8 @@
  */
 #include "postgres.h"
 
+#include <limits.h>
+
 #include "access/stratnum.h"
 #include "catalog/pg_am.h"
 #include "catalog/pg_type.h"
@@ -45,6 +59,7 @@
 #include "utils/date.h"
 #include "utils/datetime.h"
 #include "utils/fmgroids.h"
+#include "pgtime.h"
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
@@ -52,10 +67,22 @@
 #define UNIX_TO_PG_EPOCH_USECS \
 	((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY)
 
+/* how far from a value to look for the session zone's UTC offsets */
+#define ZONE_SEARCH_SECS			(3 * SECS_PER_DAY)
+/* more UTC offset changes than any zone has in that span */
+#define ZONE_MAX_TRANSITIONS		64
+/* the Unix epoch as a TimestampTz */
+#define UNIX_EPOCH_TIMESTAMP		(-UNIX_TO_PG_EPOCH_USECS)
+
 static bool is_time_var(Node *node, RelOptInfo *baserel, AttrNumber timeattno);
 static CloverBoundKind strategy_to_kind(int strategy, bool commuted);
-static bool bound_to_utc(Datum value, Oid valuetype, Oid timetype,
-						 TimestampTz *result);
+static TimestampTz value_to_column_type(Datum value, Oid valuetype,
+										Oid timetype);
+static void zone_offsets_near(TimestampTz t, int64 *min_off, int64 *max_off);
+static void bound_interval(CloverBoundKind kind, TimestampTz vlo,
+						   TimestampTz vhi, TimestampTz *lo, TimestampTz *hi,
+						   bool *empty);
+static void unround_interval(int32 typmod, TimestampTz *lo, TimestampTz *hi);
 
 /*
  * is_time_var
@@ -98,9 +125,8 @@ strategy_to_kind(int strategy, bool commuted)
  * parameterized path): the planner turns those Vars into Params.
  */
 bool
-CloverIsTimeBoundClause(RelOptInfo *baserel, AttrNumber timeattno,
-						Oid timetype, RestrictInfo *rinfo,
-						CloverTimeBound *bound)
+CloverIsTimeBoundClause(RelOptInfo *baserel, const CloverTimeColumn *timecol,
+						RestrictInfo *rinfo, CloverTimeBound *bound)
 {
 	OpExpr	   *op;
 	Node	   *left,
@@ -119,14 +145,14 @@ CloverIsTimeBoundClause(RelOptInfo *baserel, AttrNumber timeattno,
 	left = linitial(op->args);
 	right = lsecond(op->args);
 
-	if (is_time_var(left, baserel, timeattno))
+	if (is_time_var(left, baserel, timecol->attno))
 	{
 		value = right;
 		commuted = false;
 		if (bms_is_member(baserel->relid, rinfo->right_relids))
 			return false;
 	}
-	else if (is_time_var(right, baserel, timeattno))
+	else if (is_time_var(right, baserel, timecol->attno))
 	{
 		value = left;
 		commuted = true;
@@ -143,7 +169,8 @@ CloverIsTimeBoundClause(RelOptInfo *baserel, AttrNumber timeattno,
 	if (contain_volatile_functions(value))
 		return false;
 
-	opfamily = get_opclass_family(GetDefaultOpClass(timetype, BTREE_AM_OID));
+	opfamily = get_opclass_family(GetDefaultOpClass(timecol->basetype,
+													BTREE_AM_OID));
 	strategy = get_op_opfamily_strategy(op->opno, opfamily);
 	if (strategy == 0)
 		return false;			/* <> or an operator of another family */
@@ -159,20 +186,20 @@ CloverIsTimeBoundClause(RelOptInfo *baserel, AttrNumber timeattno,
  *		The CloverTimeBounds among a list of RestrictInfos
  */
 List *
-CloverExtractTimeBounds(RelOptInfo *baserel, AttrNumber timeattno,
-						Oid timetype, List *clauses)
+CloverExtractTimeBounds(RelOptInfo *baserel, const CloverTimeColumn *timecol,
+						List *clauses)
 {
 	List	   *bounds = NIL;
 	ListCell   *lc;
 
-	if (timeattno == InvalidAttrNumber)
+	if (timecol->attno == InvalidAttrNumber)
 		return NIL;
 
 	foreach(lc, clauses)
 	{
 		CloverTimeBound bound;
 
-		if (CloverIsTimeBoundClause(baserel, timeattno, timetype,
+		if (CloverIsTimeBoundClause(baserel, timecol,
 									lfirst_node(RestrictInfo, lc), &bound))
 		{
 			CloverTimeBound *b = palloc(sizeof(CloverTimeBound));
@@ -193,45 +220,167 @@ CloverRangeInit(CloverRange *range)
 }
 
 /*
- * bound_to_utc
- *		Convert a bound value to the time column's UTC microsecond axis
+ * value_to_column_type
+ *		Convert a bound value to the time column's type, as the cross-type
+ *		comparison operators do when they convert the value
  *
- * The conversion is the one the cross-type comparison operator applies, so
- * the resulting range is exact.  Overflow yields -infinity or +infinity.
+ * Overflow yields -infinity or +infinity.  A timestamptz value against a
+ * timestamp column is returned unchanged: there the operators convert the
+ * column, and the caller widens by the zone's offsets instead.
  */
-static bool
-bound_to_utc(Datum value, Oid valuetype, Oid timetype, TimestampTz *result)
+static TimestampTz
+value_to_column_type(Datum value, Oid valuetype, Oid timetype)
 {
+	TimestampTz result;
 	int			overflow = 0;
 
-	if (timetype == TIMESTAMPTZOID)
-	{
-		if (valuetype == DATEOID)
-			*result = date2timestamptz_opt_overflow(DatumGetDateADT(value),
+	if (valuetype == DATEOID && timetype == TIMESTAMPTZOID)
+		result = date2timestamptz_opt_overflow(DatumGetDateADT(value),
+											   &overflow);
+	else if (valuetype == DATEOID)
+		result = date2timestamp_opt_overflow(DatumGetDateADT(value),
+											 &overflow);
+	else if (valuetype == TIMESTAMPOID && timetype == TIMESTAMPTZOID)
+		result = timestamp2timestamptz_opt_overflow(DatumGetTimestamp(value),
 													&overflow);
-		else if (valuetype == TIMESTAMPOID)
-			*result = timestamp2timestamptz_opt_overflow(DatumGetTimestamp(value),
-														 &overflow);
-		else
-			*result = DatumGetTimestampTz(value);
-	}
 	else
-	{
-		if (valuetype == DATEOID)
-			*result = date2timestamp_opt_overflow(DatumGetDateADT(value),
-												  &overflow);
-		else if (valuetype == TIMESTAMPTZOID)
-			*result = DatumGetTimestamp(DirectFunctionCall1(timestamptz_timestamp,
-															value));
-		else
-			*result = DatumGetTimestamp(value);
-	}
+		result = DatumGetTimestamp(value);
 
 	if (overflow < 0)
-		TIMESTAMP_NOBEGIN(*result);
+		TIMESTAMP_NOBEGIN(result);
 	else if (overflow > 0)
-		TIMESTAMP_NOEND(*result);
-	return true;
+		TIMESTAMP_NOEND(result);
+	return result;
+}
+
+/*
+ * zone_offsets_near
+ *		The least and greatest UTC offset (microseconds east of UTC) of the
+ *		session time zone within ZONE_SEARCH_SECS of t
+ *
+ * PostgreSQL turns a timestamp c into the instant c - offset, where the
+ * offset is one in force near that instant (for a time skipped by a DST
+ * change, the one before it).  So c - offset >= v implies
+ * c >= v + min_off, and c - offset <= v implies c <= v + max_off.
+ */
+static void
+zone_offsets_near(TimestampTz t, int64 *min_off, int64 *max_off)
+{
+	pg_time_t	from = timestamptz_to_time_t(t) - ZONE_SEARCH_SECS;
+	pg_time_t	until = from + 2 * ZONE_SEARCH_SECS;
+	long		lo = LONG_MAX,
+				hi = LONG_MIN;
+	int			i;
+
+	for (i = 0; i < ZONE_MAX_TRANSITIONS; i++)
+	{
+		long		before,
+					after;
+		int			before_dst,
+					after_dst;
+		pg_time_t	boundary;
+		int			found;
+
+		found = pg_next_dst_boundary(&from, &before, &before_dst, &boundary,
+									 &after, &after_dst, session_timezone);
+		if (found < 0)
+		{
+			/* the zone cannot say: assume any offset PostgreSQL allows */
+			lo = -((long) MAX_TZDISP_HOUR + 1) * SECS_PER_HOUR;
+			hi = -lo;
+			break;
+		}
+		lo = Min(lo, before);
+		hi = Max(hi, before);
+		if (found == 0 || boundary > until)
+			break;
+		lo = Min(lo, after);
+		hi = Max(hi, after);
+		from = boundary + 1;
+	}
+	*min_off = (int64) lo * USECS_PER_SEC;
+	*max_off = (int64) hi * USECS_PER_SEC;
+}
+
+/*
+ * bound_interval
+ *		The column values [lo, hi) that satisfy "column kind value", where
+ *		the value stands for any of [vlo, vhi]
+ *
+ * Infinities mean no bound on that side; *empty is set when nothing can
+ * satisfy it.
+ */
+static void
+bound_interval(CloverBoundKind kind, TimestampTz vlo, TimestampTz vhi,
+			   TimestampTz *lo, TimestampTz *hi, bool *empty)
+{
+	TIMESTAMP_NOBEGIN(*lo);
+	TIMESTAMP_NOEND(*hi);
+	switch (kind)
+	{
+		case CLOVER_BOUND_GE:
+			*lo = vlo;
+			break;
+		case CLOVER_BOUND_GT:
+			*empty |= TIMESTAMP_IS_NOEND(vlo);
+			*lo = TIMESTAMP_NOT_FINITE(vlo) ? vlo : vlo + 1;
+			break;
+		case CLOVER_BOUND_LE:
+			*empty |= TIMESTAMP_IS_NOBEGIN(vhi);
+			*hi = TIMESTAMP_NOT_FINITE(vhi) ? vhi : vhi + 1;
+			break;
+		case CLOVER_BOUND_LT:
+			*hi = vhi;
+			break;
+		case CLOVER_BOUND_EQ:
+			*empty |= TIMESTAMP_NOT_FINITE(vlo) || TIMESTAMP_NOT_FINITE(vhi);
+			*lo = vlo;
+			*hi = TIMESTAMP_NOT_FINITE(vhi) ? vhi : vhi + 1;
+			break;
+	}
+	*empty |= TIMESTAMP_IS_NOEND(*lo) || TIMESTAMP_IS_NOBEGIN(*hi);
+}
+
+/*
+ * round_up_to
+ *		The least multiple of unit that is >= t (unit > 0, t finite)
+ */
+static TimestampTz
+round_up_to(TimestampTz t, int64 unit)
+{
+	int64		rem = t % unit;
+
+	if (rem == 0)
+		return t;
+	return rem > 0 ? t - rem + unit : t - rem;
+}
+
+/*
+ * unround_interval
+ *		Turn [lo, hi) of a column of precision typmod into the createdTime
+ *		values that round into it
+ *
+ * PostgreSQL rounds to the nearest multiple of the unit, halves away from
+ * 2000-01-01.  A value rounds to >= lo if it is >= (lo rounded up to the
+ * unit) - unit/2, and to < hi if it is <= (hi rounded up) - unit/2 (the
+ * halves give the result a little slack, never too little).  createdTime
+ * is in whole milliseconds, so precisions of 3 digits and more round
+ * nothing.
+ */
+static void
+unround_interval(int32 typmod, TimestampTz *lo, TimestampTz *hi)
+{
+	int64		unit = 1;
+	int			i;
+
+	if (typmod < 0 || typmod >= 3)
+		return;
+	for (i = typmod; i < MAX_TIMESTAMP_PRECISION; i++)
+		unit *= 10;
+	if (!TIMESTAMP_NOT_FINITE(*lo) && *lo > MIN_TIMESTAMP + unit)
+		*lo = round_up_to(*lo, unit) - unit / 2;
+	if (!TIMESTAMP_NOT_FINITE(*hi) && *hi < END_TIMESTAMP - 2 * unit)
+		*hi = round_up_to(*hi, unit) - unit / 2 + 1;
 }
 
 /*
@@ -240,10 +389,13 @@ bound_to_utc(Datum value, Oid valuetype, Oid timetype, TimestampTz *result)
  */
 void
 CloverRangeApplyBound(CloverRange *range, CloverBoundKind kind,
-					  Datum value, bool isnull, Oid valuetype, Oid timetype)
+					  Datum value, bool isnull, Oid valuetype,
+					  const CloverTimeColumn *timecol)
 {
-	TimestampTz v;
-	TimestampTz lo,
+	TimestampTz v,
+				vlo,
+				vhi,
+				lo,
 				hi;
 
 	if (isnull)
@@ -252,39 +404,22 @@ CloverRangeApplyBound(CloverRange *range, CloverBoundKind kind,
 		range->empty = true;
 		return;
 	}
-	bound_to_utc(value, valuetype, timetype, &v);
-
-	/* the bound as a half-open interval [lo, hi); infinities mean none */
-	TIMESTAMP_NOBEGIN(lo);
-	TIMESTAMP_NOEND(hi);
-	switch (kind)
+	v = value_to_column_type(value, valuetype, timecol->basetype);
+	vlo = vhi = v;
+	if (timecol->basetype == TIMESTAMPOID && valuetype == TIMESTAMPTZOID &&
+		!TIMESTAMP_NOT_FINITE(v))
 	{
-		case CLOVER_BOUND_GE:
-			lo = v;
-			break;
-		case CLOVER_BOUND_GT:
-			if (TIMESTAMP_IS_NOEND(v))
-				range->empty = true;
-			lo = TIMESTAMP_NOT_FINITE(v) ? v : v + 1;
-			break;
-		case CLOVER_BOUND_LE:
-			if (TIMESTAMP_IS_NOBEGIN(v))
-				range->empty = true;
-			hi = TIMESTAMP_NOT_FINITE(v) ? v : v + 1;
-			break;
-		case CLOVER_BOUND_LT:
-			hi = v;
-			break;
-		case CLOVER_BOUND_EQ:
-			if (TIMESTAMP_NOT_FINITE(v))
-				range->empty = true;
-			lo = v;
-			hi = v + 1;
-			break;
+		int64		min_off,
+					max_off;
+
+		zone_offsets_near(v, &min_off, &max_off);
+		vlo = Max(v + min_off, MIN_TIMESTAMP);
+		vhi = Min(v + max_off, END_TIMESTAMP - 1);
 	}
 
-	if (TIMESTAMP_IS_NOEND(lo) || TIMESTAMP_IS_NOBEGIN(hi))
-		range->empty = true;
+	bound_interval(kind, vlo, vhi, &lo, &hi, &range->empty);
+	unround_interval(timecol->typmod, &lo, &hi);
+
 	if (!TIMESTAMP_IS_NOBEGIN(lo))
 	{
 		range->has_lo = true;
@@ -304,7 +439,7 @@ CloverRangeApplyBound(CloverRange *range, CloverBoundKind kind,
  * afterwards, range->has_lo stays false and the caller reports it.
  */
 void
-CloverRangeFinish(CloverRange *range, const char *history_start,
+CloverRangeFinish(CloverRange *range, const TimestampTz *history_start,
 				  TimestampTz now)
 {
 	if (range->empty)
@@ -312,19 +447,20 @@ CloverRangeFinish(CloverRange *range, const char *history_start,
 
 	if (!range->has_lo && history_start != NULL)
 	{
-		range->lo = DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in,
-															CStringGetDatum(history_start),
-															ObjectIdGetDatum(InvalidOid),
-															Int32GetDatum(-1)));
+		range->lo = *history_start;
 		range->has_lo = true;
 		range->lo_from_history = true;
 	}
+	if (range->has_lo && range->lo < UNIX_EPOCH_TIMESTAMP)
+		range->lo = UNIX_EPOCH_TIMESTAMP;
 	if (TIMESTAMP_IS_NOEND(range->hi) || range->hi > now)
 	{
 		range->hi = now;
 		range->hi_from_now = true;
 	}
 	if (range->has_lo && range->lo >= range->hi)
+		range->empty = true;
+	if (range->hi <= UNIX_EPOCH_TIMESTAMP)
 		range->empty = true;
 }
 
