@@ -18,7 +18,8 @@ PG_MAJOR=15
 PACKAGES=(
 	"postgresql-$PG_MAJOR" "postgresql-client-$PG_MAJOR"
 	"postgresql-server-dev-$PG_MAJOR" libcurl4-openssl-dev libjson-c-dev
-	pkg-config make gcc curl python3 python3-psycopg2 procps openssl
+	pkg-config make gcc curl python3 python3-psycopg2 python3-requests procps
+	openssl
 )
 
 PYTHON=/usr/bin/python3   # Debian's, with python3-psycopg2 (not a pyenv one on PATH)
