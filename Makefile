@@ -12,6 +12,8 @@ OBJS = \
 	src/json_rows.o \
 	src/options.o \
 	src/service_hours.o \
+	src/time_quals.o \
+	src/time_range.o \
 	src/windows.o
 
 EXTENSION = clover_export_fdw
@@ -31,6 +33,17 @@ SHLIB_LINK = $(shell curl-config --libs) $(shell pkg-config --libs json-c)
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# test/unit/test_core: the parts in src/clover_core.h, built without a
+# backend (-DFRONTEND, libpgcommon, libpgport) and run by test/run_tests.sh
+CORE_SRCS = src/service_hours.c src/windows.c
+UNIT_TEST ?= test/unit/test_core
+unit-test: $(UNIT_TEST)
+$(UNIT_TEST): test/unit/test_core.c $(CORE_SRCS) src/clover_core.h
+	$(CC) -DFRONTEND -Wall -Wextra -Werror -O2 -Isrc -I$(includedir_server) \
+		-o $@ test/unit/test_core.c $(CORE_SRCS) \
+		-L$(pkglibdir) -lpgcommon -lpgport -lm
+.PHONY: unit-test
 
 # the regression tests, for test/run_tests.sh
 print-regress:

@@ -146,7 +146,6 @@ PG_FUNCTION_INFO_V1(clover_export_fdw_handler);
 PG_FUNCTION_INFO_V1(clover_export_fdw_open_handles);
 PG_FUNCTION_INFO_V1(clover_export_fdw_convert_file);
 
-void		_PG_init(void);
 
 /* FDW callback routines */
 static void cloverGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel,
@@ -182,25 +181,6 @@ static bool next_file(CloverFdwScanState *fsstate);
 static void stop_run(CloverFdwScanState *fsstate);
 static double elapsed_since(const struct timespec *start);
 static bool contain_param(Node *node, void *context);
-
-/*
- * _PG_init
- *		Module load: GUCs and libcurl
- */
-void
-_PG_init(void)
-{
-	DefineCustomBoolVariable("clover_export_fdw.progress",
-							 "Report the progress of Clover exports as NOTICEs.",
-							 "Every few seconds, a long scan says which export window it is on, the export's status and the files downloaded so far.",
-							 &clover_progress,
-							 false,
-							 PGC_USERSET,
-							 0,
-							 NULL, NULL, NULL);
-	MarkGUCPrefixReserved("clover_export_fdw");
-	CloverClientInit();
-}
 
 /*
  * clover_export_fdw_handler
@@ -505,7 +485,7 @@ add_scan_path(PlannerInfo *root, RelOptInfo *baserel, List *bounds,
 {
 	CloverFdwRelationInfo *fpinfo = baserel->fdw_private;
 	double		days = estimate_days(root, fpinfo, bounds);
-	double		windows = Max(1.0, ceil(days / 30.0));
+	double		windows = Max(1.0, ceil(days / CLOVER_MAX_WINDOW_DAYS));
 	double		tuples = days * fpinfo->opts->rows_per_day;
 	double		rows = clamp_row_est(tuples * fpinfo->other_sel);
 	Cost		startup = CLOVER_EXPORT_STARTUP_COST * windows;

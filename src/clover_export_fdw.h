@@ -7,18 +7,21 @@
  * only through the declarations below:
  *
  *	clover_export_fdw.c  FDW callbacks, EXPLAIN, IMPORT FOREIGN SCHEMA
- *	options.c			 option validation and merged option lookup
- *	windows.c			 quals on the time column -> half-open UTC range ->
- *						 export windows of at most 30 days
- *	service_hours.c		 Clover's service hours calendar
+ *	options.c			 _PG_init, GUCs, regions, option validation and
+ *						 merged option lookup
+ *	time_quals.c		 which quals bound the time column (planner)
+ *	time_range.c		 evaluated bounds -> half-open range of createdTime
  *	export_client.c		 every libcurl call: export jobs, polling, downloads,
  *						 retries, interruptible waits
  *	json_rows.c			 every JSON byte: Clover's API answers (json-c) and
  *						 export files to tuples
  *
+ * and the parts that need neither a backend nor curl, in clover_core.h
+ * (windows.c, service_hours.c).
+ *
  * Times inside the wrapper are PostgreSQL TimestampTz values (microseconds
- * since 2000-01-01 UTC); Clover speaks epoch milliseconds, converted only at
- * the edges (windows.c and json_rows.c).
+ * since 2000-01-01 UTC); Clover speaks epoch milliseconds, converted only by
+ * the functions of clover_core.h.
  *
  * IDENTIFICATION
  *		  src/clover_export_fdw.h
@@ -28,16 +31,13 @@
 #define CLOVER_EXPORT_FDW_H
 
 #include "access/tupdesc.h"
+#include "clover_core.h"
 #include "datatype/timestamp.h"
 #include "lib/stringinfo.h"
 #include "nodes/bitmapset.h"
 #include "nodes/pathnodes.h"
 #include "utils/palloc.h"
 #include "utils/relcache.h"
-
-/* Clover's documented limits */
-#define CLOVER_MAX_WINDOW_MS		((int64) 30 * 86400000)
-#define CLOVER_MAX_FILE_OBJECTS		1000
 
 /* the JSON key Clover's export windows filter on */
 #define CLOVER_TIME_KEY				"createdTime"
@@ -50,38 +50,6 @@ typedef enum CloverExportType
 	CLOVER_EXPORT_ORDERS,
 	CLOVER_EXPORT_PAYMENTS
 } CloverExportType;
-
-/* ----------------------------------------------------------------
- *		service_hours.c
- * ----------------------------------------------------------------
- */
-
-#define CLOVER_MAX_HOUR_RANGES		64
-
-/* One open period on one weekday, in minutes after midnight UTC */
-typedef struct CloverHourRange
-{
-	int			weekday;		/* 0 = Sunday .. 6 = Saturday */
-	int			start_min;		/* inclusive */
-	int			end_min;		/* exclusive; 1440 = midnight */
-} CloverHourRange;
-
-/* A week of service hours; flat so it can be copied freely */
-typedef struct CloverServiceHours
-{
-	char		spec[256];		/* the text it was parsed from */
-	bool		always;
-	int			nranges;
-	CloverHourRange ranges[CLOVER_MAX_HOUR_RANGES];
-} CloverServiceHours;
-
-extern bool CloverParseServiceHours(const char *spec, CloverServiceHours *out,
-									char **errmsg);
-extern const char *CloverRegionDefaultHours(const char *region);
-extern bool CloverServiceOpenAt(const CloverServiceHours *hours, TimestampTz t);
-extern TimestampTz CloverNextOpening(const CloverServiceHours *hours,
-									 TimestampTz t);
-extern const char *CloverFormatServiceHours(const CloverServiceHours *hours);
 
 /* ----------------------------------------------------------------
  *		options.c
@@ -133,7 +101,7 @@ extern const char *CloverExportTypeName(CloverExportType type);
 extern bool clover_progress;
 
 /* ----------------------------------------------------------------
- *		windows.c
+ *		time_quals.c and time_range.c
  * ----------------------------------------------------------------
  */
 
@@ -168,15 +136,6 @@ typedef struct CloverTimeBound
 	RestrictInfo *rinfo;		/* the clause it came from */
 } CloverTimeBound;
 
-/* One export: [lo, hi) exactly, and the times sent to Clover */
-typedef struct CloverWindow
-{
-	TimestampTz lo;				/* rows with lo <= createdTime < hi */
-	TimestampTz hi;
-	int64		start_ms;		/* startTime sent to Clover */
-	int64		end_ms;			/* endTime sent to Clover */
-} CloverWindow;
-
 /* A resolved half-open range, or why there is none */
 typedef struct CloverRange
 {
@@ -203,8 +162,6 @@ extern void CloverRangeFinish(CloverRange *range,
 							  const TimestampTz *history_start,
 							  TimestampTz now);
 extern CloverWindow *CloverSplitRange(const CloverRange *range, int *nwindows);
-extern int64 CloverTimestampToUnixMs(TimestampTz ts);
-extern TimestampTz CloverUnixMsToTimestamp(int64 ms);
 extern char *CloverFormatUtc(TimestampTz ts);
 extern const char *CloverBoundKindOperator(CloverBoundKind kind);
 

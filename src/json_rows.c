@@ -72,10 +72,6 @@
 /* Largest id echoed in a message */
 #define MAX_ID_ECHO			64
 
-/* microseconds between the Unix epoch and PostgreSQL's (2000-01-01) */
-#define UNIX_TO_PG_EPOCH_USECS \
-	((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY)
-
 /* ----------------------------------------------------------------
  *		Data structures of the row path
  * ----------------------------------------------------------------
@@ -1398,11 +1394,9 @@ CloverRowCreatedTime(const CloverFileRows *rows, int idx, TimestampTz *created)
 	if ((slot->type != SLOT_NUMBER && slot->type != SLOT_STRING) ||
 		slot->escaped ||
 		!parse_int64_strict(rows->data + slot->start, slot->len, &ms,
-							&overflow) ||
-		ms < -((int64) 1 << 50) || ms > ((int64) 1 << 50))
+							&overflow))
 		return false;
-	*created = CloverUnixMsToTimestamp(ms);
-	return true;
+	return CloverUnixMsToTimestamp(ms, created);
 }
 
 /*
@@ -1966,15 +1960,13 @@ ms_value(const ColumnPlan *col, const CloverFileRows *rows,
 static TimestampTz
 ms_to_timestamp(const ColumnPlan *col, int64 ms)
 {
-	int64		us;
+	TimestampTz ts;
 
-	if (pg_mul_s64_overflow(ms, 1000, &us) ||
-		pg_sub_s64_overflow(us, UNIX_TO_PG_EPOCH_USECS, &us) ||
-		!IS_VALID_TIMESTAMP(us))
+	if (!CloverUnixMsToTimestamp(ms, &ts))
 		conversion_error(col,
 						 psprintf("Epoch milliseconds " INT64_FORMAT " are out of range for type %s.",
 								  ms, format_type_be(col->typid)));
-	return us;
+	return ts;
 }
 
 /*

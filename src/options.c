@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * options.c
- *		  Option validation and merged option lookup for clover_export_fdw
+ *		  Module load, GUCs, Clover's regions, option validation and merged
+ *		  option lookup for clover_export_fdw
  *
  * Each option lives on exactly the objects listed in clover_options[]:
  * the access token only in a user mapping (so pg_user_mappings hides it from
@@ -46,6 +47,8 @@
 #include "utils/timestamp.h"
 
 PG_FUNCTION_INFO_V1(clover_export_fdw_validator);
+
+void		_PG_init(void);
 
 /* option names, used in more than one place */
 #define OPT_REGION					"region"
@@ -141,21 +144,48 @@ static const CloverOptionDef clover_options[] = {
 	{NULL, InvalidOid, InvalidOid, false, NULL}
 };
 
-/* Documented API hosts per region (clover-api.md, section 1) */
-static const struct
+/*
+ * Clover's regions (clover-api.md, section 1): the API host and the export
+ * service's hours.  Latin America's hours are not documented; we assume the
+ * US hours, and the README says so.
+ */
+typedef struct CloverRegion
 {
-	const char *region;
-	const char *host;
-}			clover_regions[] = {
-	{"us", "https://api.clover.com"},
-	{"eu", "https://api.eu.clover.com"},
-	{"la", "https://api.la.clover.com"},
-	{"sandbox", "https://apisandbox.dev.clover.com"},
-	{NULL, NULL}
+	const char *name;
+	const char *api_host;
+	const char *service_hours;
+} CloverRegion;
+
+static const CloverRegion clover_regions[] = {
+	{"us", "https://api.clover.com", "MON-SUN 10:00-15:00"},
+	{"eu", "https://api.eu.clover.com",
+	"MON-FRI 01:00-05:00, SAT 02:00-05:00, SUN 02:00-06:00"},
+	{"la", "https://api.la.clover.com", "MON-SUN 10:00-15:00"},
+	{"sandbox", "https://apisandbox.dev.clover.com", "always"},
+	{NULL, NULL, NULL}
 };
 
 /* GUC variables */
 bool		clover_progress = false;
+
+/*
+ * _PG_init
+ *		Module load: GUCs and libcurl
+ */
+void
+_PG_init(void)
+{
+	DefineCustomBoolVariable("clover_export_fdw.progress",
+							 "Report the progress of Clover exports as NOTICEs.",
+							 "Every few seconds, a long scan says which export window it is on, the export's status and the files downloaded so far.",
+							 &clover_progress,
+							 false,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+	MarkGUCPrefixReserved("clover_export_fdw");
+	CloverClientInit();
+}
 
 static const CloverOptionDef *find_option(const char *name);
 static const char *catalog_description(Oid catalog);
@@ -165,7 +195,7 @@ static int	interval_to_ms(const char *name, const char *value);
 static int	int_option(const char *name, const char *value, int min, int max);
 static TimestampTz history_start_value(const char *name, const char *value);
 static double rows_per_day_value(const char *name, const char *value);
-static const char *region_host(const char *region);
+static const CloverRegion *find_region(const char *name);
 static void invalid_value(const char *name, const char *value,
 						  const char *hint) pg_attribute_noreturn();
 
@@ -326,15 +356,19 @@ invalid_value(const char *name, const char *value, const char *hint)
 			 errhint("%s", hint)));
 }
 
-static const char *
-region_host(const char *region)
+/*
+ * find_region
+ *		The region of that name (any case), or NULL
+ */
+static const CloverRegion *
+find_region(const char *name)
 {
-	int			i;
+	const CloverRegion *r;
 
-	for (i = 0; clover_regions[i].region; i++)
+	for (r = clover_regions; r->name; r++)
 	{
-		if (pg_strcasecmp(clover_regions[i].region, region) == 0)
-			return clover_regions[i].host;
+		if (pg_strcasecmp(r->name, name) == 0)
+			return r;
 	}
 	return NULL;
 }
@@ -342,7 +376,7 @@ region_host(const char *region)
 static void
 check_region(const char *name, const char *value)
 {
-	if (region_host(value) == NULL)
+	if (find_region(value) == NULL)
 		invalid_value(name, value,
 					  "Valid regions are: us, eu, la, sandbox.");
 }
@@ -744,9 +778,9 @@ CloverGetOptions(Oid foreigntableid)
 	}
 
 	if (!o->api_base_overridden)
-		o->api_base = pstrdup(region_host(o->region));
+		o->api_base = pstrdup(find_region(o->region)->api_host);
 	if (hours_spec == NULL)
-		hours_spec = CloverRegionDefaultHours(o->region);
+		hours_spec = find_region(o->region)->service_hours;
 	if (!CloverParseServiceHours(hours_spec, &o->hours, &problem))
 		elog(ERROR, "invalid service hours \"%s\": %s", hours_spec, problem);
 

@@ -6,25 +6,29 @@
  * Clover accepts export requests only during published hours (UTC), and
  * answers 503 outside them.  The hours have changed over the years, so they
  * are data, not code: each region has a default taken from Clover's
- * documents, and the server option service_hours replaces it.
+ * documents (options.c), and the server option service_hours replaces it.
  *
  * The format is "always", or a comma-separated list of "DAYS HH:MM-HH:MM"
  * where DAYS is one weekday (MON .. SUN) or a range of them ("MON-FRI",
  * "FRI-MON" wraps).  Times are UTC, the end is exclusive and may be 24:00;
  * a period may not cross midnight (write two).  Everything here is pure
- * computation on TimestampTz, so it is used both by the validator and by
- * the client deciding whether a 503 means "closed" or "busy".
+ * computation on TimestampTz (see clover_core.h), used both by the
+ * validator and by the client deciding whether a 503 means "closed" or
+ * "busy".
  *
  * IDENTIFICATION
  *		  src/service_hours.c
  *-------------------------------------------------------------------------
  */
+#ifndef FRONTEND
 #include "postgres.h"
+#else
+#include "postgres_fe.h"
+#endif
 
 #include <ctype.h>
 
-#include "clover_export_fdw.h"
-#include "utils/timestamp.h"
+#include "clover_core.h"
 
 #define MINUTES_PER_DAY		1440
 
@@ -35,23 +39,6 @@ static const char *const weekday_names[7] = {
 static const char *parse_weekday(const char *p, int *weekday);
 static const char *parse_clock(const char *p, int *minutes);
 static void split_time(TimestampTz t, int64 *day, int *weekday, int64 *usec);
-
-/*
- * CloverRegionDefaultHours
- *		Clover's documented hours for a region (clover-api.md, section 1)
- *
- * Latin America's hours are not documented; we assume the US hours, and the
- * README says so.
- */
-const char *
-CloverRegionDefaultHours(const char *region)
-{
-	if (pg_strcasecmp(region, "eu") == 0)
-		return "MON-FRI 01:00-05:00, SAT 02:00-05:00, SUN 02:00-06:00";
-	if (pg_strcasecmp(region, "sandbox") == 0)
-		return "always";
-	return "MON-SUN 10:00-15:00";
-}
 
 static const char *
 skip_space(const char *p)

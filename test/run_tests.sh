@@ -7,7 +7,8 @@
 # starts a throwaway PostgreSQL 15 cluster and the fake Clover, and runs
 #
 #   1. the pg_regress suites (sql/*.sql against expected/*.out),
-#   2. the fake Clover's own self-test,
+#   2. the unit tests of the pure parts (test/unit) and the fake Clover's
+#      own self-test,
 #   3. the integration suites in test/integration/ (cancellation, leaks,
 #      faults, security), each a Python script printing "ok"/"not ok" lines.
 #
@@ -16,7 +17,8 @@
 #
 #   test/run_tests.sh                      everything (the README's command)
 #   test/run_tests.sh types test_cancel    only these pg_regress suites and
-#                                          scripts ("selftest" is the fake's)
+#                                          scripts ("selftest" is the fake's,
+#                                          "unit" the unit tests)
 #
 # A selection runs pg_regress's "setup" suite first, as the others need it.
 
@@ -99,6 +101,11 @@ run_tap() {
 	fi
 }
 
+if wanted unit; then
+	log "unit tests (test/unit/test_core.c)"
+	make -s -C "$REPO" unit-test UNIT_TEST="$WORK/test_core" PG_CONFIG="$PG_CONFIG"
+	run_tap "unit" "$WORK/test_core"
+fi
 wanted selftest &&
 	run_tap "fake self-test" as_pg "$PYTHON" "$WORK/src/test/fake_selftest.py"
 for suite in "$WORK"/src/test/integration/test_*.py; do

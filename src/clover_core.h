@@ -1,0 +1,121 @@
+/*-------------------------------------------------------------------------
+ *
+ * clover_core.h
+ *		  The parts of clover_export_fdw that need neither a backend nor curl
+ *
+ * Everything declared here is plain computation on times and numbers, so
+ * it compiles into the extension and, with -DFRONTEND, into the unit test
+ * program test/unit/test_core.c, which checks it without a server:
+ *
+ *	windows.c			 a range of createdTime -> export windows of at most
+ *						 30 days; epoch milliseconds <-> TimestampTz
+ *	service_hours.c		 Clover's service hours calendar
+ *
+ * The files implementing it include only c.h-level headers and never
+ * ereport: callers turn their results into errors.
+ *
+ * IDENTIFICATION
+ *		  src/clover_core.h
+ *-------------------------------------------------------------------------
+ */
+#ifndef CLOVER_CORE_H
+#define CLOVER_CORE_H
+
+#include "datatype/timestamp.h"
+
+/* Clover's documented limits */
+#define CLOVER_MAX_WINDOW_DAYS		30
+#define CLOVER_MAX_WINDOW_MS		((int64) CLOVER_MAX_WINDOW_DAYS * 86400000)
+#define CLOVER_MAX_FILE_OBJECTS		1000
+
+/* microseconds from the Unix epoch to PostgreSQL's (2000-01-01) */
+#define CLOVER_UNIX_EPOCH_USECS \
+	((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY)
+/* the Unix epoch as a TimestampTz: Clover's times start there */
+#define CLOVER_UNIX_EPOCH_TIMESTAMP	(-CLOVER_UNIX_EPOCH_USECS)
+
+/*
+ * CloverTimestampToUnixMs
+ *		A finite TimestampTz as epoch milliseconds, rounded down
+ */
+static inline int64
+CloverTimestampToUnixMs(TimestampTz ts)
+{
+	int64		us = ts + CLOVER_UNIX_EPOCH_USECS;
+
+	/* floor division, for times before 1970 too */
+	return us >= 0 ? us / 1000 : -((-us + 999) / 1000);
+}
+
+/*
+ * CloverUnixMsToTimestamp
+ *		Epoch milliseconds as a TimestampTz; false if PostgreSQL's timestamps
+ *		cannot hold them
+ *
+ * The one conversion from Clover's times: file values, export windows and
+ * availableUntil all go through it.
+ */
+static inline bool
+CloverUnixMsToTimestamp(int64 ms, TimestampTz *ts)
+{
+	int64		pg_ms;
+
+	/* both limits and the epoch offset are whole milliseconds */
+	if (ms < MIN_TIMESTAMP / 1000 + CLOVER_UNIX_EPOCH_USECS / 1000 ||
+		ms >= END_TIMESTAMP / 1000 + CLOVER_UNIX_EPOCH_USECS / 1000)
+		return false;
+	pg_ms = ms - CLOVER_UNIX_EPOCH_USECS / 1000;
+	*ts = pg_ms * 1000;
+	return true;
+}
+
+/* ----------------------------------------------------------------
+ *		windows.c
+ * ----------------------------------------------------------------
+ */
+
+/* One export: [lo, hi) exactly, and the times sent to Clover */
+typedef struct CloverWindow
+{
+	TimestampTz lo;				/* rows with lo <= createdTime < hi */
+	TimestampTz hi;
+	int64		start_ms;		/* startTime sent to Clover */
+	int64		end_ms;			/* endTime sent to Clover */
+} CloverWindow;
+
+extern int64 CloverWindowCount(TimestampTz lo, TimestampTz hi);
+extern void CloverSplitWindows(TimestampTz lo, TimestampTz hi,
+							   CloverWindow *windows, int64 nwindows);
+
+/* ----------------------------------------------------------------
+ *		service_hours.c
+ * ----------------------------------------------------------------
+ */
+
+#define CLOVER_MAX_HOUR_RANGES		64
+
+/* One open period on one weekday, in minutes after midnight UTC */
+typedef struct CloverHourRange
+{
+	int			weekday;		/* 0 = Sunday .. 6 = Saturday */
+	int			start_min;		/* inclusive */
+	int			end_min;		/* exclusive; 1440 = midnight */
+} CloverHourRange;
+
+/* A week of service hours; flat so it can be copied freely */
+typedef struct CloverServiceHours
+{
+	char		spec[256];		/* the text it was parsed from */
+	bool		always;
+	int			nranges;
+	CloverHourRange ranges[CLOVER_MAX_HOUR_RANGES];
+} CloverServiceHours;
+
+extern bool CloverParseServiceHours(const char *spec, CloverServiceHours *out,
+									char **errmsg);
+extern bool CloverServiceOpenAt(const CloverServiceHours *hours, TimestampTz t);
+extern TimestampTz CloverNextOpening(const CloverServiceHours *hours,
+									 TimestampTz t);
+extern const char *CloverFormatServiceHours(const CloverServiceHours *hours);
+
+#endif							/* CLOVER_CORE_H */

@@ -1,0 +1,246 @@
+/*-------------------------------------------------------------------------
+ *
+ * test_core.c
+ *		  Unit tests of the parts of clover_export_fdw that need neither a
+ *		  backend nor curl (src/clover_core.h)
+ *
+ * Built by "make unit-test" with -DFRONTEND against libpgcommon and
+ * libpgport, and run by test/run_tests.sh.  Prints one "ok - name" or
+ * "not ok - name: why" line per check; exits 1 if any failed.
+ *
+ * IDENTIFICATION
+ *		  test/unit/test_core.c
+ *-------------------------------------------------------------------------
+ */
+#include "postgres_fe.h"
+
+#include <stdarg.h>
+
+#include "clover_core.h"
+
+#define MS_PER_DAY			((int64) 86400000)
+#define RANDOM_RANGES		20000
+
+static int	failures = 0;
+
+/*
+ * check
+ *		Print the outcome of one check
+ */
+static bool
+check(bool ok, const char *fmt,...)
+{
+	va_list		ap;
+
+	printf(ok ? "ok - " : "not ok - ");
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	if (!ok)
+		failures++;
+	return ok;
+}
+
+/* a time given as epoch milliseconds */
+static TimestampTz
+at_ms(int64 ms)
+{
+	TimestampTz ts = 0;
+
+	(void) CloverUnixMsToTimestamp(ms, &ts);
+	return ts;
+}
+
+/* a tiny deterministic generator, so that a failure can be replayed */
+static uint64 rng_state = 0x9E3779B97F4A7C15;
+
+static uint64
+next_random(void)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return rng_state;
+}
+
+/*
+ * windows_ok
+ *		Do these windows cover [lo, hi) exactly, meet without gaps or
+ *		overlaps, and ask Clover for at most 30 days each?  why gets the
+ *		first problem.
+ */
+static bool
+windows_ok(TimestampTz lo, TimestampTz hi, const CloverWindow *w, int64 n,
+		   const char **why)
+{
+	int64		i;
+
+	*why = NULL;
+	if (n < 1)
+		*why = "no window";
+	else if (w[0].lo != lo || w[n - 1].hi != hi)
+		*why = "the windows do not start at lo and end at hi";
+	for (i = 0; *why == NULL && i < n; i++)
+	{
+		if (w[i].end_ms - w[i].start_ms > CLOVER_MAX_WINDOW_MS)
+			*why = "a window is longer than 30 days";
+		else if (w[i].end_ms <= w[i].start_ms || w[i].hi <= w[i].lo)
+			*why = "a window is empty";
+		else if (CloverTimestampToUnixMs(w[i].lo) < w[i].start_ms ||
+				 CloverTimestampToUnixMs(w[i].hi - 1) >= w[i].end_ms)
+			*why = "a window's rows lie outside the times sent to Clover";
+		else if (i > 0 && (w[i].lo != w[i - 1].hi ||
+						   w[i].start_ms != w[i - 1].end_ms))
+			*why = "two windows do not meet exactly";
+	}
+	return *why == NULL;
+}
+
+static void
+test_conversions(void)
+{
+	TimestampTz ts;
+
+	check(CloverUnixMsToTimestamp(0, &ts) && ts == CLOVER_UNIX_EPOCH_TIMESTAMP,
+		  "epoch milliseconds 0 is the Unix epoch");
+	check(CloverUnixMsToTimestamp(1704067200123, &ts) &&
+		  CloverTimestampToUnixMs(ts) == 1704067200123,
+		  "epoch milliseconds survive a round trip");
+	check(CloverTimestampToUnixMs(at_ms(-1) + 999) == -1 &&
+		  CloverTimestampToUnixMs(at_ms(0) - 1) == -1,
+		  "times before 1970 round down to the millisecond");
+	check(!CloverUnixMsToTimestamp(PG_INT64_MAX, &ts) &&
+		  !CloverUnixMsToTimestamp(PG_INT64_MIN, &ts) &&
+		  !CloverUnixMsToTimestamp(END_TIMESTAMP / 1000 +
+								   CLOVER_UNIX_EPOCH_USECS / 1000, &ts),
+		  "milliseconds PostgreSQL cannot hold are refused");
+	check(CloverUnixMsToTimestamp(END_TIMESTAMP / 1000 +
+								  CLOVER_UNIX_EPOCH_USECS / 1000 - 1, &ts) &&
+		  IS_VALID_TIMESTAMP(ts),
+		  "the last millisecond PostgreSQL can hold is accepted");
+}
+
+static void
+test_windows(void)
+{
+	CloverWindow w[8];
+	TimestampTz lo = at_ms(1704067200000);	/* 2024-01-01 */
+	const char *why;
+	bool		ok;
+	int64		i,
+				bad = 0,
+				windows = 0;
+
+	check(CloverWindowCount(lo, lo + 30 * USECS_PER_DAY) == 1,
+		  "30 days are one window");
+	check(CloverWindowCount(lo, lo + 30 * USECS_PER_DAY + 1) == 2,
+		  "30 days and a microsecond are two windows");
+	check(CloverWindowCount(lo, lo + 1) == 1, "a microsecond is one window");
+
+	CloverSplitWindows(lo + 500, lo + 1500, w, 1);
+	check(w[0].start_ms == 1704067200000 && w[0].end_ms == 1704067200002 &&
+		  w[0].lo == lo + 500 && w[0].hi == lo + 1500,
+		  "Clover's times round the range outwards to whole milliseconds");
+
+	CloverSplitWindows(lo, lo + 61 * USECS_PER_DAY, w, 3);
+	ok = windows_ok(lo, lo + 61 * USECS_PER_DAY, w, 3, &why);
+	check(ok && w[1].start_ms == 1704067200000 + 30 * MS_PER_DAY &&
+		  w[2].end_ms - w[2].start_ms == MS_PER_DAY,
+		  "61 days: two full windows and one of a day%s%s",
+		  why ? ": " : "", why ? why : "");
+
+	/* random ranges, to the microsecond, from 1970 to 2100 */
+	for (i = 0; i < RANDOM_RANGES; i++)
+	{
+		CloverWindow many[64];
+		int64		start_us = (int64) (next_random() % ((int64) 130 * 365 * USECS_PER_DAY));
+		int64		len_us = 1 + (int64) (next_random() % ((int64) 400 * USECS_PER_DAY));
+		TimestampTz a = CLOVER_UNIX_EPOCH_TIMESTAMP + start_us;
+		int64		n = CloverWindowCount(a, a + len_us);
+
+		if (n < 1 || n > 64)
+		{
+			if (bad++ == 0)
+				printf("# " INT64_FORMAT " windows for " INT64_FORMAT " us\n",
+					   n, len_us);
+			continue;
+		}
+		CloverSplitWindows(a, a + len_us, many, n);
+		windows += n;
+		/* as few windows as possible: all but the last are full */
+		if (!windows_ok(a, a + len_us, many, n, &why) ||
+			(n > 1 && many[n - 2].end_ms - many[n - 2].start_ms !=
+			 CLOVER_MAX_WINDOW_MS))
+		{
+			if (bad++ == 0)
+				printf("# [" INT64_FORMAT ", " INT64_FORMAT "): %s\n",
+					   a, a + len_us, why ? why : "a window before the last is short");
+		}
+	}
+	check(bad == 0, "%d random ranges split into " INT64_FORMAT
+		  " windows that cover them exactly, meet exactly and hold at most 30 days",
+		  RANDOM_RANGES, windows);
+}
+
+/* the instant of a weekday (0 = Sunday) of the week of 2024-01-07 */
+static TimestampTz
+week_time(int weekday, int hour, int minute)
+{
+	/* 2024-01-07 was a Sunday */
+	return at_ms(1704585600000 + weekday * MS_PER_DAY +
+				 (int64) (hour * 60 + minute) * 60000);
+}
+
+static void
+test_service_hours(void)
+{
+	CloverServiceHours h;
+	char	   *problem = NULL;
+	bool		ok;
+
+	check(CloverParseServiceHours("always", &h, &problem) && h.always &&
+		  CloverServiceOpenAt(&h, week_time(3, 3, 0)),
+		  "\"always\" is always open");
+
+	check(CloverParseServiceHours("MON-FRI 01:00-05:00, SAT 02:00-05:00, SUN 02:00-06:00",
+								  &h, &problem) && h.nranges == 7,
+		  "Clover's EU hours parse into seven periods");
+	check(CloverServiceOpenAt(&h, week_time(1, 1, 0)) &&
+		  !CloverServiceOpenAt(&h, week_time(1, 5, 0)) &&
+		  !CloverServiceOpenAt(&h, week_time(6, 1, 59)) &&
+		  CloverServiceOpenAt(&h, week_time(0, 5, 59)),
+		  "a period includes its start and excludes its end");
+	check(CloverNextOpening(&h, week_time(1, 5, 0)) == week_time(2, 1, 0) &&
+		  CloverNextOpening(&h, week_time(5, 6, 0)) == week_time(6, 2, 0) &&
+		  CloverNextOpening(&h, week_time(1, 2, 0)) == week_time(1, 2, 0),
+		  "the next opening is the next period's start, or now when open");
+
+	check(CloverParseServiceHours("fri-mon 22:00-24:00", &h, &problem) &&
+		  h.nranges == 4 && CloverServiceOpenAt(&h, week_time(0, 23, 59)) &&
+		  !CloverServiceOpenAt(&h, week_time(2, 23, 0)),
+		  "day ranges wrap (FRI-MON) and may end at 24:00");
+	check(CloverNextOpening(&h, week_time(2, 23, 0)) == week_time(5, 22, 0),
+		  "the next opening can be days away");
+
+	ok = !CloverParseServiceHours("MON-FRI 15:00-10:00", &h, &problem);
+	check(ok && strstr(problem, "may not cross midnight") != NULL,
+		  "a period crossing midnight is refused: %s", problem);
+	check(!CloverParseServiceHours("MONDAY 10:00-15:00", &h, &problem) &&
+		  !CloverParseServiceHours("MON 10-15", &h, &problem) &&
+		  !CloverParseServiceHours("MON 10:00-15:00;", &h, &problem) &&
+		  !CloverParseServiceHours("MON 25:00-26:00", &h, &problem),
+		  "bad weekdays, clocks and separators are refused");
+	check(CloverParseServiceHours("SUN 00:00-00:01", &h, &problem) &&
+		  CloverNextOpening(&h, week_time(0, 0, 1)) == week_time(0, 0, 0) + 7 * USECS_PER_DAY,
+		  "the next opening of a weekly minute is a week later");
+}
+
+int
+main(void)
+{
+	test_conversions();
+	test_windows();
+	test_service_hours();
+	return failures > 0 ? 1 : 0;
+}
