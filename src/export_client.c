@@ -82,6 +82,20 @@
 #define POLL_FIRST_MS			50
 #define POLL_MAX_MS				5000
 
+/*
+ * Remote text in messages: how much of an answer is read (then redacted)
+ * and how much of the redacted text is shown
+ */
+#define REMOTE_TEXT_READ		4096
+#define REMOTE_TEXT_SHOWN		300
+
+/*
+ * This many characters in a row of a secret count as the secret: a message
+ * never holds that much of a token or a file URL's signature
+ */
+#define SECRET_FRAGMENT_LEN		12
+#define MAX_SECRETS				3
+
 /* longest single sleep while transfers run (signals cut it short anyway) */
 #define MAX_POLL_WAIT_MS		100
 #define MAX_IDLE_WAIT_MS		1000
@@ -304,74 +318,232 @@ format_duration(double secs)
 }
 
 /*
- * url_for_display
- *		A URL without credentials, query string or fragment, palloc'd
- *
- * A pre-signed file URL carries its signature in the query string, which
- * is as secret as a token.
+ * Secrets
+ *		What a message must never hold: the access token and, for a file,
+ *		its URL's query string (raw and decoded), where a pre-signed URL
+ *		keeps its signature
+ */
+typedef struct Secrets
+{
+	int			n;
+	const char *s[MAX_SECRETS];
+} Secrets;
+
+/*
+ * copy_noerr
+ *		palloc'd copy of libcurl's string that never throws (NULL when out of
+ *		memory), so that the caller can free libcurl's objects first
  */
 static char *
-url_for_display(const char *url)
+copy_noerr(const char *text)
 {
-	const char *scheme_end = strstr(url, "://");
-	const char *host = scheme_end ? scheme_end + 3 : url;
-	const char *at = NULL;
-	const char *p;
-	size_t		end = strcspn(url, "?#");
-	StringInfoData buf;
+	size_t		len = strlen(text);
+	char	   *copy = palloc_extended(len + 1, MCXT_ALLOC_NO_OOM);
 
-	/* credentials are "user:pass@" before the first '/' of the authority */
-	for (p = host; *p && *p != '/' && *p != '?' && *p != '#'; p++)
+	if (copy)
+		memcpy(copy, text, len + 1);
+	return copy;
+}
+
+/*
+ * url_part
+ *		One part of a URL as libcurl's URL parser sees it, palloc'd; NULL if
+ *		the URL does not parse or lacks that part
+ *
+ * flags go to curl_url_get (CURLU_URLDECODE).  Any scheme parses, so that
+ * a URL we refuse can still be shown.
+ */
+static char *
+url_part(const char *url, CURLUPart part, unsigned int flags)
+{
+	CURLU	   *h = curl_url();
+	char	   *value = NULL;
+	char	   *result = NULL;
+
+	if (h == NULL)
+		return NULL;
+	if (curl_url_set(h, CURLUPART_URL, url,
+					 CURLU_NON_SUPPORT_SCHEME | CURLU_PATH_AS_IS) == CURLUE_OK &&
+		curl_url_get(h, part, &value, flags) == CURLUE_OK && value != NULL)
+		result = copy_noerr(value);
+	curl_free(value);
+	curl_url_cleanup(h);
+	return result;
+}
+
+/*
+ * add_url_secrets
+ *		A URL's query string, raw and decoded, is secret.  A URL that does
+ *		not parse is secret whole after its first '?'.
+ */
+static void
+add_url_secrets(Secrets *secrets, const char *url)
+{
+	char	   *raw = url_part(url, CURLUPART_QUERY, 0);
+
+	if (raw == NULL && strchr(url, '?') != NULL)
+		raw = pstrdup(strchr(url, '?') + 1);
+	if (raw == NULL || secrets->n + 2 > MAX_SECRETS)
+		return;
+	secrets->s[secrets->n++] = raw;
+	secrets->s[secrets->n++] = url_part(url, CURLUPART_QUERY, CURLU_URLDECODE);
+}
+
+/*
+ * request_secrets
+ *		The secrets that text about a request (or about url) must not show
+ *
+ * req and url may be NULL.
+ */
+static Secrets
+request_secrets(CloverExportRun *run, CloverRequest *req, const char *url)
+{
+	Secrets		secrets = {0};
+
+	secrets.s[secrets.n++] = run->token;
+	if (url == NULL && req != NULL && req->kind == REQ_FILE)
+		url = req->job->urls[req->file_no];
+	if (url != NULL)
+		add_url_secrets(&secrets, url);
+	return secrets;
+}
+
+/*
+ * secret_run
+ *		How many characters of text, from its start, are a stretch of one of
+ *		the secrets long enough to count (SECRET_FRAGMENT_LEN, or a whole
+ *		shorter secret); 0 if none
+ */
+static size_t
+secret_run(const char *text, const Secrets *secrets)
+{
+	size_t		best = 0;
+	int			i;
+
+	for (i = 0; i < secrets->n; i++)
 	{
-		if (*p == '@')
-			at = p;
+		const char *secret = secrets->s[i];
+		size_t		slen = secret ? strlen(secret) : 0;
+		size_t		need = Min(slen, SECRET_FRAGMENT_LEN);
+		size_t		j;
+
+		for (j = 0; need > 0 && j + need <= slen; j++)
+		{
+			size_t		k = 0;
+
+			while (secret[j + k] != '\0' && text[k] == secret[j + k])
+				k++;
+			if (k >= need && k > best)
+				best = k;
+		}
 	}
-	initStringInfo(&buf);
-	appendBinaryStringInfo(&buf, url, host - url);
-	if (at)
-		host = at + 1;
-	if ((size_t) (host - url) < end)
-		appendBinaryStringInfo(&buf, host, end - (host - url));
-	return buf.data;
+	return best;
 }
 
 /*
  * redact
- *		Remote or libcurl text with any occurrence of the token removed
+ *		Remote or libcurl text with every stretch of a secret replaced by
+ *		"[redacted]", palloc'd
+ *
+ * Any SECRET_FRAGMENT_LEN characters in a row of a secret count as the
+ * secret, so a token cut short (by Clover, or by us) is found too.
  */
 static char *
-redact(CloverExportRun *run, const char *text)
+redact(const char *text, const Secrets *secrets)
 {
 	StringInfoData buf;
 	const char *p = text;
-	size_t		toklen = strlen(run->token);
-	const char *hit;
 
 	initStringInfo(&buf);
-	while (toklen > 0 && (hit = strstr(p, run->token)) != NULL)
+	while (*p)
 	{
-		appendBinaryStringInfo(&buf, p, hit - p);
-		appendStringInfoString(&buf, "[redacted]");
-		p = hit + toklen;
+		size_t		n = secret_run(p, secrets);
+
+		if (n > 0)
+		{
+			appendStringInfoString(&buf, "[redacted]");
+			p += n;
+		}
+		else
+			appendStringInfoChar(&buf, *p++);
 	}
-	appendStringInfoString(&buf, p);
 	return buf.data;
 }
 
 /*
- * url_path
- *		The path of a URL, without host, query string or fragment, palloc'd
- *		(file hosts change; messages name the file by its path)
+ * holds_secret
+ *		Does text hold a stretch of a secret?
+ */
+static bool
+holds_secret(const char *text, const Secrets *secrets)
+{
+	return strcmp(redact(text, secrets), text) != 0;
+}
+
+/*
+ * shown_text
+ *		Remote text for a message: redacted first, then cut to
+ *		REMOTE_TEXT_SHOWN bytes (cutting first could leave most of a secret
+ *		that straddles the cut), without a final period; palloc'd
  */
 static char *
-url_path(const char *url)
+shown_text(const char *text, const Secrets *secrets)
 {
-	const char *scheme_end = strstr(url, "://");
-	const char *path = strchr(scheme_end ? scheme_end + 3 : url, '/');
+	char	   *shown = redact(text, secrets);
+	int			len = strlen(shown);
 
-	if (path == NULL)
-		return pstrdup("/");
-	return pnstrdup(path, strcspn(path, "?#"));
+	if (len > REMOTE_TEXT_SHOWN)
+	{
+		shown[REMOTE_TEXT_SHOWN] = '\0';
+		shown = psprintf("%s...", shown);
+		len = strlen(shown);
+	}
+	else
+	{
+		while (len > 0 && (shown[len - 1] == '.' || shown[len - 1] == ' '))
+			shown[--len] = '\0';
+	}
+	return shown;
+}
+
+/*
+ * url_for_display
+ *		A URL as messages show it: scheme, host, port and path, never its
+ *		credentials, query string or fragment, and redacted; palloc'd
+ *
+ * A pre-signed file URL carries its signature in the query string, which
+ * is as secret as a token.  The path ends at the first '?' or '#', even
+ * when the URL has no path ("https://host?X-Amz-Credential=a/b/c").
+ */
+static char *
+url_for_display(CloverExportRun *run, const char *url)
+{
+	Secrets		secrets = request_secrets(run, NULL, url);
+	char	   *scheme = url_part(url, CURLUPART_SCHEME, 0);
+	char	   *host = url_part(url, CURLUPART_HOST, 0);
+	char	   *port = url_part(url, CURLUPART_PORT, 0);
+	char	   *path = url_part(url, CURLUPART_PATH, 0);
+
+	if (scheme == NULL || host == NULL)
+		return pstrdup("(a URL that cannot be parsed)");
+	return redact(psprintf("%s://%s%s%s%s", scheme, host,
+						   port ? ":" : "", port ? port : "",
+						   path ? path : "/"), &secrets);
+}
+
+/*
+ * url_path
+ *		The path of a file URL, without host, query string or fragment,
+ *		redacted, palloc'd (file hosts change; messages name the file by
+ *		its path)
+ */
+static char *
+url_path(CloverExportRun *run, const char *url)
+{
+	Secrets		secrets = request_secrets(run, NULL, url);
+	char	   *path = url_part(url, CURLUPART_PATH, 0);
+
+	return redact(path ? path : "/", &secrets);
 }
 
 static char *
@@ -382,30 +554,18 @@ window_text(const CloverJob *job)
 }
 
 /*
- * without_final_period
- *		Remote text ends mid-sentence in our details: drop its final period
- */
-static char *
-without_final_period(char *text)
-{
-	int			len = strlen(text);
-
-	while (len > 0 && (text[len - 1] == '.' || text[len - 1] == ' '))
-		text[--len] = '\0';
-	return text;
-}
-
-/*
  * answer_text
- *		What Clover answered, for an errdetail: its message, redacted, without
- *		a final period
+ *		What Clover answered, for an errdetail: its message, redacted, then
+ *		cut short, without a final period
  */
 static char *
 answer_text(CloverExportRun *run, CloverRequest *req)
 {
-	return without_final_period(redact(run,
-									   CloverErrorBodyMessage(req->body ? req->body : "",
-															  req->body_len)));
+	Secrets		secrets = request_secrets(run, req, NULL);
+
+	return shown_text(CloverErrorBodyMessage(req->body ? req->body : "",
+											 req->body_len, REMOTE_TEXT_READ),
+					  &secrets);
 }
 
 /*
@@ -418,14 +578,16 @@ static char *
 failure_text(CloverExportRun *run, CloverRequest *req, CURLcode rc,
 			 long status)
 {
+	Secrets		secrets = request_secrets(run, req, NULL);
+
 	if (req->too_large)
 		return psprintf("an answer of more than %zu bytes", req->body_limit);
 	if (req->out_of_memory)
 		return pstrdup("an answer too large for the available memory");
 	if (rc == CURLE_OK)
 		return psprintf("HTTP %ld: %s", status, answer_text(run, req));
-	return without_final_period(redact(run, req->errbuf[0] ? req->errbuf :
-									   curl_easy_strerror(rc)));
+	return shown_text(req->errbuf[0] ? req->errbuf : curl_easy_strerror(rc),
+					  &secrets);
 }
 
 /* ----------------------------------------------------------------
@@ -1321,7 +1483,7 @@ report_api_error(CloverExportRun *run, CloverJob *job, CloverRequest *req,
 				(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_EXECUTION),
 				 errmsg("Clover answered with a redirect"),
 				 errdetail("%s answered HTTP %ld to %s.", request, status,
-						   location ? url_for_display(location) : "(no location)"),
+						   location ? url_for_display(run, location) : "(no location)"),
 				 errhint("API requests carry the access token and are never redirected; check the option base_url of server \"%s\".",
 						 opts->server_name)));
 	}
@@ -1425,7 +1587,8 @@ handle_poll(CloverExportRun *run, CloverRequest *req, CURLcode rc, long status)
  *		Only http(s) file URLs are fetched
  */
 static void
-check_file_url(CloverExportRun *run, CloverJob *job, const char *url, int n)
+check_file_url(CloverExportRun *run, CloverJob *job, const char *url, int n,
+			   int nfiles)
 {
 	if (pg_strncasecmp(url, "https://", 8) == 0 ||
 		pg_strncasecmp(url, "http://", 7) == 0)
@@ -1434,9 +1597,32 @@ check_file_url(CloverExportRun *run, CloverJob *job, const char *url, int n)
 			(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_REPLY),
 			 errmsg("Clover export \"%s\" lists a file URL that is not http or https",
 					job->export_id),
-			 errdetail("File %d of %d has the URL \"%s\".", n + 1, job->nfiles,
-					   url_for_display(url)),
+			 errdetail("File %d of %d has the URL \"%s\".", n + 1, nfiles,
+					   url_for_display(run, url)),
 			 errhint("clover_export_fdw downloads only http and https URLs.")));
+}
+
+/*
+ * check_export_secrets
+ *		Export ids and statuses go into messages: refuse an export object
+ *		whose id or status holds a stretch of a secret (without showing it)
+ */
+static void
+check_export_secrets(CloverExportRun *run, CloverRequest *req,
+					 const CloverExportInfo *info)
+{
+	Secrets		secrets = request_secrets(run, NULL, NULL);
+
+	if (!holds_secret(info->id, &secrets) &&
+		!holds_secret(info->status, &secrets))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_FDW_INVALID_STRING_FORMAT),
+			 errmsg("could not read Clover's export object"),
+			 errdetail("%s %s answered HTTP 200 with an export id or status that holds part of the access token.",
+					   req->kind == REQ_CREATE ? "POST" : "GET",
+					   run->exports_path),
+			 errhint("Messages never show the token, so the export is not named here.")));
 }
 
 /*
@@ -1464,6 +1650,7 @@ apply_export_info(CloverExportRun *run, CloverJob *job, CloverRequest *req)
 						   run->exports_path, problem)));
 	}
 	MemoryContextSwitchTo(old);
+	check_export_secrets(run, req, &info);
 
 	if (job->export_id && strcmp(job->export_id, info.id) != 0 &&
 		req->kind == REQ_POLL)
@@ -1518,7 +1705,7 @@ apply_export_info(CloverExportRun *run, CloverJob *job, CloverRequest *req)
 
 	/* DONE: the files are known */
 	for (i = 0; i < info.nurls; i++)
-		check_file_url(run, job, info.urls[i], i);
+		check_file_url(run, job, info.urls[i], i, info.nurls);
 	job->nfiles = info.nurls;
 	job->urls = info.urls;
 	job->files = MemoryContextAllocZero(run->cxt,
@@ -1617,7 +1804,7 @@ handle_file(CloverExportRun *run, CloverRequest *req, CURLcode rc,
 				 errmsg("file %d of %d of Clover export \"%s\" is no longer available",
 						req->file_no + 1, job->nfiles, job->export_id),
 				 errdetail("GET %s answered %s (window %s).",
-						   url_path(job->urls[req->file_no]),
+						   url_path(run, job->urls[req->file_no]),
 						   failure_text(run, req, rc, status), window_text(job)),
 				 errhint(job->any_handed ?
 						 "Rows of this window were already returned, so the export cannot be created again within this query. Run the query again." :
@@ -1643,7 +1830,7 @@ handle_file(CloverExportRun *run, CloverRequest *req, CURLcode rc,
 			 errmsg("could not download file %d of %d of Clover export \"%s\"",
 					req->file_no + 1, job->nfiles, job->export_id),
 			 errdetail("GET %s answered %s (window %s%s).",
-					   url_path(job->urls[req->file_no]),
+					   url_path(run, job->urls[req->file_no]),
 					   failure_text(run, req, rc, status), window_text(job),
 					   slot->failures > 0 ?
 					   psprintf(", after %d attempts", slot->failures + 1) : ""),
