@@ -18,10 +18,11 @@
  *	 one is DONE.  Until the consumer has finished a whole file, nothing is
  *	 prefetched (a LIMIT 10 creates one export and downloads at most two
  *	 files).
- * - 503 answers mean "outside service hours" or "busy": told apart by the
- *	 answer's text and the configured hours.  Closed: wait for the opening if
- *	 wait_for_service allows, else fail with the hours and the next opening.
- *	 Busy: exponential backoff with jitter until busy_timeout.
+ * - 503 answers mean "outside service hours" or "busy": Clover's words
+ *	 decide, the configured hours only when the words say neither.  Closed:
+ *	 wait for the opening if wait_for_service allows, else fail with the
+ *	 hours and the next opening.  Busy: exponential backoff with jitter, per
+ *	 export, until busy_timeout is spent.
  * - 429: wait at least Retry-After (calling early lengthens the penalty),
  *	 else back off from 1 s; API requests stay under a per-backend token
  *	 bucket well below Clover's 16 requests/s per token.
@@ -38,8 +39,9 @@
  *
  * Secrets: the token travels only in the Authorization header of requests
  * to the API host; API requests never follow redirects, file requests carry
- * no token, and only http(s) URLs are fetched.  Messages show URLs without
- * their query string and never show the token.
+ * no token, and only http(s) URLs are fetched.  Messages show URLs as
+ * scheme, host and path only; remote text is redacted (any 12 characters in
+ * a row of the token or of a file URL's query) before it is cut short.
  *
  * Resources: curl handles and header lists are malloc'd by libcurl and are
  * tracked in the run; response buffers are palloc'd (never throwing, inside
@@ -81,6 +83,24 @@
 /* polling schedule */
 #define POLL_FIRST_MS			50
 #define POLL_MAX_MS				5000
+
+/*
+ * Retry backoffs: the first delay and the cap, in seconds, of each kind of
+ * retry (each delay then gets jitter, see backoff_secs)
+ */
+#define CREATE_RETRY_BASE_SECS	0.5 /* a POST that sent nothing */
+#define CREATE_RETRY_MAX_SECS	30.0
+#define POLL_RETRY_BASE_SECS	0.5 /* a failed status poll */
+#define POLL_RETRY_MAX_SECS		30.0
+#define FILE_RETRY_BASE_SECS	0.25	/* a failed download */
+#define FILE_RETRY_MAX_SECS		15.0
+#define BUSY_RETRY_BASE_SECS	1.0 /* Clover busy with other exports */
+#define BUSY_RETRY_MAX_SECS		30.0
+#define RATE_RETRY_BASE_SECS	1.0 /* a 429 without Retry-After */
+#define RATE_RETRY_MAX_SECS		60.0
+
+/* a Retry-After is waited out a little longer: calling early is punished */
+#define RETRY_AFTER_MARGIN_SECS 0.05
 
 /*
  * Remote text in messages: how much of an answer is read (then redacted)
@@ -160,6 +180,7 @@ typedef struct CloverJob
 	int			poll_failures;	/* consecutive */
 	int			create_failures;	/* POSTs that sent nothing */
 	double		busy_since;		/* first busy answer, or 0 */
+	int			busy_answers;	/* busy answers since busy_since */
 	double		closed_since;	/* first closed answer, or 0 */
 	int			recreations;	/* exports created again (expiry) */
 	int			status_retries; /* exports created again (bad status) */
@@ -1305,35 +1326,65 @@ is_transient(CloverRequest *req, CURLcode rc, long status)
 }
 
 /*
+ * deadline_wait
+ *		The next wait of a retry loop that may last timeout_secs from since:
+ *		delay, or what is left of the time if that is less (a last, shorter
+ *		wait); -1 once the time is spent
+ */
+static double
+deadline_wait(double since, double timeout_secs, double now, double delay)
+{
+	double		left = since + timeout_secs - now;
+
+	if (left <= 0)
+		return -1;
+	return Min(delay, left);
+}
+
+/*
  * rate_limited
  *		Handle a 429: pause every API request for Retry-After (or a backoff
- *		from 1 s); fail once the pauses exceed busy_timeout
+ *		from 1 s); fail once busy_timeout is spent
+ *
+ * A Retry-After that reaches past busy_timeout fails at once: calling
+ * before it expires only lengthens Clover's penalty.
  */
 static void
 rate_limited(CloverExportRun *run, CloverRequest *req, const char *what)
 {
 	double		now = mono_now();
+	double		timeout = run->opts->busy_timeout_ms / 1000.0;
 	double		delay;
 
 	if (run->rate_limit_streak == 0)
 		run->rate_limited_since = now;
 	run->rate_limit_streak++;
 	if (req->retry_after_secs >= 0)
-		delay = (double) req->retry_after_secs + 0.05;	/* never early */
+	{
+		delay = (double) req->retry_after_secs + RETRY_AFTER_MARGIN_SECS;
+		if (deadline_wait(run->rate_limited_since, timeout, now, delay) < delay)
+			delay = -1;
+	}
 	else
-		delay = backoff_secs(run->rate_limit_streak, 1.0, 60.0);
-
-	if (now + delay - run->rate_limited_since > run->opts->busy_timeout_ms / 1000.0)
+		delay = deadline_wait(run->rate_limited_since, timeout, now,
+							  backoff_secs(run->rate_limit_streak,
+										   RATE_RETRY_BASE_SECS,
+										   RATE_RETRY_MAX_SECS));
+	if (delay < 0)
 	{
 		CHECK_FOR_INTERRUPTS();
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_EXECUTION),
 				 errmsg("Clover kept rate-limiting %s", what),
-				 errdetail("Clover answered HTTP 429 %d times in a row over %s: %s.",
+				 errdetail("Clover answered HTTP 429 %d times in a row over %s%s: %s.",
 						   run->rate_limit_streak,
 						   format_duration(now - run->rate_limited_since),
+						   req->retry_after_secs >= 0 ?
+						   psprintf(", the last time with Retry-After: %ld",
+									req->retry_after_secs) : "",
 						   answer_text(run, req)),
-				 errhint("Other programs may be using the same token or app. Try again later, or raise the server option busy_timeout.")));
+				 errhint("Other programs may be using the same token or app. Try again later, or raise the server option busy_timeout (now %s).",
+						 format_duration(timeout))));
 	}
 	run->api_paused_until = Max(run->api_paused_until, now + delay);
 	run->stats.rate_limited++;
@@ -1343,101 +1394,167 @@ rate_limited(CloverExportRun *run, CloverRequest *req, const char *what)
 }
 
 /*
- * closed_or_busy
- *		Classify a 503 answer to a POST and schedule the retry, or fail
+ * contains_ci
+ *		Does text contain word, ignoring ASCII case?  (strcasestr is a GNU
+ *		extension.)
+ */
+static bool
+contains_ci(const char *text, const char *word)
+{
+	size_t		n = strlen(word);
+
+	for (; *text; text++)
+	{
+		if (pg_strncasecmp(text, word, n) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * says_closed
+ *		Does a 503 mean "outside the service hours" rather than "busy"?
+ *
+ * Clover's own words decide: it names its hours when closed, and says
+ * "too many" exports when busy.  Only words that say neither (or both) leave
+ * it to the configured calendar.
+ */
+static bool
+says_closed(const CloverFdwOptions *opts, const char *message,
+			TimestampTz wall)
+{
+	bool		hours = contains_ci(message, "hour") ||
+		contains_ci(message, "closed");
+	bool		busy = contains_ci(message, "too many") ||
+		contains_ci(message, "concurrent") || contains_ci(message, "busy");
+
+	if (hours != busy)
+		return hours;
+	return !CloverServiceOpenAt(&opts->hours, wall);
+}
+
+/*
+ * wait_or_fail_closed
+ *		Clover answered a POST "closed": schedule the retry at the opening if
+ *		wait_for_service allows, else fail with the hours and the opening
  */
 static void
-closed_or_busy(CloverExportRun *run, CloverJob *job, CloverRequest *req)
+wait_or_fail_closed(CloverExportRun *run, CloverJob *job, const char *message,
+					TimestampTz wall, double now)
 {
 	const CloverFdwOptions *opts = run->opts;
-	char	   *message = answer_text(run, req);
-	TimestampTz wall = GetCurrentTimestamp();
 	bool		calendar_open = CloverServiceOpenAt(&opts->hours, wall);
-	bool		says_hours = (strcasestr(message, "hour") != NULL ||
-							  strcasestr(message, "available") != NULL);
-	double		now = mono_now();
+	TimestampTz opening = CloverNextOpening(&opts->hours, wall);
+	double		until_open;
 
-	if (says_hours || !calendar_open)
+	/* the calendar disagrees with Clover: look again in a minute */
+	if (opening <= wall)
+		opening = wall + 60 * USECS_PER_SEC;
+	until_open = (opening - wall) / 1e6;
+	if (job->closed_since == 0)
+		job->closed_since = now;
+
+	if (opts->wait_for_service_ms > 0 && opening != DT_NOEND &&
+		now + until_open - job->closed_since <= opts->wait_for_service_ms / 1000.0)
 	{
-		TimestampTz opening = CloverNextOpening(&opts->hours, wall);
-		double		until_open;
+		ereport(NOTICE,
+				(errmsg("Clover's export service is closed; waiting until %s (%s)",
+						CloverFormatUtc(opening), format_duration(until_open)),
+				 errdetail("Clover answered HTTP 503: %s.", message),
+				 errhint("Service hours (UTC): %s.",
+						 CloverFormatServiceHours(&opts->hours))));
+		job->due_at = now + until_open + 1.0 +
+			5.0 * pg_prng_double(&pg_global_prng_state);
+		job->state = JOB_WAITING;
+		run->stats.closed_waits++;
+		run->stats.closed_wait_secs += until_open;
+		return;
+	}
 
-		/* the calendar disagrees with Clover: look again in a minute */
-		if (opening <= wall)
-			opening = wall + 60 * USECS_PER_SEC;
-		until_open = (opening - wall) / 1e6;
-		if (job->closed_since == 0)
-			job->closed_since = now;
-
-		if (opts->wait_for_service_ms > 0 && opening != DT_NOEND &&
-			now + until_open - job->closed_since <= opts->wait_for_service_ms / 1000.0)
-		{
-			ereport(NOTICE,
-					(errmsg("Clover's export service is closed; waiting until %s (%s)",
-							CloverFormatUtc(opening), format_duration(until_open)),
-					 errdetail("Clover answered HTTP 503: %s.", message),
-					 errhint("Service hours (UTC): %s.",
-							 CloverFormatServiceHours(&opts->hours))));
-			job->due_at = now + until_open + 1.0 +
-				5.0 * pg_prng_double(&pg_global_prng_state);
-			job->state = JOB_WAITING;
-			run->stats.closed_waits++;
-			run->stats.closed_wait_secs += until_open;
-			return;
-		}
-
-		CHECK_FOR_INTERRUPTS();
-		if (calendar_open)
-			ereport(ERROR,
-					(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_EXECUTION),
-					 errmsg("Clover's export service is closed"),
-					 errdetail("Clover answered HTTP 503 to the %s export for window %s: %s.",
-							   CloverExportTypeName(opts->export_type),
-							   window_text(job), message),
-					 errhint("The configured service hours (%s, UTC) say it is open now; check the server option service_hours.",
-							 CloverFormatServiceHours(&opts->hours))));
+	CHECK_FOR_INTERRUPTS();
+	if (calendar_open)
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_EXECUTION),
 				 errmsg("Clover's export service is closed"),
 				 errdetail("Clover answered HTTP 503 to the %s export for window %s: %s.",
 						   CloverExportTypeName(opts->export_type),
 						   window_text(job), message),
-				 opening == DT_NOEND ?
-				 errhint("The service hours (%s, UTC) have no open period.",
-						 CloverFormatServiceHours(&opts->hours)) :
-				 errhint("Clover accepts exports during %s (UTC); it next opens at %s, in %s. Run the query then, or set the server option wait_for_service (for example '%d hours') to wait for the opening.",
-						 CloverFormatServiceHours(&opts->hours),
-						 CloverFormatUtc(opening), format_duration(until_open),
-						 (int) ceil(until_open / 3600.0))));
-	}
+				 errhint("The configured service hours (%s, UTC) say it is open now; check the server option service_hours.",
+						 CloverFormatServiceHours(&opts->hours))));
+	ereport(ERROR,
+			(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_EXECUTION),
+			 errmsg("Clover's export service is closed"),
+			 errdetail("Clover answered HTTP 503 to the %s export for window %s: %s.",
+					   CloverExportTypeName(opts->export_type),
+					   window_text(job), message),
+			 opening == DT_NOEND ?
+			 errhint("The service hours (%s, UTC) have no open period.",
+					 CloverFormatServiceHours(&opts->hours)) :
+			 errhint("Clover accepts exports during %s (UTC); it next opens at %s, in %s. Run the query then, or set the server option wait_for_service (for example '%d hours') to wait for the opening.",
+					 CloverFormatServiceHours(&opts->hours),
+					 CloverFormatUtc(opening), format_duration(until_open),
+					 (int) ceil(until_open / 3600.0))));
+}
 
-	/* busy: too many exports at Clover */
+/*
+ * wait_or_fail_busy
+ *		Clover answered a POST "busy": retry with exponential backoff, per
+ *		export, until busy_timeout is really spent (the last wait may be
+ *		shorter), then fail saying how long it waited
+ */
+static void
+wait_or_fail_busy(CloverExportRun *run, CloverJob *job, const char *message,
+				  double now)
+{
+	const CloverFdwOptions *opts = run->opts;
+	double		timeout = opts->busy_timeout_ms / 1000.0;
+	double		delay;
+
 	if (job->busy_since == 0)
-		job->busy_since = now;
 	{
-		int			attempt = (int) (run->stats.busy_waits + 1);
-		double		delay = backoff_secs(attempt, 1.0, 30.0);
-
-		if (now + delay - job->busy_since > opts->busy_timeout_ms / 1000.0)
-		{
-			CHECK_FOR_INTERRUPTS();
-			ereport(ERROR,
-					(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_EXECUTION),
-					 errmsg("Clover is busy with other exports"),
-					 errdetail("Clover answered HTTP 503 to the %s export for window %s for %s: %s.",
-							   CloverExportTypeName(opts->export_type),
-							   window_text(job),
-							   format_duration(now - job->busy_since), message),
-					 errhint("Clover runs only a few exports at a time per server. Try again later, or raise the server option busy_timeout (now %s).",
-							 format_duration(opts->busy_timeout_ms / 1000.0))));
-		}
-		job->due_at = now + delay;
-		job->state = JOB_WAITING;
-		run->stats.busy_waits++;
-		run->stats.busy_wait_secs += delay;
-		elog(DEBUG1, "clover_export_fdw: Clover busy, retrying window %d in %.2f s",
-			 job->index + 1, delay);
+		job->busy_since = now;
+		job->busy_answers = 0;
 	}
+	job->busy_answers++;
+	delay = deadline_wait(job->busy_since, timeout, now,
+						  backoff_secs(job->busy_answers, BUSY_RETRY_BASE_SECS,
+									   BUSY_RETRY_MAX_SECS));
+	if (delay < 0)
+	{
+		CHECK_FOR_INTERRUPTS();
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_EXECUTION),
+				 errmsg("Clover is busy with other exports"),
+				 errdetail("Clover answered HTTP 503 %d times over %s to the %s export for window %s: %s.",
+						   job->busy_answers,
+						   format_duration(now - job->busy_since),
+						   CloverExportTypeName(opts->export_type),
+						   window_text(job), message),
+				 errhint("Clover runs only a few exports at a time per server. Try again later, or raise the server option busy_timeout (now %s).",
+						 format_duration(timeout))));
+	}
+	job->due_at = now + delay;
+	job->state = JOB_WAITING;
+	run->stats.busy_waits++;
+	run->stats.busy_wait_secs += delay;
+	elog(DEBUG1, "clover_export_fdw: Clover busy, retrying window %d in %.2f s",
+		 job->index + 1, delay);
+}
+
+/*
+ * closed_or_busy
+ *		Classify a 503 answer to a POST and schedule the retry, or fail
+ */
+static void
+closed_or_busy(CloverExportRun *run, CloverJob *job, CloverRequest *req)
+{
+	char	   *message = answer_text(run, req);
+	TimestampTz wall = GetCurrentTimestamp();
+
+	if (says_closed(run->opts, message, wall))
+		wait_or_fail_closed(run, job, message, wall, mono_now());
+	else
+		wait_or_fail_busy(run, job, message, mono_now());
 }
 
 /*
@@ -1530,6 +1647,7 @@ handle_create(CloverExportRun *run, CloverRequest *req, CURLcode rc,
 	{
 		run->rate_limit_streak = 0;
 		job->busy_since = 0;
+		job->busy_answers = 0;
 		job->closed_since = 0;
 		job->create_failures = 0;
 		run->stats.exports_created++;
@@ -1549,7 +1667,9 @@ handle_create(CloverExportRun *run, CloverRequest *req, CURLcode rc,
 		job->create_failures++;
 		run->stats.retries++;
 		job->state = JOB_WAITING;
-		job->due_at = mono_now() + backoff_secs(job->create_failures, 0.5, 30.0);
+		job->due_at = mono_now() + backoff_secs(job->create_failures,
+												CREATE_RETRY_BASE_SECS,
+												CREATE_RETRY_MAX_SECS);
 	}
 	else
 		report_api_error(run, job, req, rc, status, job->create_failures + 1);
@@ -1576,7 +1696,9 @@ handle_poll(CloverExportRun *run, CloverRequest *req, CURLcode rc, long status)
 	{
 		job->poll_failures++;
 		run->stats.retries++;
-		job->due_at = mono_now() + backoff_secs(job->poll_failures, 0.5, 30.0);
+		job->due_at = mono_now() + backoff_secs(job->poll_failures,
+												POLL_RETRY_BASE_SECS,
+												POLL_RETRY_MAX_SECS);
 	}
 	else
 		report_api_error(run, job, req, rc, status, job->poll_failures + 1);
@@ -1817,8 +1939,10 @@ handle_file(CloverExportRun *run, CloverRequest *req, CURLcode rc,
 		run->stats.retries++;
 		slot->state = FILE_RETRY_WAIT;
 		slot->retry_at = mono_now() +
-			(req->retry_after_secs >= 0 ? req->retry_after_secs + 0.05 :
-			 backoff_secs(slot->failures, 0.25, 15.0));
+			(req->retry_after_secs >= 0 ?
+			 req->retry_after_secs + RETRY_AFTER_MARGIN_SECS :
+			 backoff_secs(slot->failures, FILE_RETRY_BASE_SECS,
+						  FILE_RETRY_MAX_SECS));
 		elog(DEBUG1, "clover_export_fdw: retrying file %d of export %s (attempt %d)",
 			 req->file_no + 1, job->export_id, slot->failures + 1);
 		return;
