@@ -108,6 +108,7 @@ typedef struct CloverFdwOptions
 	CloverServiceHours hours;
 	int			wait_for_service_ms;
 	int			busy_timeout_ms;
+	int			export_timeout_ms;	/* PENDING/IN_PROGRESS at most this */
 	int			max_concurrent_exports;
 
 	/* transfers */

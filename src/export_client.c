@@ -22,17 +22,19 @@
  *	 decide, the configured hours only when the words say neither.  Closed:
  *	 wait for the opening if wait_for_service allows, else fail with the
  *	 hours and the next opening.  Busy: exponential backoff with jitter, per
- *	 export, until busy_timeout is spent.
+ *	 export, until busy_timeout is spent.  A poll answered "closed" is
+ *	 polled again on the polling schedule.
  * - 429: wait at least Retry-After (calling early lengthens the penalty),
  *	 else back off from 1 s; API requests stay under a per-backend token
  *	 bucket well below Clover's 16 requests/s per token.
  * - Polls start after 50 ms (a small window is often ready at once) and
- *	 double up to 5 s: a ten-minute export costs about 125 polls.
+ *	 double up to 5 s: a ten-minute export costs about 125 polls.  An export
+ *	 still PENDING or IN_PROGRESS after export_timeout fails the query.
  * - Transient failures (5xx, refused/reset/dropped connections, stalls of
  *	 request_timeout, truncated bodies) are retried with backoff up to
- *	 max_retries for polls and downloads.  A POST is retried only when it
- *	 cannot have created an export (nothing was sent, or Clover refused it
- *	 with 503/429).
+ *	 max_retries for polls and downloads; a download's 429 too, after its
+ *	 Retry-After.  A POST is retried only when it cannot have created an
+ *	 export (nothing was sent, or Clover refused it with 503/429).
  * - Files deleted at Clover (404/403/410): the export is created again once
  *	 if nothing of that window was returned yet; an export ending in an
  *	 unknown status likewise gets one more try.
@@ -181,6 +183,8 @@ typedef struct CloverJob
 	int			create_failures;	/* POSTs that sent nothing */
 	double		busy_since;		/* first busy answer, or 0 */
 	int			busy_answers;	/* busy answers since busy_since */
+	double		created_at;		/* when Clover created the export, or 0 */
+	int			closed_polls;	/* polls answered "closed" in a row */
 	double		closed_since;	/* first closed answer, or 0 */
 	int			recreations;	/* exports created again (expiry) */
 	int			status_retries; /* exports created again (bad status) */
@@ -290,6 +294,7 @@ static void handle_file(CloverExportRun *run, CloverRequest *req,
 static void apply_export_info(CloverExportRun *run, CloverJob *job,
 							  CloverRequest *req);
 static void restart_job(CloverExportRun *run, CloverJob *job);
+static void poll_again(CloverExportRun *run, CloverJob *job);
 static void report_progress(CloverExportRun *run, double now);
 
 /* ----------------------------------------------------------------
@@ -1684,12 +1689,21 @@ handle_poll(CloverExportRun *run, CloverRequest *req, CURLcode rc, long status)
 	{
 		run->rate_limit_streak = 0;
 		job->poll_failures = 0;
+		job->closed_polls = 0;
 		apply_export_info(run, job, req);
 	}
 	else if (rc == CURLE_OK && status == 429)
 	{
 		rate_limited(run, req, "status polls");
 		job->due_at = run->api_paused_until;
+	}
+	else if (rc == CURLE_OK && status == 503 &&
+			 says_closed(run->opts, answer_text(run, req), GetCurrentTimestamp()))
+	{
+		/* closed is no failure of the export: export_timeout bounds it */
+		job->closed_polls++;
+		run->stats.retries++;
+		poll_again(run, job);
 	}
 	else if (is_transient(req, rc, status) &&
 			 job->poll_failures < run->opts->max_retries)
@@ -1748,6 +1762,59 @@ check_export_secrets(CloverExportRun *run, CloverRequest *req,
 }
 
 /*
+ * export_timed_out
+ *		Fail: an export stayed PENDING or IN_PROGRESS for export_timeout
+ */
+static void
+export_timed_out(CloverExportRun *run, CloverJob *job)
+{
+	const CloverFdwOptions *opts = run->opts;
+
+	CHECK_FOR_INTERRUPTS();
+	ereport(ERROR,
+			(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_EXECUTION),
+			 errmsg("Clover export \"%s\" did not finish within %s",
+					job->export_id,
+					format_duration(opts->export_timeout_ms / 1000.0)),
+			 errdetail("Its last status was %s, %d%% complete, for the %s window %s%s.",
+					   job->status, Max(job->percent, 0),
+					   CloverExportTypeName(opts->export_type),
+					   window_text(job),
+					   job->closed_polls > 0 ?
+					   psprintf("; the last %d polls were answered HTTP 503 (service closed)",
+								job->closed_polls) : ""),
+			 errhint("Clover may be overloaded or closed. Try again later, query a shorter range, or raise the server option export_timeout (now %s).",
+					 format_duration(opts->export_timeout_ms / 1000.0))));
+}
+
+/*
+ * poll_again
+ *		Schedule the next poll of a PENDING or IN_PROGRESS export, first
+ *		after POLL_FIRST_MS, then at doubling intervals up to POLL_MAX_MS;
+ *		fail once the export has run for export_timeout
+ */
+static void
+poll_again(CloverExportRun *run, CloverJob *job)
+{
+	double		now = mono_now();
+	double		wait;
+
+	if (job->state != JOB_RUNNING)
+	{
+		job->state = JOB_RUNNING;
+		job->created_at = now;
+		job->poll_interval_ms = POLL_FIRST_MS;
+	}
+	else
+		job->poll_interval_ms = Min(job->poll_interval_ms * 2, POLL_MAX_MS);
+	wait = deadline_wait(job->created_at, run->opts->export_timeout_ms / 1000.0,
+						 now, job->poll_interval_ms / 1000.0);
+	if (wait < 0)
+		export_timed_out(run, job);
+	job->due_at = now + wait;
+}
+
+/*
  * apply_export_info
  *		Act on an export object from a POST or a poll
  */
@@ -1787,16 +1854,7 @@ apply_export_info(CloverExportRun *run, CloverJob *job, CloverRequest *req)
 	if (strcmp(info.status, "PENDING") == 0 ||
 		strcmp(info.status, "IN_PROGRESS") == 0)
 	{
-		double		now = mono_now();
-
-		if (job->state != JOB_RUNNING)
-		{
-			job->state = JOB_RUNNING;
-			job->poll_interval_ms = POLL_FIRST_MS;
-		}
-		else
-			job->poll_interval_ms = Min(job->poll_interval_ms * 2, POLL_MAX_MS);
-		job->due_at = now + job->poll_interval_ms / 1000.0;
+		poll_again(run, job);
 		return;
 	}
 
@@ -1869,6 +1927,7 @@ restart_job(CloverExportRun *run, CloverJob *job)
 	job->request_in_flight = false;
 	job->due_at = 0;
 	job->export_id = NULL;
+	job->closed_polls = 0;
 	job->nfiles = 0;
 	job->files = NULL;
 	job->urls = NULL;
@@ -1933,7 +1992,13 @@ handle_file(CloverExportRun *run, CloverRequest *req, CURLcode rc,
 						 "The export was already created again once. Run the query again.")));
 	}
 
-	if (is_transient(req, rc, status) && slot->failures < opts->max_retries)
+	/*
+	 * Transient failures and 429s are retried (waiting out Retry-After,
+	 * unless it reaches past busy_timeout) up to max_retries times
+	 */
+	if ((is_transient(req, rc, status) || (rc == CURLE_OK && status == 429)) &&
+		slot->failures < opts->max_retries &&
+		req->retry_after_secs * 1000.0 <= opts->busy_timeout_ms)
 	{
 		slot->failures++;
 		run->stats.retries++;

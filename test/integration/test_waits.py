@@ -1,4 +1,5 @@
-"""Waiting for Clover: busy retries, "busy" against "closed".
+"""Waiting for Clover: busy retries, "busy" against "closed", 429s from the
+file host.
 
 - Busy (503 "too many exports"): the query retries until busy_timeout is
   really spent, never failing before it, and its error says how long it
@@ -7,6 +8,8 @@
 - A 503 whose words say busy is busy even when the configured calendar says
   closed; words that say closed are closed; words that say neither leave it
   to the calendar.
+- A 429 from the file host is retried after its Retry-After, within
+  max_retries; a Retry-After beyond busy_timeout fails at once.
 
 Timings are asserted only as generous lower bounds (the query did not give
 up before the time it was given); pass or fail is decided by counts and
@@ -145,11 +148,39 @@ def words_decide(tap, conn):
               "Clover's words are matched ignoring case", describe(err))
 
 
+def file_429(tap, conn):
+    server_option(conn, "max_retries", "3")
+    fake_reset()
+    fake_fault(kind="status", target="file", status=429, retry_after=1, count=2)
+    err, secs = run(conn, WEEK)
+    stats = fake_stats()
+    tap.check(err is None and stats["faults_fired"] == 2,
+              "a 429 from the file host is retried", describe(err))
+    tap.check(secs >= 2.0, "the file host's Retry-After (1 s, twice) was waited out",
+              "%.2f s" % secs)
+    # more 429s than max_retries: the query fails naming the file
+    fake_reset()
+    fake_fault(kind="status", target="file", status=429, retry_after=0, count=-1)
+    err, _ = run(conn, WEEK)
+    tap.check(err is not None and "HTTP 429" in (err.diag.message_detail or "")
+              and "after 4 attempts" in (err.diag.message_detail or ""),
+              "429s from the file host count against max_retries", describe(err))
+    # a Retry-After longer than busy_timeout: no point waiting
+    server_option(conn, "busy_timeout", "5s")
+    fake_reset()
+    fake_fault(kind="status", target="file", status=429, retry_after=100, count=-1)
+    err, secs = run(conn, WEEK)
+    tap.check(err is not None and secs < 5 and "HTTP 429" in (err.diag.message_detail or ""),
+              "a file Retry-After beyond busy_timeout fails at once",
+              "%.1f s; %s" % (secs, describe(err)))
+
+
 def main():
     tap = Tap()
     conn = fresh_database(DB)
     busy(tap, conn)
     words_decide(tap, conn)
+    file_429(tap, conn)
     fake_reset()
     conn.close()
     tap.finish()
