@@ -521,14 +521,10 @@ shown_text(const char *text, const Secrets *secrets)
 	if (len > REMOTE_TEXT_SHOWN)
 	{
 		shown[REMOTE_TEXT_SHOWN] = '\0';
-		shown = psprintf("%s...", shown);
-		len = strlen(shown);
+		return psprintf("%s...", shown);
 	}
-	else
-	{
-		while (len > 0 && (shown[len - 1] == '.' || shown[len - 1] == ' '))
-			shown[--len] = '\0';
-	}
+	while (len > 0 && (shown[len - 1] == '.' || shown[len - 1] == ' '))
+		shown[--len] = '\0';
 	return shown;
 }
 
