@@ -179,6 +179,56 @@ EXCEPTION WHEN OTHERS THEN
 END $$;
 ALTER SERVER clover OPTIONS (DROP service_hours);
 
+--
+-- Polls answered 503 "closed" (Clover's hours: it may refuse more than new
+-- exports) are no failure of the export: they are polled again on the
+-- polling schedule, and do not count against max_retries (3 here)
+--
+\! "$FAKECTL" reset
+\! "$FAKECTL" fault kind=status target=poll status=503 count=5 'body={"message":"Export service is only available during these hours (UTC): MON-SUN 10:00-15:00"}'
+SELECT count(*) = (:'e'::jsonb->>'count')::bigint AS complete FROM week;
+\! "$FAKECTL" stats faults_fired
+
+--
+-- An export that stays PENDING or IN_PROGRESS: export_timeout, then an
+-- error naming the export, its last status and percent, and the window
+-- (statement_timeout only stops a build without export_timeout)
+--
+SET statement_timeout = '30s';
+ALTER SERVER clover OPTIONS (ADD export_timeout '2s');
+\! "$FAKECTL" reset
+\! "$FAKECTL" config queue_ms=600000
+DO $$
+DECLARE
+    t0 timestamptz := clock_timestamp();
+BEGIN
+    PERFORM count(*) FROM week;
+EXCEPTION WHEN OTHERS THEN
+    RAISE NOTICE 'waited at least export_timeout: %',
+        clock_timestamp() - t0 >= interval '2s';
+    RAISE;
+END $$;
+\! "$FAKECTL" reset
+\! "$FAKECTL" config queue_ms=600000
+\! "$FAKECTL" fault kind=export_status target=poll stuck=true
+SELECT count(*) FROM week;
+-- polls answered "closed" until export_timeout: the detail says so
+\! "$FAKECTL" reset
+\! "$FAKECTL" fault kind=status target=poll status=503 count=-1 'body={"message":"Export service is only available during these hours (UTC): MON-SUN 10:00-15:00"}'
+DO $$
+DECLARE
+    msg text; detail text;
+BEGIN
+    PERFORM count(*) FROM week;
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, detail = PG_EXCEPTION_DETAIL;
+    RAISE NOTICE 'message: %', msg;
+    RAISE NOTICE 'detail names the closed polls: %',
+        detail ~ '^Its last status was PENDING, 0% complete, for the ORDERS window .*; the last \d+ polls were answered HTTP 503 \(service closed\)\.$';
+END $$;
+ALTER SERVER clover OPTIONS (DROP export_timeout);
+RESET statement_timeout;
+
 -- the session is fine, and holds nothing, after all of this
 \! "$FAKECTL" reset
 SELECT count(*) = (:'e'::jsonb->>'count')::bigint AS complete FROM week;

@@ -11,7 +11,7 @@ CREATE SERVER opt_all FOREIGN DATA WRAPPER clover_export_fdw OPTIONS (
     region 'eu', base_url 'http://127.0.0.1:9/', merchant_id '6E72X1BW38A7T',
     history_start '2023-01-01 00:00+00',
     service_hours 'MON-FRI 10:00-15:00, SAT 10:00-13:00',
-    wait_for_service '2 hours', busy_timeout '5 min',
+    wait_for_service '2 hours', busy_timeout '5 min', export_timeout '1 hour',
     max_concurrent_exports '2', max_parallel_downloads '8',
     connect_timeout '5s', request_timeout '30s', max_retries '3',
     ca_file '/etc/ssl/certs/ca-certificates.crt');
@@ -66,6 +66,8 @@ CREATE SERVER opt_bad FOREIGN DATA WRAPPER clover_export_fdw
     OPTIONS (max_parallel_downloads 'four');
 CREATE SERVER opt_bad FOREIGN DATA WRAPPER clover_export_fdw
     OPTIONS (request_timeout '0');
+CREATE SERVER opt_bad FOREIGN DATA WRAPPER clover_export_fdw
+    OPTIONS (export_timeout '0');
 CREATE SERVER opt_bad FOREIGN DATA WRAPPER clover_export_fdw
     OPTIONS (max_retries '-1');
 CREATE SERVER opt_bad FOREIGN DATA WRAPPER clover_export_fdw

@@ -77,6 +77,7 @@ typedef struct CloverFdwOptions
 	CloverServiceHours hours;
 	int			wait_for_service_ms;
 	int			busy_timeout_ms;
+	int			export_timeout_ms;	/* PENDING/IN_PROGRESS at most this */
 	int			max_concurrent_exports;
 
 	/* transfers */
@@ -185,7 +186,8 @@ extern bool CloverParseExportObject(const char *body, size_t len,
 									CloverExportInfo *info, char **errmsg);
 extern char *CloverBuildExportRequest(CloverExportType type, int64 start_ms,
 									  int64 end_ms);
-extern char *CloverErrorBodyMessage(const char *body, size_t len);
+extern char *CloverErrorBodyMessage(const char *body, size_t len,
+									size_t maxlen);
 
 /* How to fill the tuple's columns from an object: built once per scan */
 typedef struct CloverRowPlan CloverRowPlan;

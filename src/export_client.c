@@ -18,28 +18,32 @@
  *	 one is DONE.  Until the consumer has finished a whole file, nothing is
  *	 prefetched (a LIMIT 10 creates one export and downloads at most two
  *	 files).
- * - 503 answers mean "outside service hours" or "busy": told apart by the
- *	 answer's text and the configured hours.  Closed: wait for the opening if
- *	 wait_for_service allows, else fail with the hours and the next opening.
- *	 Busy: exponential backoff with jitter until busy_timeout.
+ * - 503 answers mean "outside service hours" or "busy": Clover's words
+ *	 decide, the configured hours only when the words say neither.  Closed:
+ *	 wait for the opening if wait_for_service allows, else fail with the
+ *	 hours and the next opening.  Busy: exponential backoff with jitter, per
+ *	 export, until busy_timeout is spent.  A poll answered "closed" is
+ *	 polled again on the polling schedule.
  * - 429: wait at least Retry-After (calling early lengthens the penalty),
  *	 else back off from 1 s; API requests stay under a per-backend token
  *	 bucket well below Clover's 16 requests/s per token.
  * - Polls start after 50 ms (a small window is often ready at once) and
- *	 double up to 5 s: a ten-minute export costs about 125 polls.
+ *	 double up to 5 s: a ten-minute export costs about 125 polls.  An export
+ *	 still PENDING or IN_PROGRESS after export_timeout fails the query.
  * - Transient failures (5xx, refused/reset/dropped connections, stalls of
  *	 request_timeout, truncated bodies) are retried with backoff up to
- *	 max_retries for polls and downloads.  A POST is retried only when it
- *	 cannot have created an export (nothing was sent, or Clover refused it
- *	 with 503/429).
+ *	 max_retries for polls and downloads; a download's 429 too, after its
+ *	 Retry-After.  A POST is retried only when it cannot have created an
+ *	 export (nothing was sent, or Clover refused it with 503/429).
  * - Files deleted at Clover (404/403/410): the export is created again once
  *	 if nothing of that window was returned yet; an export ending in an
  *	 unknown status likewise gets one more try.
  *
  * Secrets: the token travels only in the Authorization header of requests
  * to the API host; API requests never follow redirects, file requests carry
- * no token, and only http(s) URLs are fetched.  Messages show URLs without
- * their query string and never show the token.
+ * no token, and only http(s) URLs are fetched.  Messages show URLs as
+ * scheme, host and path only; remote text is redacted (any 12 characters in
+ * a row of the token or of a file URL's query) before it is cut short.
  *
  * Resources: curl handles and header lists are malloc'd by libcurl and are
  * tracked in the run; response buffers are palloc'd (never throwing, inside
@@ -81,6 +85,38 @@
 /* polling schedule */
 #define POLL_FIRST_MS			50
 #define POLL_MAX_MS				5000
+
+/*
+ * Retry backoffs: the first delay and the cap, in seconds, of each kind of
+ * retry (each delay then gets jitter, see backoff_secs)
+ */
+#define CREATE_RETRY_BASE_SECS	0.5 /* a POST that sent nothing */
+#define CREATE_RETRY_MAX_SECS	30.0
+#define POLL_RETRY_BASE_SECS	0.5 /* a failed status poll */
+#define POLL_RETRY_MAX_SECS		30.0
+#define FILE_RETRY_BASE_SECS	0.25	/* a failed download */
+#define FILE_RETRY_MAX_SECS		15.0
+#define BUSY_RETRY_BASE_SECS	1.0 /* Clover busy with other exports */
+#define BUSY_RETRY_MAX_SECS		30.0
+#define RATE_RETRY_BASE_SECS	1.0 /* a 429 without Retry-After */
+#define RATE_RETRY_MAX_SECS		60.0
+
+/* a Retry-After is waited out a little longer: calling early is punished */
+#define RETRY_AFTER_MARGIN_SECS 0.05
+
+/*
+ * Remote text in messages: how much of an answer is read (then redacted)
+ * and how much of the redacted text is shown
+ */
+#define REMOTE_TEXT_READ		4096
+#define REMOTE_TEXT_SHOWN		300
+
+/*
+ * This many characters in a row of a secret count as the secret: a message
+ * never holds that much of a token or a file URL's signature
+ */
+#define SECRET_FRAGMENT_LEN		12
+#define MAX_SECRETS				3
 
 /* longest single sleep while transfers run (signals cut it short anyway) */
 #define MAX_POLL_WAIT_MS		100
@@ -146,6 +182,9 @@ typedef struct CloverJob
 	int			poll_failures;	/* consecutive */
 	int			create_failures;	/* POSTs that sent nothing */
 	double		busy_since;		/* first busy answer, or 0 */
+	int			busy_answers;	/* busy answers since busy_since */
+	double		created_at;		/* when Clover created the export, or 0 */
+	int			closed_polls;	/* polls answered "closed" in a row */
 	double		closed_since;	/* first closed answer, or 0 */
 	int			recreations;	/* exports created again (expiry) */
 	int			status_retries; /* exports created again (bad status) */
@@ -255,6 +294,7 @@ static void handle_file(CloverExportRun *run, CloverRequest *req,
 static void apply_export_info(CloverExportRun *run, CloverJob *job,
 							  CloverRequest *req);
 static void restart_job(CloverExportRun *run, CloverJob *job);
+static void poll_again(CloverExportRun *run, CloverJob *job);
 static void report_progress(CloverExportRun *run, double now);
 
 /* ----------------------------------------------------------------
@@ -304,74 +344,228 @@ format_duration(double secs)
 }
 
 /*
- * url_for_display
- *		A URL without credentials, query string or fragment, palloc'd
- *
- * A pre-signed file URL carries its signature in the query string, which
- * is as secret as a token.
+ * Secrets
+ *		What a message must never hold: the access token and, for a file,
+ *		its URL's query string (raw and decoded), where a pre-signed URL
+ *		keeps its signature
+ */
+typedef struct Secrets
+{
+	int			n;
+	const char *s[MAX_SECRETS];
+} Secrets;
+
+/*
+ * copy_noerr
+ *		palloc'd copy of libcurl's string that never throws (NULL when out of
+ *		memory), so that the caller can free libcurl's objects first
  */
 static char *
-url_for_display(const char *url)
+copy_noerr(const char *text)
 {
-	const char *scheme_end = strstr(url, "://");
-	const char *host = scheme_end ? scheme_end + 3 : url;
-	const char *at = NULL;
-	const char *p;
-	size_t		end = strcspn(url, "?#");
-	StringInfoData buf;
+	size_t		len = strlen(text);
+	char	   *copy = palloc_extended(len + 1, MCXT_ALLOC_NO_OOM);
 
-	/* credentials are "user:pass@" before the first '/' of the authority */
-	for (p = host; *p && *p != '/' && *p != '?' && *p != '#'; p++)
+	if (copy)
+		memcpy(copy, text, len + 1);
+	return copy;
+}
+
+/*
+ * url_part
+ *		One part of a URL as libcurl's URL parser sees it, palloc'd; NULL if
+ *		the URL does not parse or lacks that part
+ *
+ * flags go to curl_url_get (CURLU_URLDECODE).  Any scheme parses, so that
+ * a URL we refuse can still be shown.
+ */
+static char *
+url_part(const char *url, CURLUPart part, unsigned int flags)
+{
+	CURLU	   *h = curl_url();
+	char	   *value = NULL;
+	char	   *result = NULL;
+
+	if (h == NULL)
+		return NULL;
+	if (curl_url_set(h, CURLUPART_URL, url,
+					 CURLU_NON_SUPPORT_SCHEME | CURLU_PATH_AS_IS) == CURLUE_OK &&
+		curl_url_get(h, part, &value, flags) == CURLUE_OK && value != NULL)
+		result = copy_noerr(value);
+	curl_free(value);
+	curl_url_cleanup(h);
+	return result;
+}
+
+/*
+ * add_url_secrets
+ *		A URL's query string, raw and decoded, is secret.  A URL that does
+ *		not parse is secret whole after its first '?'.
+ */
+static void
+add_url_secrets(Secrets *secrets, const char *url)
+{
+	char	   *raw = url_part(url, CURLUPART_QUERY, 0);
+
+	if (raw == NULL && strchr(url, '?') != NULL)
+		raw = pstrdup(strchr(url, '?') + 1);
+	if (raw == NULL || secrets->n + 2 > MAX_SECRETS)
+		return;
+	secrets->s[secrets->n++] = raw;
+	secrets->s[secrets->n++] = url_part(url, CURLUPART_QUERY, CURLU_URLDECODE);
+}
+
+/*
+ * request_secrets
+ *		The secrets that text about a request (or about url) must not show
+ *
+ * req and url may be NULL.
+ */
+static Secrets
+request_secrets(CloverExportRun *run, CloverRequest *req, const char *url)
+{
+	Secrets		secrets = {0};
+
+	secrets.s[secrets.n++] = run->token;
+	if (url == NULL && req != NULL && req->kind == REQ_FILE)
+		url = req->job->urls[req->file_no];
+	if (url != NULL)
+		add_url_secrets(&secrets, url);
+	return secrets;
+}
+
+/*
+ * secret_run
+ *		How many characters of text, from its start, are a stretch of one of
+ *		the secrets long enough to count (SECRET_FRAGMENT_LEN, or a whole
+ *		shorter secret); 0 if none
+ */
+static size_t
+secret_run(const char *text, const Secrets *secrets)
+{
+	size_t		best = 0;
+	int			i;
+
+	for (i = 0; i < secrets->n; i++)
 	{
-		if (*p == '@')
-			at = p;
+		const char *secret = secrets->s[i];
+		size_t		slen = secret ? strlen(secret) : 0;
+		size_t		need = Min(slen, SECRET_FRAGMENT_LEN);
+		size_t		j;
+
+		for (j = 0; need > 0 && j + need <= slen; j++)
+		{
+			size_t		k = 0;
+
+			while (secret[j + k] != '\0' && text[k] == secret[j + k])
+				k++;
+			if (k >= need && k > best)
+				best = k;
+		}
 	}
-	initStringInfo(&buf);
-	appendBinaryStringInfo(&buf, url, host - url);
-	if (at)
-		host = at + 1;
-	if ((size_t) (host - url) < end)
-		appendBinaryStringInfo(&buf, host, end - (host - url));
-	return buf.data;
+	return best;
 }
 
 /*
  * redact
- *		Remote or libcurl text with any occurrence of the token removed
+ *		Remote or libcurl text with every stretch of a secret replaced by
+ *		"[redacted]", palloc'd
+ *
+ * Any SECRET_FRAGMENT_LEN characters in a row of a secret count as the
+ * secret, so a token cut short (by Clover, or by us) is found too.
  */
 static char *
-redact(CloverExportRun *run, const char *text)
+redact(const char *text, const Secrets *secrets)
 {
 	StringInfoData buf;
 	const char *p = text;
-	size_t		toklen = strlen(run->token);
-	const char *hit;
 
 	initStringInfo(&buf);
-	while (toklen > 0 && (hit = strstr(p, run->token)) != NULL)
+	while (*p)
 	{
-		appendBinaryStringInfo(&buf, p, hit - p);
-		appendStringInfoString(&buf, "[redacted]");
-		p = hit + toklen;
+		size_t		n = secret_run(p, secrets);
+
+		if (n > 0)
+		{
+			appendStringInfoString(&buf, "[redacted]");
+			p += n;
+		}
+		else
+			appendStringInfoChar(&buf, *p++);
 	}
-	appendStringInfoString(&buf, p);
 	return buf.data;
 }
 
 /*
- * url_path
- *		The path of a URL, without host, query string or fragment, palloc'd
- *		(file hosts change; messages name the file by its path)
+ * holds_secret
+ *		Does text hold a stretch of a secret?
+ */
+static bool
+holds_secret(const char *text, const Secrets *secrets)
+{
+	return strcmp(redact(text, secrets), text) != 0;
+}
+
+/*
+ * shown_text
+ *		Remote text for a message: redacted first, then cut to
+ *		REMOTE_TEXT_SHOWN bytes (cutting first could leave most of a secret
+ *		that straddles the cut), without a final period; palloc'd
  */
 static char *
-url_path(const char *url)
+shown_text(const char *text, const Secrets *secrets)
 {
-	const char *scheme_end = strstr(url, "://");
-	const char *path = strchr(scheme_end ? scheme_end + 3 : url, '/');
+	char	   *shown = redact(text, secrets);
+	int			len = strlen(shown);
 
-	if (path == NULL)
-		return pstrdup("/");
-	return pnstrdup(path, strcspn(path, "?#"));
+	if (len > REMOTE_TEXT_SHOWN)
+	{
+		shown[REMOTE_TEXT_SHOWN] = '\0';
+		return psprintf("%s...", shown);
+	}
+	while (len > 0 && (shown[len - 1] == '.' || shown[len - 1] == ' '))
+		shown[--len] = '\0';
+	return shown;
+}
+
+/*
+ * url_for_display
+ *		A URL as messages show it: scheme, host, port and path, never its
+ *		credentials, query string or fragment, and redacted; palloc'd
+ *
+ * A pre-signed file URL carries its signature in the query string, which
+ * is as secret as a token.  The path ends at the first '?' or '#', even
+ * when the URL has no path ("https://host?X-Amz-Credential=a/b/c").
+ */
+static char *
+url_for_display(CloverExportRun *run, const char *url)
+{
+	Secrets		secrets = request_secrets(run, NULL, url);
+	char	   *scheme = url_part(url, CURLUPART_SCHEME, 0);
+	char	   *host = url_part(url, CURLUPART_HOST, 0);
+	char	   *port = url_part(url, CURLUPART_PORT, 0);
+	char	   *path = url_part(url, CURLUPART_PATH, 0);
+
+	if (scheme == NULL || host == NULL)
+		return pstrdup("(a URL that cannot be parsed)");
+	return redact(psprintf("%s://%s%s%s%s", scheme, host,
+						   port ? ":" : "", port ? port : "",
+						   path ? path : "/"), &secrets);
+}
+
+/*
+ * url_path
+ *		The path of a file URL, without host, query string or fragment,
+ *		redacted, palloc'd (file hosts change; messages name the file by
+ *		its path)
+ */
+static char *
+url_path(CloverExportRun *run, const char *url)
+{
+	Secrets		secrets = request_secrets(run, NULL, url);
+	char	   *path = url_part(url, CURLUPART_PATH, 0);
+
+	return redact(path ? path : "/", &secrets);
 }
 
 static char *
@@ -382,30 +576,18 @@ window_text(const CloverJob *job)
 }
 
 /*
- * without_final_period
- *		Remote text ends mid-sentence in our details: drop its final period
- */
-static char *
-without_final_period(char *text)
-{
-	int			len = strlen(text);
-
-	while (len > 0 && (text[len - 1] == '.' || text[len - 1] == ' '))
-		text[--len] = '\0';
-	return text;
-}
-
-/*
  * answer_text
- *		What Clover answered, for an errdetail: its message, redacted, without
- *		a final period
+ *		What Clover answered, for an errdetail: its message, redacted, then
+ *		cut short, without a final period
  */
 static char *
 answer_text(CloverExportRun *run, CloverRequest *req)
 {
-	return without_final_period(redact(run,
-									   CloverErrorBodyMessage(req->body ? req->body : "",
-															  req->body_len)));
+	Secrets		secrets = request_secrets(run, req, NULL);
+
+	return shown_text(CloverErrorBodyMessage(req->body ? req->body : "",
+											 req->body_len, REMOTE_TEXT_READ),
+					  &secrets);
 }
 
 /*
@@ -418,14 +600,16 @@ static char *
 failure_text(CloverExportRun *run, CloverRequest *req, CURLcode rc,
 			 long status)
 {
+	Secrets		secrets = request_secrets(run, req, NULL);
+
 	if (req->too_large)
 		return psprintf("an answer of more than %zu bytes", req->body_limit);
 	if (req->out_of_memory)
 		return pstrdup("an answer too large for the available memory");
 	if (rc == CURLE_OK)
 		return psprintf("HTTP %ld: %s", status, answer_text(run, req));
-	return without_final_period(redact(run, req->errbuf[0] ? req->errbuf :
-									   curl_easy_strerror(rc)));
+	return shown_text(req->errbuf[0] ? req->errbuf : curl_easy_strerror(rc),
+					  &secrets);
 }
 
 /* ----------------------------------------------------------------
@@ -1143,35 +1327,65 @@ is_transient(CloverRequest *req, CURLcode rc, long status)
 }
 
 /*
+ * deadline_wait
+ *		The next wait of a retry loop that may last timeout_secs from since:
+ *		delay, or what is left of the time if that is less (a last, shorter
+ *		wait); -1 once the time is spent
+ */
+static double
+deadline_wait(double since, double timeout_secs, double now, double delay)
+{
+	double		left = since + timeout_secs - now;
+
+	if (left <= 0)
+		return -1;
+	return Min(delay, left);
+}
+
+/*
  * rate_limited
  *		Handle a 429: pause every API request for Retry-After (or a backoff
- *		from 1 s); fail once the pauses exceed busy_timeout
+ *		from 1 s); fail once busy_timeout is spent
+ *
+ * A Retry-After that reaches past busy_timeout fails at once: calling
+ * before it expires only lengthens Clover's penalty.
  */
 static void
 rate_limited(CloverExportRun *run, CloverRequest *req, const char *what)
 {
 	double		now = mono_now();
+	double		timeout = run->opts->busy_timeout_ms / 1000.0;
 	double		delay;
 
 	if (run->rate_limit_streak == 0)
 		run->rate_limited_since = now;
 	run->rate_limit_streak++;
 	if (req->retry_after_secs >= 0)
-		delay = (double) req->retry_after_secs + 0.05;	/* never early */
+	{
+		delay = (double) req->retry_after_secs + RETRY_AFTER_MARGIN_SECS;
+		if (deadline_wait(run->rate_limited_since, timeout, now, delay) < delay)
+			delay = -1;
+	}
 	else
-		delay = backoff_secs(run->rate_limit_streak, 1.0, 60.0);
-
-	if (now + delay - run->rate_limited_since > run->opts->busy_timeout_ms / 1000.0)
+		delay = deadline_wait(run->rate_limited_since, timeout, now,
+							  backoff_secs(run->rate_limit_streak,
+										   RATE_RETRY_BASE_SECS,
+										   RATE_RETRY_MAX_SECS));
+	if (delay < 0)
 	{
 		CHECK_FOR_INTERRUPTS();
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_EXECUTION),
 				 errmsg("Clover kept rate-limiting %s", what),
-				 errdetail("Clover answered HTTP 429 %d times in a row over %s: %s.",
+				 errdetail("Clover answered HTTP 429 %d times in a row over %s%s: %s.",
 						   run->rate_limit_streak,
 						   format_duration(now - run->rate_limited_since),
+						   req->retry_after_secs >= 0 ?
+						   psprintf(", the last time with Retry-After: %ld",
+									req->retry_after_secs) : "",
 						   answer_text(run, req)),
-				 errhint("Other programs may be using the same token or app. Try again later, or raise the server option busy_timeout.")));
+				 errhint("Other programs may be using the same token or app. Try again later, or raise the server option busy_timeout (now %s).",
+						 format_duration(timeout))));
 	}
 	run->api_paused_until = Max(run->api_paused_until, now + delay);
 	run->stats.rate_limited++;
@@ -1181,101 +1395,167 @@ rate_limited(CloverExportRun *run, CloverRequest *req, const char *what)
 }
 
 /*
- * closed_or_busy
- *		Classify a 503 answer to a POST and schedule the retry, or fail
+ * contains_ci
+ *		Does text contain word, ignoring ASCII case?  (strcasestr is a GNU
+ *		extension.)
+ */
+static bool
+contains_ci(const char *text, const char *word)
+{
+	size_t		n = strlen(word);
+
+	for (; *text; text++)
+	{
+		if (pg_strncasecmp(text, word, n) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * says_closed
+ *		Does a 503 mean "outside the service hours" rather than "busy"?
+ *
+ * Clover's own words decide: it names its hours when closed, and says
+ * "too many" exports when busy.  Only words that say neither (or both) leave
+ * it to the configured calendar.
+ */
+static bool
+says_closed(const CloverFdwOptions *opts, const char *message,
+			TimestampTz wall)
+{
+	bool		hours = contains_ci(message, "hour") ||
+		contains_ci(message, "closed");
+	bool		busy = contains_ci(message, "too many") ||
+		contains_ci(message, "concurrent") || contains_ci(message, "busy");
+
+	if (hours != busy)
+		return hours;
+	return !CloverServiceOpenAt(&opts->hours, wall);
+}
+
+/*
+ * wait_or_fail_closed
+ *		Clover answered a POST "closed": schedule the retry at the opening if
+ *		wait_for_service allows, else fail with the hours and the opening
  */
 static void
-closed_or_busy(CloverExportRun *run, CloverJob *job, CloverRequest *req)
+wait_or_fail_closed(CloverExportRun *run, CloverJob *job, const char *message,
+					TimestampTz wall, double now)
 {
 	const CloverFdwOptions *opts = run->opts;
-	char	   *message = answer_text(run, req);
-	TimestampTz wall = GetCurrentTimestamp();
 	bool		calendar_open = CloverServiceOpenAt(&opts->hours, wall);
-	bool		says_hours = (strcasestr(message, "hour") != NULL ||
-							  strcasestr(message, "available") != NULL);
-	double		now = mono_now();
+	TimestampTz opening = CloverNextOpening(&opts->hours, wall);
+	double		until_open;
 
-	if (says_hours || !calendar_open)
+	/* the calendar disagrees with Clover: look again in a minute */
+	if (opening <= wall)
+		opening = wall + 60 * USECS_PER_SEC;
+	until_open = (opening - wall) / 1e6;
+	if (job->closed_since == 0)
+		job->closed_since = now;
+
+	if (opts->wait_for_service_ms > 0 && opening != DT_NOEND &&
+		now + until_open - job->closed_since <= opts->wait_for_service_ms / 1000.0)
 	{
-		TimestampTz opening = CloverNextOpening(&opts->hours, wall);
-		double		until_open;
+		ereport(NOTICE,
+				(errmsg("Clover's export service is closed; waiting until %s (%s)",
+						CloverFormatUtc(opening), format_duration(until_open)),
+				 errdetail("Clover answered HTTP 503: %s.", message),
+				 errhint("Service hours (UTC): %s.",
+						 CloverFormatServiceHours(&opts->hours))));
+		job->due_at = now + until_open + 1.0 +
+			5.0 * pg_prng_double(&pg_global_prng_state);
+		job->state = JOB_WAITING;
+		run->stats.closed_waits++;
+		run->stats.closed_wait_secs += until_open;
+		return;
+	}
 
-		/* the calendar disagrees with Clover: look again in a minute */
-		if (opening <= wall)
-			opening = wall + 60 * USECS_PER_SEC;
-		until_open = (opening - wall) / 1e6;
-		if (job->closed_since == 0)
-			job->closed_since = now;
-
-		if (opts->wait_for_service_ms > 0 && opening != DT_NOEND &&
-			now + until_open - job->closed_since <= opts->wait_for_service_ms / 1000.0)
-		{
-			ereport(NOTICE,
-					(errmsg("Clover's export service is closed; waiting until %s (%s)",
-							CloverFormatUtc(opening), format_duration(until_open)),
-					 errdetail("Clover answered HTTP 503: %s.", message),
-					 errhint("Service hours (UTC): %s.",
-							 CloverFormatServiceHours(&opts->hours))));
-			job->due_at = now + until_open + 1.0 +
-				5.0 * pg_prng_double(&pg_global_prng_state);
-			job->state = JOB_WAITING;
-			run->stats.closed_waits++;
-			run->stats.closed_wait_secs += until_open;
-			return;
-		}
-
-		CHECK_FOR_INTERRUPTS();
-		if (calendar_open)
-			ereport(ERROR,
-					(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_EXECUTION),
-					 errmsg("Clover's export service is closed"),
-					 errdetail("Clover answered HTTP 503 to the %s export for window %s: %s.",
-							   CloverExportTypeName(opts->export_type),
-							   window_text(job), message),
-					 errhint("The configured service hours (%s, UTC) say it is open now; check the server option service_hours.",
-							 CloverFormatServiceHours(&opts->hours))));
+	CHECK_FOR_INTERRUPTS();
+	if (calendar_open)
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_EXECUTION),
 				 errmsg("Clover's export service is closed"),
 				 errdetail("Clover answered HTTP 503 to the %s export for window %s: %s.",
 						   CloverExportTypeName(opts->export_type),
 						   window_text(job), message),
-				 opening == DT_NOEND ?
-				 errhint("The service hours (%s, UTC) have no open period.",
-						 CloverFormatServiceHours(&opts->hours)) :
-				 errhint("Clover accepts exports during %s (UTC); it next opens at %s, in %s. Run the query then, or set the server option wait_for_service (for example '%d hours') to wait for the opening.",
-						 CloverFormatServiceHours(&opts->hours),
-						 CloverFormatUtc(opening), format_duration(until_open),
-						 (int) ceil(until_open / 3600.0))));
-	}
+				 errhint("The configured service hours (%s, UTC) say it is open now; check the server option service_hours.",
+						 CloverFormatServiceHours(&opts->hours))));
+	ereport(ERROR,
+			(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_EXECUTION),
+			 errmsg("Clover's export service is closed"),
+			 errdetail("Clover answered HTTP 503 to the %s export for window %s: %s.",
+					   CloverExportTypeName(opts->export_type),
+					   window_text(job), message),
+			 opening == DT_NOEND ?
+			 errhint("The service hours (%s, UTC) have no open period.",
+					 CloverFormatServiceHours(&opts->hours)) :
+			 errhint("Clover accepts exports during %s (UTC); it next opens at %s, in %s. Run the query then, or set the server option wait_for_service (for example '%d hours') to wait for the opening.",
+					 CloverFormatServiceHours(&opts->hours),
+					 CloverFormatUtc(opening), format_duration(until_open),
+					 (int) ceil(until_open / 3600.0))));
+}
 
-	/* busy: too many exports at Clover */
+/*
+ * wait_or_fail_busy
+ *		Clover answered a POST "busy": retry with exponential backoff, per
+ *		export, until busy_timeout is really spent (the last wait may be
+ *		shorter), then fail saying how long it waited
+ */
+static void
+wait_or_fail_busy(CloverExportRun *run, CloverJob *job, const char *message,
+				  double now)
+{
+	const CloverFdwOptions *opts = run->opts;
+	double		timeout = opts->busy_timeout_ms / 1000.0;
+	double		delay;
+
 	if (job->busy_since == 0)
-		job->busy_since = now;
 	{
-		int			attempt = (int) (run->stats.busy_waits + 1);
-		double		delay = backoff_secs(attempt, 1.0, 30.0);
-
-		if (now + delay - job->busy_since > opts->busy_timeout_ms / 1000.0)
-		{
-			CHECK_FOR_INTERRUPTS();
-			ereport(ERROR,
-					(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_EXECUTION),
-					 errmsg("Clover is busy with other exports"),
-					 errdetail("Clover answered HTTP 503 to the %s export for window %s for %s: %s.",
-							   CloverExportTypeName(opts->export_type),
-							   window_text(job),
-							   format_duration(now - job->busy_since), message),
-					 errhint("Clover runs only a few exports at a time per server. Try again later, or raise the server option busy_timeout (now %s).",
-							 format_duration(opts->busy_timeout_ms / 1000.0))));
-		}
-		job->due_at = now + delay;
-		job->state = JOB_WAITING;
-		run->stats.busy_waits++;
-		run->stats.busy_wait_secs += delay;
-		elog(DEBUG1, "clover_export_fdw: Clover busy, retrying window %d in %.2f s",
-			 job->index + 1, delay);
+		job->busy_since = now;
+		job->busy_answers = 0;
 	}
+	job->busy_answers++;
+	delay = deadline_wait(job->busy_since, timeout, now,
+						  backoff_secs(job->busy_answers, BUSY_RETRY_BASE_SECS,
+									   BUSY_RETRY_MAX_SECS));
+	if (delay < 0)
+	{
+		CHECK_FOR_INTERRUPTS();
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_EXECUTION),
+				 errmsg("Clover is busy with other exports"),
+				 errdetail("Clover answered HTTP 503 %d times over %s to the %s export for window %s: %s.",
+						   job->busy_answers,
+						   format_duration(now - job->busy_since),
+						   CloverExportTypeName(opts->export_type),
+						   window_text(job), message),
+				 errhint("Clover runs only a few exports at a time per server. Try again later, or raise the server option busy_timeout (now %s).",
+						 format_duration(timeout))));
+	}
+	job->due_at = now + delay;
+	job->state = JOB_WAITING;
+	run->stats.busy_waits++;
+	run->stats.busy_wait_secs += delay;
+	elog(DEBUG1, "clover_export_fdw: Clover busy, retrying window %d in %.2f s",
+		 job->index + 1, delay);
+}
+
+/*
+ * closed_or_busy
+ *		Classify a 503 answer to a POST and schedule the retry, or fail
+ */
+static void
+closed_or_busy(CloverExportRun *run, CloverJob *job, CloverRequest *req)
+{
+	char	   *message = answer_text(run, req);
+	TimestampTz wall = GetCurrentTimestamp();
+
+	if (says_closed(run->opts, message, wall))
+		wait_or_fail_closed(run, job, message, wall, mono_now());
+	else
+		wait_or_fail_busy(run, job, message, mono_now());
 }
 
 /*
@@ -1321,7 +1601,7 @@ report_api_error(CloverExportRun *run, CloverJob *job, CloverRequest *req,
 				(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_EXECUTION),
 				 errmsg("Clover answered with a redirect"),
 				 errdetail("%s answered HTTP %ld to %s.", request, status,
-						   location ? url_for_display(location) : "(no location)"),
+						   location ? url_for_display(run, location) : "(no location)"),
 				 errhint("API requests carry the access token and are never redirected; check the option base_url of server \"%s\".",
 						 opts->server_name)));
 	}
@@ -1368,6 +1648,7 @@ handle_create(CloverExportRun *run, CloverRequest *req, CURLcode rc,
 	{
 		run->rate_limit_streak = 0;
 		job->busy_since = 0;
+		job->busy_answers = 0;
 		job->closed_since = 0;
 		job->create_failures = 0;
 		run->stats.exports_created++;
@@ -1387,7 +1668,9 @@ handle_create(CloverExportRun *run, CloverRequest *req, CURLcode rc,
 		job->create_failures++;
 		run->stats.retries++;
 		job->state = JOB_WAITING;
-		job->due_at = mono_now() + backoff_secs(job->create_failures, 0.5, 30.0);
+		job->due_at = mono_now() + backoff_secs(job->create_failures,
+												CREATE_RETRY_BASE_SECS,
+												CREATE_RETRY_MAX_SECS);
 	}
 	else
 		report_api_error(run, job, req, rc, status, job->create_failures + 1);
@@ -1402,6 +1685,7 @@ handle_poll(CloverExportRun *run, CloverRequest *req, CURLcode rc, long status)
 	{
 		run->rate_limit_streak = 0;
 		job->poll_failures = 0;
+		job->closed_polls = 0;
 		apply_export_info(run, job, req);
 	}
 	else if (rc == CURLE_OK && status == 429)
@@ -1409,12 +1693,22 @@ handle_poll(CloverExportRun *run, CloverRequest *req, CURLcode rc, long status)
 		rate_limited(run, req, "status polls");
 		job->due_at = run->api_paused_until;
 	}
+	else if (rc == CURLE_OK && status == 503 &&
+			 says_closed(run->opts, answer_text(run, req), GetCurrentTimestamp()))
+	{
+		/* closed is no failure of the export: export_timeout bounds it */
+		job->closed_polls++;
+		run->stats.retries++;
+		poll_again(run, job);
+	}
 	else if (is_transient(req, rc, status) &&
 			 job->poll_failures < run->opts->max_retries)
 	{
 		job->poll_failures++;
 		run->stats.retries++;
-		job->due_at = mono_now() + backoff_secs(job->poll_failures, 0.5, 30.0);
+		job->due_at = mono_now() + backoff_secs(job->poll_failures,
+												POLL_RETRY_BASE_SECS,
+												POLL_RETRY_MAX_SECS);
 	}
 	else
 		report_api_error(run, job, req, rc, status, job->poll_failures + 1);
@@ -1425,7 +1719,8 @@ handle_poll(CloverExportRun *run, CloverRequest *req, CURLcode rc, long status)
  *		Only http(s) file URLs are fetched
  */
 static void
-check_file_url(CloverExportRun *run, CloverJob *job, const char *url, int n)
+check_file_url(CloverExportRun *run, CloverJob *job, const char *url, int n,
+			   int nfiles)
 {
 	if (pg_strncasecmp(url, "https://", 8) == 0 ||
 		pg_strncasecmp(url, "http://", 7) == 0)
@@ -1434,9 +1729,85 @@ check_file_url(CloverExportRun *run, CloverJob *job, const char *url, int n)
 			(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_REPLY),
 			 errmsg("Clover export \"%s\" lists a file URL that is not http or https",
 					job->export_id),
-			 errdetail("File %d of %d has the URL \"%s\".", n + 1, job->nfiles,
-					   url_for_display(url)),
+			 errdetail("File %d of %d has the URL \"%s\".", n + 1, nfiles,
+					   url_for_display(run, url)),
 			 errhint("clover_export_fdw downloads only http and https URLs.")));
+}
+
+/*
+ * check_export_secrets
+ *		Export ids and statuses go into messages: refuse an export object
+ *		whose id or status holds a stretch of a secret (without showing it)
+ */
+static void
+check_export_secrets(CloverExportRun *run, CloverRequest *req,
+					 const CloverExportInfo *info)
+{
+	Secrets		secrets = request_secrets(run, NULL, NULL);
+
+	if (!holds_secret(info->id, &secrets) &&
+		!holds_secret(info->status, &secrets))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_FDW_INVALID_STRING_FORMAT),
+			 errmsg("could not read Clover's export object"),
+			 errdetail("%s %s answered HTTP 200 with an export id or status that holds part of the access token.",
+					   req->kind == REQ_CREATE ? "POST" : "GET",
+					   run->exports_path),
+			 errhint("Messages never show the token, so the export is not named here.")));
+}
+
+/*
+ * export_timed_out
+ *		Fail: an export stayed PENDING or IN_PROGRESS for export_timeout
+ */
+static void
+export_timed_out(CloverExportRun *run, CloverJob *job)
+{
+	const CloverFdwOptions *opts = run->opts;
+
+	CHECK_FOR_INTERRUPTS();
+	ereport(ERROR,
+			(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_EXECUTION),
+			 errmsg("Clover export \"%s\" did not finish within %s",
+					job->export_id,
+					format_duration(opts->export_timeout_ms / 1000.0)),
+			 errdetail("Its last status was %s, %d%% complete, for the %s window %s%s.",
+					   job->status, Max(job->percent, 0),
+					   CloverExportTypeName(opts->export_type),
+					   window_text(job),
+					   job->closed_polls > 0 ?
+					   psprintf("; the last %d polls were answered HTTP 503 (service closed)",
+								job->closed_polls) : ""),
+			 errhint("Clover may be overloaded or closed. Try again later, query a shorter range, or raise the server option export_timeout (now %s).",
+					 format_duration(opts->export_timeout_ms / 1000.0))));
+}
+
+/*
+ * poll_again
+ *		Schedule the next poll of a PENDING or IN_PROGRESS export, first
+ *		after POLL_FIRST_MS, then at doubling intervals up to POLL_MAX_MS;
+ *		fail once the export has run for export_timeout
+ */
+static void
+poll_again(CloverExportRun *run, CloverJob *job)
+{
+	double		now = mono_now();
+	double		wait;
+
+	if (job->state != JOB_RUNNING)
+	{
+		job->state = JOB_RUNNING;
+		job->created_at = now;
+		job->poll_interval_ms = POLL_FIRST_MS;
+	}
+	else
+		job->poll_interval_ms = Min(job->poll_interval_ms * 2, POLL_MAX_MS);
+	wait = deadline_wait(job->created_at, run->opts->export_timeout_ms / 1000.0,
+						 now, job->poll_interval_ms / 1000.0);
+	if (wait < 0)
+		export_timed_out(run, job);
+	job->due_at = now + wait;
 }
 
 /*
@@ -1464,6 +1835,7 @@ apply_export_info(CloverExportRun *run, CloverJob *job, CloverRequest *req)
 						   run->exports_path, problem)));
 	}
 	MemoryContextSwitchTo(old);
+	check_export_secrets(run, req, &info);
 
 	if (job->export_id && strcmp(job->export_id, info.id) != 0 &&
 		req->kind == REQ_POLL)
@@ -1478,16 +1850,7 @@ apply_export_info(CloverExportRun *run, CloverJob *job, CloverRequest *req)
 	if (strcmp(info.status, "PENDING") == 0 ||
 		strcmp(info.status, "IN_PROGRESS") == 0)
 	{
-		double		now = mono_now();
-
-		if (job->state != JOB_RUNNING)
-		{
-			job->state = JOB_RUNNING;
-			job->poll_interval_ms = POLL_FIRST_MS;
-		}
-		else
-			job->poll_interval_ms = Min(job->poll_interval_ms * 2, POLL_MAX_MS);
-		job->due_at = now + job->poll_interval_ms / 1000.0;
+		poll_again(run, job);
 		return;
 	}
 
@@ -1518,7 +1881,7 @@ apply_export_info(CloverExportRun *run, CloverJob *job, CloverRequest *req)
 
 	/* DONE: the files are known */
 	for (i = 0; i < info.nurls; i++)
-		check_file_url(run, job, info.urls[i], i);
+		check_file_url(run, job, info.urls[i], i, info.nurls);
 	job->nfiles = info.nurls;
 	job->urls = info.urls;
 	job->files = MemoryContextAllocZero(run->cxt,
@@ -1560,6 +1923,7 @@ restart_job(CloverExportRun *run, CloverJob *job)
 	job->request_in_flight = false;
 	job->due_at = 0;
 	job->export_id = NULL;
+	job->closed_polls = 0;
 	job->nfiles = 0;
 	job->files = NULL;
 	job->urls = NULL;
@@ -1617,21 +1981,29 @@ handle_file(CloverExportRun *run, CloverRequest *req, CURLcode rc,
 				 errmsg("file %d of %d of Clover export \"%s\" is no longer available",
 						req->file_no + 1, job->nfiles, job->export_id),
 				 errdetail("GET %s answered %s (window %s).",
-						   url_path(job->urls[req->file_no]),
+						   url_path(run, job->urls[req->file_no]),
 						   failure_text(run, req, rc, status), window_text(job)),
 				 errhint(job->any_handed ?
 						 "Rows of this window were already returned, so the export cannot be created again within this query. Run the query again." :
 						 "The export was already created again once. Run the query again.")));
 	}
 
-	if (is_transient(req, rc, status) && slot->failures < opts->max_retries)
+	/*
+	 * Transient failures and 429s are retried (waiting out Retry-After,
+	 * unless it reaches past busy_timeout) up to max_retries times
+	 */
+	if ((is_transient(req, rc, status) || (rc == CURLE_OK && status == 429)) &&
+		slot->failures < opts->max_retries &&
+		req->retry_after_secs * 1000.0 <= opts->busy_timeout_ms)
 	{
 		slot->failures++;
 		run->stats.retries++;
 		slot->state = FILE_RETRY_WAIT;
 		slot->retry_at = mono_now() +
-			(req->retry_after_secs >= 0 ? req->retry_after_secs + 0.05 :
-			 backoff_secs(slot->failures, 0.25, 15.0));
+			(req->retry_after_secs >= 0 ?
+			 req->retry_after_secs + RETRY_AFTER_MARGIN_SECS :
+			 backoff_secs(slot->failures, FILE_RETRY_BASE_SECS,
+						  FILE_RETRY_MAX_SECS));
 		elog(DEBUG1, "clover_export_fdw: retrying file %d of export %s (attempt %d)",
 			 req->file_no + 1, job->export_id, slot->failures + 1);
 		return;
@@ -1643,7 +2015,7 @@ handle_file(CloverExportRun *run, CloverRequest *req, CURLcode rc,
 			 errmsg("could not download file %d of %d of Clover export \"%s\"",
 					req->file_no + 1, job->nfiles, job->export_id),
 			 errdetail("GET %s answered %s (window %s%s).",
-					   url_path(job->urls[req->file_no]),
+					   url_path(run, job->urls[req->file_no]),
 					   failure_text(run, req, rc, status), window_text(job),
 					   slot->failures > 0 ?
 					   psprintf(", after %d attempts", slot->failures + 1) : ""),

@@ -479,10 +479,12 @@ sanitize_text(const char *s, size_t len, size_t maxlen)
 /*
  * CloverErrorBodyMessage
  *		What an error answer says: its "message" (or "error") string if it
- *		is a JSON object, else its text; printable, at most ~300 bytes
+ *		is a JSON object, else its text; printable, at most ~maxlen bytes
+ *
+ * The caller redacts secrets before it cuts the text short for a message.
  */
 char *
-CloverErrorBodyMessage(const char *body, size_t len)
+CloverErrorBodyMessage(const char *body, size_t len, size_t maxlen)
 {
 	static const char *const keys[] = {"message", "error", "msg", NULL};
 	struct json_object *obj;
@@ -508,8 +510,8 @@ CloverErrorBodyMessage(const char *body, size_t len)
 		json_object_put(obj);
 	}
 	if (message)
-		return sanitize_text(message, strlen(message), 300);
-	return sanitize_text(body, len, 300);
+		return sanitize_text(message, strlen(message), maxlen);
+	return sanitize_text(body, len, maxlen);
 }
 
 /* ----------------------------------------------------------------

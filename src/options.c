@@ -58,6 +58,7 @@ void		_PG_init(void);
 #define OPT_SERVICE_HOURS			"service_hours"
 #define OPT_WAIT_FOR_SERVICE		"wait_for_service"
 #define OPT_BUSY_TIMEOUT			"busy_timeout"
+#define OPT_EXPORT_TIMEOUT			"export_timeout"
 #define OPT_MAX_CONCURRENT_EXPORTS	"max_concurrent_exports"
 #define OPT_MAX_PARALLEL_DOWNLOADS	"max_parallel_downloads"
 #define OPT_CONNECT_TIMEOUT			"connect_timeout"
@@ -72,6 +73,7 @@ void		_PG_init(void);
 /* defaults */
 #define DEFAULT_REGION				"us"
 #define DEFAULT_BUSY_TIMEOUT_MS		(5 * 60 * 1000)
+#define DEFAULT_EXPORT_TIMEOUT_MS	(30 * 60 * 1000)
 #define DEFAULT_CONNECT_TIMEOUT_MS	(10 * 1000)
 #define DEFAULT_REQUEST_TIMEOUT_MS	(60 * 1000)
 #define DEFAULT_MAX_RETRIES			5
@@ -123,6 +125,8 @@ static const CloverOptionDef clover_options[] = {
 	check_interval},
 	{OPT_BUSY_TIMEOUT, ForeignServerRelationId, InvalidOid, false,
 	check_interval},
+	{OPT_EXPORT_TIMEOUT, ForeignServerRelationId, InvalidOid, false,
+	check_positive_interval},
 	{OPT_MAX_CONCURRENT_EXPORTS, ForeignServerRelationId, InvalidOid, false,
 	check_concurrency},
 	{OPT_MAX_PARALLEL_DOWNLOADS, ForeignServerRelationId, InvalidOid, false,
@@ -717,6 +721,8 @@ apply_option(CloverFdwOptions *o, DefElem *def, const char **hours_spec)
 		o->wait_for_service_ms = interval_to_ms(name, value);
 	else if (strcmp(name, OPT_BUSY_TIMEOUT) == 0)
 		o->busy_timeout_ms = interval_to_ms(name, value);
+	else if (strcmp(name, OPT_EXPORT_TIMEOUT) == 0)
+		o->export_timeout_ms = interval_to_ms(name, value);
 	else if (strcmp(name, OPT_MAX_CONCURRENT_EXPORTS) == 0)
 		o->max_concurrent_exports = int_option(name, value, 1, MAX_CONCURRENCY);
 	else if (strcmp(name, OPT_MAX_PARALLEL_DOWNLOADS) == 0)
@@ -759,6 +765,7 @@ CloverGetOptions(Oid foreigntableid)
 	o->table_name = get_rel_name(foreigntableid);
 	o->region = DEFAULT_REGION;
 	o->busy_timeout_ms = DEFAULT_BUSY_TIMEOUT_MS;
+	o->export_timeout_ms = DEFAULT_EXPORT_TIMEOUT_MS;
 	o->max_concurrent_exports = DEFAULT_MAX_CONCURRENT;
 	o->max_parallel_downloads = DEFAULT_PARALLEL_DOWNLOADS;
 	o->connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;

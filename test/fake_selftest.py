@@ -243,7 +243,8 @@ def run_checks(f):  # noqa: C901  (one long list of checks, in order)
                 "end_inclusive": True, "queue_ms": 100, "processing_ms": 400,
                 "max_concurrent_exports": 3, "objects_per_file": 1000, "shuffle": False,
                 "lag_ms": 0, "expired_status": 404, "file_host": "127.0.0.1",
-                "file_url_scheme": "http", "anomalies": []}
+                "file_url_scheme": "http", "file_url_form": "path",
+                "file_url_query_prefix": "", "anomalies": []}
         for k, v in want.items():
             eq(c[k], v, k)
         eq(c["tokens"], {"test-token": ["*"], "other-token": ["*"], "noperm-token": []}, "tokens")
@@ -544,6 +545,26 @@ def run_checks(f):  # noqa: C901  (one long list of checks, in order)
            "not a string")
         f.admin("POST", "reset")
         eq(f.admin("GET", "config")["file_url_scheme"], "http", "reset restores http")
+
+    @check("files: file_url_form query (no path) and file_url_query_prefix")
+    def _():
+        prefix = "X-Amz-Credential=AKIAEXAMPLE/20240101/us-east-1/s3/aws4_request&"
+        f.fresh(file_url_form="query", file_url_query_prefix=prefix)
+        done = f.export("ORDERS", FRI, FRI + D)
+        url = done["exportUrls"]["elements"][0]["url"]
+        u = urllib.parse.urlsplit(url)
+        eq(u.path, "", "no path")
+        assert u.query.startswith("key=/exports/%s/1.json&%sExpires=" % (done["id"], prefix)), url
+        status, _, body = f.get_url(url)
+        eq(status, 200, "download")
+        assert isinstance(json.loads(body)["elements"], list)
+        eq(f.get_url(url[:-4] + "0000")[0], 403, "wrong signature")
+        for bad in ({"file_url_form": "both"}, {"file_url_query_prefix": 5}):
+            eq(f.call("POST", "/_admin/config", bad, token=None)[0], 400, repr(bad))
+        f.fresh(file_url_query_prefix="a=1&")
+        url = f.export("ORDERS", FRI, FRI + D)["exportUrls"]["elements"][0]["url"]
+        assert "/1.json?a=1&Expires=" in url, url
+        eq(f.get_url(url)[0], 200, "download with a prefix")
 
     @check("files: missing or wrong signature -> 403")
     def _():
@@ -996,6 +1017,29 @@ def run_checks(f):  # noqa: C901  (one long list of checks, in order)
                 eq(body, {"message": "Service Unavailable"}, "default body")
         eq(codes, [200, 503, 503, 200], "skip 1, fire 2")
         eq(f.stats()["faults_fired"], 2, "faults_fired")
+
+    @check("fault status/redirect echo: {token}, {query}, {signature} from the request")
+    def _():
+        f.fresh()
+        fault(kind="status", target="post", status=400, echo=True,
+              body={"message": "got {token}"}, headers={"X-Echo": "<{token}>"})
+        status, body, headers = f.post("ORDERS", FRI, FRI + D)
+        eq((status, body["message"], headers["X-Echo"]), (400, "got test-token", "<test-token>"))
+        done = f.export("ORDERS", FRI, FRI + D)
+        url = done["exportUrls"]["elements"][0]["url"]
+        sig = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)["Signature"][0]
+        fault(kind="status", target="file", status=403, echo=True,
+              body="<Sig>{signature}</Sig><Q>{query}</Q>")
+        status, _, body = f.get_url(url)
+        eq((status, body.decode()), (403, "<Sig>%s</Sig><Q>%s</Q>"
+                                     % (sig, urllib.parse.urlsplit(url).query)))
+        fault(kind="redirect", target="poll", echo=True, location="http://x/{token}")
+        status, _, headers = f.poll(done["id"])
+        eq((status, headers["Location"]), (302, "http://x/test-token"))
+        fault(kind="status", target="post", status=400, body="{token}")
+        status, _, body = f.request("POST", "/v3/merchants/%s/exports" % MERCHANT, b"{}",
+                                    {"Authorization": "Bearer test-token"})
+        eq((status, body), (400, b"{token}"), "without echo the text stays")
 
     @check("fault status 429 with a custom body counts rate_limited")
     def _():

@@ -28,6 +28,8 @@ DEFAULTS = {
     "expired_status": 404,
     "file_host": "127.0.0.1",
     "file_url_scheme": "http",      # "https" under --tls-cert (set by fake_clover.py)
+    "file_url_form": "path",        # "query": no path, the file is ?key=/exports/...
+    "file_url_query_prefix": "",    # written verbatim at the start of the query
     "merchants": {
         "6E72X1BW38A7T": {"region": "*", "orders_per_day": 150},
         "EU7Q2M4K9X1ZP": {"region": "eu", "orders_per_day": 40},
@@ -90,6 +92,12 @@ def _any_string(v):
     # so that a client's refusal of such URLs can be tested
     if not isinstance(v, str):
         raise ValueError("must be a string")
+    return v
+
+
+def _url_form(v):
+    if v not in ("path", "query"):
+        raise ValueError("must be path or query")
     return v
 
 
@@ -160,6 +168,8 @@ _SCALARS = {
     "expired_status": _expired_status,
     "file_host": _string(nullable=False),
     "file_url_scheme": _any_string,
+    "file_url_form": _url_form,
+    "file_url_query_prefix": _any_string,
     "anomalies": _anomalies,
     "data_start_ms": _int(),
     "v1_merchant": _string(nullable=True),

@@ -171,7 +171,7 @@ class Export:
     """One export job as Clover reports it."""
 
     def __init__(self, eid, merchant, kind, start, end, now_ms, fileset,
-                 queue_ms, processing_ms, file_base):
+                 queue_ms, processing_ms, file_base, url_form="path", url_prefix=""):
         self.id = eid
         self.merchant = merchant
         self.kind = kind
@@ -182,6 +182,8 @@ class Export:
         self.queue_ms = queue_ms
         self.processing_ms = processing_ms
         self.file_base = file_base   # "http://host:port" of the file host
+        self.url_form = url_form     # "path" or "query" (config file_url_form)
+        self.url_prefix = url_prefix  # config file_url_query_prefix
         self.status = "PENDING"
         self.percent = 0
         self.available_until = None
@@ -241,10 +243,13 @@ class Export:
             urls = []
             for n in range(1, len(self.fileset.files) + 1):
                 path = "/exports/%s/%d.json" % (self.id, n)
-                urls.append({"url": "%s%s?Expires=%d&Signature=%s" % (
-                                 self.file_base, path, self.available_until,
-                                 sign(path, self.available_until)),
-                             "export": {"id": self.id}})
+                query = "%sExpires=%d&Signature=%s" % (
+                    self.url_prefix, self.available_until, sign(path, self.available_until))
+                if self.url_form == "query":    # no path: the key is a parameter
+                    url = "%s?key=%s&%s" % (self.file_base, path, query)
+                else:
+                    url = "%s%s?%s" % (self.file_base, path, query)
+                urls.append({"url": url, "export": {"id": self.id}})
             obj["exportUrls"] = {"elements": urls}
         obj["merchantRef"] = {"id": self.merchant}
         return obj

@@ -13,7 +13,8 @@ How each kind acts (the HTTP layer in server.py does the socket work):
   "process": true, which runs the handler and throws its answer away):
     status    answer `status` with `body`, `retry_after`, `headers`; a 429
               with retry_after also starts the token's rate-limit penalty
-              (server.Fake.penalize)
+              (server.Fake.penalize); "echo": true fills {token}, {query},
+              {signature} in body and headers from the request
     drop      close the connection without an answer
     reset     close with a TCP RST (SO_LINGER 0)
     redirect  answer 302 to `location` (default: the same path and query
@@ -76,10 +77,10 @@ def _any(v):
 
 PARAMS = {
     "status": {"status": _status_code, "body": _any, "retry_after": _number(0),
-               "headers": _headers, "process": _flag},
+               "headers": _headers, "process": _flag, "echo": _flag},
     "drop": {"process": _flag},
     "reset": {"process": _flag},
-    "redirect": {"location": _text},
+    "redirect": {"location": _text, "echo": _flag},
     "delay": {"seconds": _number(0)},
     "export_status": {"status": _text, "stuck": _flag},
     "truncate": {"bytes": _number(0)},

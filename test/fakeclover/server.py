@@ -282,7 +282,8 @@ class Fake:
             export = Export(eid, merchant, kind, start, end, now, self.cache.get(spec),
                             cfg["queue_ms"], cfg["processing_ms"],
                             "%s://%s:%d" % (cfg["file_url_scheme"], cfg["file_host"],
-                                            self.file_port))
+                                            self.file_port),
+                            cfg["file_url_form"], cfg["file_url_query_prefix"])
             self.exports[eid] = export
             self.stats["exports_created"] += 1
             self.stats["max_running_exports"] = max(self.stats["max_running_exports"], running + 1)
@@ -308,6 +309,8 @@ class Fake:
     def get_file(self, cfg, path, query):
         """A file URL on the file host: signature (403), expiry
         (expired_status), then existence (404)."""
+        if path in ("", "/") and "key" in query:   # file_url_form "query"
+            path = query["key"][0]
         m = _FILE.match(path)
         expires = (query.get("Expires") or [""])[0]
         signature = (query.get("Signature") or [""])[0]
@@ -525,12 +528,13 @@ class _Handler(BaseHTTPRequestHandler):
             if kind in ("drop", "reset"):
                 return self._close(reset=kind == "reset")
             if kind == "redirect":
-                location = rule.get("location") or "%s://%s:%d%s" % (
+                location = self._echo(rule, rule.get("location")) or "%s://%s:%d%s" % (
                     self.fake.file_scheme, cfg["file_host"], self.fake.file_port, self.path)
                 return self._send(json_response(302, {"message": "Found"},
                                                 {"Location": location}))
             body, ctype = faultmod.status_body(rule)
-            headers = dict(rule.get("headers", {}))
+            body = self._echo(rule, body)
+            headers = {k: self._echo(rule, v) for k, v in rule.get("headers", {}).items()}
             if "retry_after" in rule:
                 headers["Retry-After"] = "%g" % rule["retry_after"]
             resp = Response(rule["status"], body, ctype, headers)
@@ -538,6 +542,22 @@ class _Handler(BaseHTTPRequestHandler):
                 self.fake.penalize(token, rule["retry_after"], resp)
             return self._send(resp)
         self._send(handler(), rule)
+
+    def _echo(self, rule, text):
+        """With "echo": true, put the request's secrets into a fault's text
+        (str or bytes): {token} (its Bearer token), {query} (its raw query
+        string), {signature} (its Signature parameter)."""
+        if not rule.get("echo") or text is None:
+            return text
+        values = {"{token}": self.fake.bearer(self.headers) or "",
+                  "{query}": urlsplit(self.path).query,
+                  "{signature}": (self.query.get("Signature") or [""])[0]}
+        as_bytes = isinstance(text, bytes)
+        if as_bytes:
+            text = text.decode()
+        for name, value in values.items():
+            text = text.replace(name, value)
+        return text.encode() if as_bytes else text
 
     def _close(self, reset):
         """Answer nothing: close, or abort with a TCP RST."""
