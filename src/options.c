@@ -722,7 +722,7 @@ apply_option(CloverFdwOptions *o, DefElem *def, const char **hours_spec)
 	else if (strcmp(name, OPT_BUSY_TIMEOUT) == 0)
 		o->busy_timeout_ms = interval_to_ms(name, value);
 	else if (strcmp(name, OPT_EXPORT_TIMEOUT) == 0)
-		o->export_timeout_ms = interval_to_ms(name, value);
+		o->export_timeout_ms = positive_interval_to_ms(name, value);
 	else if (strcmp(name, OPT_MAX_CONCURRENT_EXPORTS) == 0)
 		o->max_concurrent_exports = int_option(name, value, 1, MAX_CONCURRENCY);
 	else if (strcmp(name, OPT_MAX_PARALLEL_DOWNLOADS) == 0)
