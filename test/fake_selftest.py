@@ -45,6 +45,10 @@ PAYMENT_FIELDS = {"id", "order", "device", "tender", "amount", "tipAmount", "tax
 RESULTS = []
 
 
+# Clover's ids: 13 characters of Crockford's base-32 (no I, L, O or U)
+CLOVER_ID = r"^[0-9A-HJKMNP-TV-Z]{13}$"
+
+
 def check(name):
     """Decorator: run the function as one check, record ok / not ok."""
     def wrap(fn):
@@ -314,7 +318,7 @@ def run_checks(f):  # noqa: C901  (one long list of checks, in order)
         eq(status, 200)
         eq(set(obj), {"id", "type", "status", "percentComplete", "startTime", "endTime",
                       "createdTime", "modifiedTime", "merchantRef"}, "keys")
-        assert re.match(r"^[A-Z0-9]{13}$", obj["id"]), obj["id"]
+        assert re.match(CLOVER_ID, obj["id"]), obj["id"]
         eq((obj["type"], obj["status"], obj["percentComplete"]), ("ORDERS", "PENDING", 0))
         eq((obj["startTime"], obj["endTime"]), (FRI, FRI + D))
         eq(obj["merchantRef"], {"id": MERCHANT})
@@ -641,6 +645,17 @@ def run_checks(f):  # noqa: C901  (one long list of checks, in order)
         eq((s["file_downloads"], s["file_bytes"]), (1, len(body)))
         eq((s["exports"][0]["files"], s["exports"][0]["downloads"]), (1, 1), "per export")
 
+    @check("files: HEAD answers as the file host would, with GET's headers and no body")
+    def _():
+        f.fresh()
+        done = f.export("ORDERS", FRI, FRI + D)
+        u = urllib.parse.urlsplit(done["exportUrls"]["elements"][0]["url"])
+        status, headers, body = f.request("HEAD", u.path + "?" + u.query, port=u.port)
+        _, _, full = f.get_url(done["exportUrls"]["elements"][0]["url"])
+        eq((status, int(headers["Content-Length"]), body), (200, len(full), b""))
+        status, _, _ = f.request("DELETE", u.path + "?" + u.query, port=u.port)
+        eq(status, 405, "other methods")
+
     # ---- window content -------------------------------------------------------
     @check("window: end_inclusive=true includes an object exactly at endTime")
     def _():
@@ -711,7 +726,7 @@ def run_checks(f):  # noqa: C901  (one long list of checks, in order)
         for o in week:
             missing = ORDER_FIELDS - set(o)
             assert not missing, "missing %s" % missing
-            assert re.match(r"^[A-Z0-9]{13}$", o["id"])
+            assert re.match(CLOVER_ID, o["id"]), o["id"]
             lines = o["lineItems"]["elements"]
             assert 1 <= len(lines) <= 6
             eq(o["total"], sum(li["price"] * li["unitQty"] // 1000 for li in lines), "total")

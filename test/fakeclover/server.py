@@ -275,10 +275,11 @@ class Fake:
             if running >= cfg["max_concurrent_exports"]:
                 self.stats["busy_rejections"] += 1
                 return message(503, "Too many concurrent exports, please try again later")
-            # 13 upper-case letters and digits, like Clover's ids, numbered
-            # from 1 after every reset so test output is the same every run
+            # 13 characters of Clover's alphabet (no I, L, O or U),
+            # numbered from 1 after every reset so test output is the same
+            # every run
             self._export_seq += 1
-            eid = "EXPORT%07d" % self._export_seq
+            eid = "EXPRT%08d" % self._export_seq
             export = Export(eid, merchant, kind, start, end, now, self.cache.get(spec),
                             cfg["queue_ms"], cfg["processing_ms"],
                             "%s://%s:%d" % (cfg["file_url_scheme"], cfg["file_host"],
@@ -443,7 +444,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         self._dispatch()
 
-    do_POST = do_PUT = do_DELETE = do_PATCH = do_GET
+    do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_GET
 
     @property
     def fake(self):
@@ -594,7 +595,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
         if resp.status == 429:
             self.fake.count("rate_limited")
-        if kind in ("truncate", "stall"):
+        if self.command == "HEAD":      # the headers a GET would get
+            pass
+        elif kind in ("truncate", "stall"):
             sent = int(rule.get("bytes", length // 2))
             will_send(len(resp.body[:sent]))
             self.wfile.write(resp.body[:sent])
@@ -698,7 +701,7 @@ class FileHandler(_Handler):
         fake.count("file_downloads")
         if self._carries_token(cfg):
             fake.count("token_on_file_host")
-        if self.command != "GET":
+        if self.command not in ("GET", "HEAD"):
             return self.serve("other", lambda: s3_error(405, "MethodNotAllowed",
                                                          "The method is not allowed"))
         return self.serve("file", lambda: fake.get_file(fake.config, self.req_path,
