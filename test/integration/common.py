@@ -70,6 +70,10 @@ def fake_stats():
     return _admin("/stats")
 
 
+def fake_clear_faults():
+    _admin("/fault", None, "DELETE")
+
+
 # ------------------------------------------------------------ PostgreSQL
 
 def connect(dbname, **kw):
@@ -97,6 +101,25 @@ def fresh_database(name, server_options=""):
                     "OPTIONS (access_token 'test-token')")
         cur.execute("IMPORT FOREIGN SCHEMA clover FROM SERVER clover INTO public")
     return conn
+
+
+def run_seen(conn, sql, seen):
+    """Run sql; append to seen every text the client sees (rows, notices,
+    error fields).  Returns the psycopg2 error, or None."""
+    del conn.notices[:]
+    result = None
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+            if cur.description:
+                seen.extend(str(r) for r in cur.fetchall())
+    except psycopg2.Error as e:
+        d = e.diag
+        seen.extend(str(x) for x in (d.message_primary, d.message_detail,
+                                     d.message_hint, d.context) if x)
+        result = e
+    seen.extend(conn.notices)
+    return result
 
 
 def open_handles(conn):

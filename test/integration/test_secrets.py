@@ -27,10 +27,9 @@ import random
 import string
 import urllib.request
 
-import psycopg2
-
-from common import (API, ADMIN, MERCHANT, SERVER_LOG, Tap, fake_config,
-                    fake_fault, fake_reset, fake_stats, fresh_database)
+from common import (API, MERCHANT, SERVER_LOG, Tap, fake_clear_faults,
+                    fake_config, fake_fault, fake_reset, fake_stats,
+                    fresh_database, run_seen)
 
 DB = "itest_secrets"
 FRAGMENT = 12
@@ -59,28 +58,10 @@ class Secrets:
         return None
 
 
-def clear_faults():
-    req = urllib.request.Request(ADMIN + "/fault", method="DELETE")
-    urllib.request.urlopen(req, timeout=30).read()
-
-
 def run(conn, sql):
-    """Run sql; every text the client saw (rows, notices, error fields)."""
+    """Run sql; (the error or None, every text the client saw)."""
     seen = []
-    del conn.notices[:]
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql)
-            if cur.description:
-                seen.extend(str(r) for r in cur.fetchall())
-        err = None
-    except psycopg2.Error as e:
-        d = e.diag
-        seen.extend(x for x in (d.message_primary, d.message_detail,
-                                d.message_hint, d.context) if x)
-        err = e
-    seen.extend(conn.notices)
-    return err, seen
+    return run_seen(conn, sql, seen), seen
 
 
 def export_signatures(token, known):
@@ -124,7 +105,7 @@ class Runner:
         return self.token[self.rng.randrange(0, len(self.token) - FRAGMENT):]
 
     def case(self, name, faults=(), config=None, sql=WEEK, want_error=True):
-        clear_faults()
+        fake_clear_faults()
         if config:
             fake_config(**config)
         for rule in faults:

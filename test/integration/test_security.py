@@ -20,11 +20,9 @@ import subprocess
 import tempfile
 import time
 
-import psycopg2
-
-from common import (API, MERCHANT, SERVER_LOG, Tap, connect, fake_config,
+from common import (MERCHANT, SERVER_LOG, Tap, connect, fake_config,
                     fake_fault, fake_reset, fake_stats, fresh_database,
-                    open_handles)
+                    open_handles, run_seen)
 
 DB = "itest_security"
 TOKEN = "tok-SECRET-5f2b9c1e77"
@@ -42,24 +40,6 @@ def set_token(conn, token):
         cur.execute("RESET log_statement")
 
 
-def run(conn, sql, seen):
-    """Run sql; keep every text the client sees (rows, notices, errors)."""
-    del conn.notices[:]
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql)
-            if cur.description:
-                seen.extend(str(r) for r in cur.fetchall())
-        result = None
-    except psycopg2.Error as e:
-        d = e.diag
-        seen.extend(str(x) for x in (d.message_primary, d.message_detail,
-                                     d.message_hint, d.context) if x)
-        result = e
-    seen.extend(conn.notices)
-    return result
-
-
 def workload(tap, conn, seen):
     """Successes and failures of every kind; returns the file port seen."""
     stats_file_port = json.load(open(os.environ["WORK"] + "/fake.json"))["file_port"]
@@ -69,9 +49,9 @@ def workload(tap, conn, seen):
     fake_config(tokens={TOKEN: ["*"]})
     with conn.cursor() as cur:
         cur.execute("SET clover_export_fdw.progress = on")
-    e = run(conn, WEEK, seen)
+    e = run_seen(conn, WEEK, seen)
     tap.check(e is None, "a scan with the token works", repr(e))
-    run(conn, "EXPLAIN (ANALYZE, VERBOSE) " + WEEK, seen)
+    run_seen(conn, "EXPLAIN (ANALYZE, VERBOSE) " + WEEK, seen)
 
     # API requests never follow a redirect: the token stays home
     for target in ("post", "poll"):
@@ -79,7 +59,7 @@ def workload(tap, conn, seen):
         fake_config(tokens={TOKEN: ["*"]})
         fake_fault(kind="redirect", target=target,
                    location=file_host + "/exports/steal?Signature=abc&Expires=1")
-        e = run(conn, WEEK, seen)
+        e = run_seen(conn, WEEK, seen)
         tap.check(e is not None and "redirect" in e.diag.message_primary,
                   "a redirect of a %s is refused, not followed" % target, repr(e))
         tap.check(fake_stats()["token_on_file_host"] == 0,
@@ -90,13 +70,13 @@ def workload(tap, conn, seen):
     fake_config(tokens={TOKEN: ["*"]})
     fake_fault(kind="redirect", target="file",
                location="ftp://127.0.0.1/x?Signature=abc&Expires=1")
-    e = run(conn, WEEK, seen)
+    e = run_seen(conn, WEEK, seen)
     tap.check(e is not None, "a file redirect to ftp:// is refused", repr(e))
 
     # a file URL that is not http(s)
     fake_reset()
     fake_config(tokens={TOKEN: ["*"]}, file_url_scheme="ftp")
-    e = run(conn, WEEK, seen)
+    e = run_seen(conn, WEEK, seen)
     tap.check(e is not None and "not http or https" in e.diag.message_primary,
               "an export listing an ftp:// file URL is refused", repr(e))
 
@@ -104,27 +84,27 @@ def workload(tap, conn, seen):
     fake_reset()
     fake_config(tokens={TOKEN: ["*"]})
     fake_fault(kind="malformed", target="file", count=-1)
-    e = run(conn, WEEK, seen)
+    e = run_seen(conn, WEEK, seen)
     tap.check(e is not None and e.pgcode == "HV00A", "a broken file fails", repr(e))
     for kind, extra in (("status", {"status": 500}), ("status", {"status": 404}),
                         ("truncate", {})):
         fake_reset()
         fake_config(tokens={TOKEN: ["*"]})
         fake_fault(kind=kind, target="file", count=-1, **extra)
-        e = run(conn, WEEK, seen)
+        e = run_seen(conn, WEEK, seen)
         tap.check(e is not None, "a failing file (%s %s) fails" % (kind, extra), repr(e))
 
     # a token Clover refuses, a merchant it does not know
     fake_reset()
     fake_config(tokens={TOKEN: []})
-    e = run(conn, WEEK, seen)
+    e = run_seen(conn, WEEK, seen)
     tap.check(e is not None and "refused the access token" in e.diag.message_primary,
               "a refused token fails", repr(e))
     fake_reset()
     fake_config(tokens={TOKEN: ["*"]})
     with conn.cursor() as cur:
         cur.execute("ALTER FOREIGN TABLE clover_orders OPTIONS (ADD merchant_id 'ZZZZZZZZZZZZZ')")
-    e = run(conn, WEEK, seen)
+    e = run_seen(conn, WEEK, seen)
     with conn.cursor() as cur:
         cur.execute("ALTER FOREIGN TABLE clover_orders OPTIONS (DROP merchant_id)")
     tap.check(e is not None, "an unknown merchant fails", repr(e))
@@ -189,13 +169,13 @@ def tls_tests(tap, conn):
         q = ("SELECT count(*) FROM tls_orders "
              "WHERE created_time >= '2024-01-01' AND created_time < '2024-01-03'")
         seen = []
-        e = run(conn, q, seen)
+        e = run_seen(conn, q, seen)
         tap.check(e is not None and "certificate" in " ".join(seen).lower(),
                   "TLS: an untrusted certificate is refused", "%r %s" % (e, seen))
         with conn.cursor() as cur:
             cur.execute("ALTER SERVER clover_tls OPTIONS (ADD ca_file %s)", (cert,))
         seen = []
-        e = run(conn, q, seen)
+        e = run_seen(conn, q, seen)
         tap.check(e is None and int(seen[0].strip("(),")) > 0,
                   "TLS: with ca_file the certificate is trusted", "%r %s" % (e, seen))
         # the certificate names 127.0.0.1, not localhost: host verification
@@ -203,7 +183,7 @@ def tls_tests(tap, conn):
             cur.execute("ALTER SERVER clover_tls OPTIONS (SET base_url %s)",
                         ("https://localhost:%d" % port,))
         seen = []
-        e = run(conn, q, seen)
+        e = run_seen(conn, q, seen)
         tap.check(e is not None and ("name" in " ".join(seen).lower() or
                                      "host" in " ".join(seen).lower()),
                   "TLS: a certificate for another host name is refused",
@@ -229,7 +209,7 @@ def non_superuser(tap, conn):
             cur.execute("CREATE USER MAPPING FOR CURRENT_USER SERVER clover "
                         "OPTIONS (access_token 'other-token')")
         seen = []
-        e = run(alice, WEEK, seen)
+        e = run_seen(alice, WEEK, seen)
         tap.check(e is None and int(seen[0].strip("(),")) > 0,
                   "a non-superuser with USAGE queries with their own mapping", repr(e))
         with alice.cursor() as cur:
@@ -247,7 +227,7 @@ def non_superuser(tap, conn):
                  "OPTIONS (base_url 'http://evil.example')", "set base_url"),
                 ("CREATE SERVER alice_srv FOREIGN DATA WRAPPER clover_export_fdw "
                  "OPTIONS (ca_file '/tmp/evil.pem')", "set ca_file")):
-            e = run(alice, sql, [])
+            e = run_seen(alice, sql, [])
             tap.check(e is not None and e.pgcode == "42501",
                       "a non-superuser cannot %s" % what, repr(e))
         with alice.cursor() as cur:
