@@ -139,10 +139,10 @@ typedef struct ColumnPlan
 	Oid			typid;
 	int32		typmod;
 	ConvKind	kind;
-	bool		whole_object;	/* json_path '$' */
+	bool		whole_object;	/* json_path '$': nkeys is 0 */
 	int			slot;			/* slot of the path, unless whole_object */
-	int			nkeys;			/* the path, split, for jsonb lookups */
-	char	  **keys;
+	int			nkeys;			/* the path's keys, in the database */
+	char	  **keys;			/* encoding, for lookups in raw */
 	FmgrInfo	input;			/* CONV_INPUT only */
 	Oid			ioparam;
 } ColumnPlan;
@@ -204,7 +204,8 @@ static unsigned char string_class[256];
 static bool string_class_ready = false;
 
 static void init_string_class(void);
-static PathNode *trie_insert(PathNode *root, const char *path, bool *created);
+static PathNode *trie_insert(PathNode *root, char **keys, int nkeys,
+							 bool *created);
 static int	trie_number(PathNode *node, int next);
 static bool split_error(SplitState *s, const char *fmt,...) pg_attribute_printf(2, 3);
 static bool scan_value(SplitState *s, const PathNode *node, JsonSlot *target);
@@ -523,26 +524,26 @@ CloverErrorBodyMessage(const char *body, size_t len)
 
 /*
  * trie_insert
- *		Find or add the node of a dotted path; *created tells which
+ *		Find or add the node of a path given as its keys (UTF-8, as in the
+ *		file; any may be empty); *created tells which
  */
 static PathNode *
-trie_insert(PathNode *root, const char *path, bool *created)
+trie_insert(PathNode *root, char **keys, int nkeys, bool *created)
 {
 	PathNode   *node = root;
-	const char *p = path;
+	int			k;
 
 	*created = false;
-	for (;;)
+	for (k = 0; k < nkeys; k++)
 	{
-		const char *dot = strchr(p, '.');
-		int			keylen = dot ? (int) (dot - p) : (int) strlen(p);
+		int			keylen = strlen(keys[k]);
 		PathNode   *child = NULL;
 		int			i;
 
 		for (i = 0; i < node->nchildren; i++)
 		{
 			if (node->children[i]->keylen == keylen &&
-				memcmp(node->children[i]->key, p, keylen) == 0)
+				memcmp(node->children[i]->key, keys[k], keylen) == 0)
 			{
 				child = node->children[i];
 				break;
@@ -551,7 +552,7 @@ trie_insert(PathNode *root, const char *path, bool *created)
 		if (child == NULL)
 		{
 			child = palloc0(sizeof(PathNode));
-			child->key = pnstrdup(p, keylen);
+			child->key = pstrdup(keys[k]);
 			child->keylen = keylen;
 			child->slot = -1;
 			if (node->nchildren == 0)
@@ -562,9 +563,6 @@ trie_insert(PathNode *root, const char *path, bool *created)
 			node->children[node->nchildren++] = child;
 		}
 		node = child;
-		if (dot == NULL)
-			break;
-		p = dot + 1;
 	}
 	if (node->slot < 0)
 	{
@@ -572,6 +570,20 @@ trie_insert(PathNode *root, const char *path, bool *created)
 		*created = true;
 	}
 	return node;
+}
+
+/*
+ * trie_insert_key
+ *		trie_insert of a one-key path
+ */
+static PathNode *
+trie_insert_key(PathNode *root, const char *key)
+{
+	char	   *keys[1];
+	bool		created;
+
+	keys[0] = unconstify(char *, key);
+	return trie_insert(root, keys, 1, &created);
 }
 
 /*
@@ -625,6 +637,38 @@ conv_kind_for_type(Oid typid)
 }
 
 /*
+ * plan_column_path
+ *		Find col's path (NIL keys: the whole object) and add it to the trie
+ *
+ * Keys are kept in the database encoding for lookups in a jsonb value and
+ * go into the trie in UTF-8, the file's encoding.
+ */
+static PathNode *
+plan_column_path(CloverRowPlan *plan, ColumnPlan *col, Relation rel,
+				 Form_pg_attribute att)
+{
+	List	   *keys = CloverColumnJsonKeys(RelationGetRelid(rel), att->attnum,
+											col->attname);
+	char	  **utf8;
+	ListCell   *lc;
+	bool		created;
+
+	col->whole_object = (keys == NIL);
+	if (col->whole_object)
+		return NULL;
+	col->keys = palloc(sizeof(char *) * list_length(keys));
+	utf8 = palloc(sizeof(char *) * list_length(keys));
+	foreach(lc, keys)
+	{
+		char	   *key = lfirst(lc);
+
+		col->keys[col->nkeys] = key;
+		utf8[col->nkeys++] = pg_server_to_any(key, strlen(key), PG_UTF8);
+	}
+	return trie_insert(plan->root, utf8, col->nkeys, &created);
+}
+
+/*
  * CloverMakeRowPlan
  *		Decide, once per scan, how each needed column is filled
  *
@@ -641,7 +685,6 @@ CloverMakeRowPlan(Relation rel, Bitmapset *attrs_used, bool need_all)
 	PathNode   *created_node,
 			   *id_node;
 	PathNode  **col_nodes;
-	bool		created;
 	int			i;
 
 	plan->root = palloc0(sizeof(PathNode));
@@ -651,14 +694,13 @@ CloverMakeRowPlan(Relation rel, Bitmapset *attrs_used, bool need_all)
 	plan->columns = palloc0(sizeof(ColumnPlan) * tupdesc->natts);
 	col_nodes = palloc0(sizeof(PathNode *) * tupdesc->natts);
 
-	created_node = trie_insert(plan->root, CLOVER_TIME_KEY, &created);
-	id_node = trie_insert(plan->root, "id", &created);
+	created_node = trie_insert_key(plan->root, CLOVER_TIME_KEY);
+	id_node = trie_insert_key(plan->root, "id");
 
 	for (i = 0; i < tupdesc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
 		ColumnPlan *col;
-		char	   *path;
 
 		if (att->attisdropped)
 			continue;
@@ -680,25 +722,10 @@ CloverMakeRowPlan(Relation rel, Bitmapset *attrs_used, bool need_all)
 			getTypeInputInfo(att->atttypid, &infunc, &col->ioparam);
 			fmgr_info(infunc, &col->input);
 		}
-
-		path = CloverColumnJsonPath(RelationGetRelid(rel), att->attnum,
-									col->attname);
-		if (strcmp(path, CLOVER_WHOLE_OBJECT_PATH) == 0)
-		{
-			col->whole_object = true;
-			if (col->kind == CONV_JSONB && plan->raw_jsonb_col < 0)
-				plan->raw_jsonb_col = plan->ncolumns;
-		}
-		else
-		{
-			char	   *p = pstrdup(path);
-			char	   *tok;
-
-			col_nodes[plan->ncolumns] = trie_insert(plan->root, path, &created);
-			col->keys = palloc(sizeof(char *) * (strlen(path) + 1));
-			for (tok = strtok(p, "."); tok; tok = strtok(NULL, "."))
-				col->keys[col->nkeys++] = tok;
-		}
+		col_nodes[plan->ncolumns] = plan_column_path(plan, col, rel, att);
+		if (col->whole_object && col->kind == CONV_JSONB &&
+			plan->raw_jsonb_col < 0)
+			plan->raw_jsonb_col = plan->ncolumns;
 		plan->ncolumns++;
 	}
 
@@ -2007,6 +2034,8 @@ integer_value(const ColumnPlan *col, const CloverFileRows *rows,
 /*
  * jsonb_from_raw
  *		Cut a jsonb column's value out of the row's whole-object jsonb
+ *
+ * A column without keys (the whole object) is raw itself.
  */
 static Datum
 jsonb_from_raw(const ColumnPlan *col, Datum raw, bool *isnull)
@@ -2015,6 +2044,8 @@ jsonb_from_raw(const ColumnPlan *col, Datum raw, bool *isnull)
 	JsonbValue	v;
 	int			i;
 
+	if (col->nkeys == 0)
+		return raw;
 	for (i = 0; i < col->nkeys; i++)
 	{
 		if (!JsonContainerIsObject(container) ||
