@@ -2218,12 +2218,12 @@ convert_fast(const ColumnPlan *col, const CloverFileRows *rows,
 			{
 				TimestampTz ts = ms_to_timestamp(col, ms_value(col, rows, slot));
 
-				if (col->basetypmod >= 0)
-					ts = DatumGetTimestampTz(DirectFunctionCall2(col->kind == CONV_TIMESTAMPTZ ?
-																 timestamptz_scale : timestamp_scale,
-																 TimestampTzGetDatum(ts),
-																 Int32GetDatum(col->basetypmod)));
 				*result = TimestampTzGetDatum(ts);
+				if (col->basetypmod >= 0)
+					*result = DirectFunctionCall2(col->kind == CONV_TIMESTAMPTZ ?
+												  timestamptz_scale : timestamp_scale,
+												  *result,
+												  Int32GetDatum(col->basetypmod));
 				return true;
 			}
 		case CONV_DATE:
