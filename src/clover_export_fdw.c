@@ -29,6 +29,7 @@
 #include "access/sysattr.h"
 #include "access/table.h"
 #include "access/xact.h"
+#include "catalog/objectaddress.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "clover_export_fdw.h"
@@ -46,6 +47,7 @@
 #include "optimizer/pathnode.h"
 #include "optimizer/planmain.h"
 #include "optimizer/restrictinfo.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -240,7 +242,8 @@ clover_export_fdw_open_handles(PG_FUNCTION_ARGS)
  *
  * The very path a scan uses after a download (split, then every column of
  * every element), without Clover: for checking a file kept from an export,
- * and for the fuzz test.  Errors are those a scan would raise.
+ * and for the fuzz test.  Errors are those a scan would raise.  The caller
+ * needs SELECT on the table, as for a scan of it.
  */
 Datum
 clover_export_fdw_convert_file(PG_FUNCTION_ARGS)
@@ -248,6 +251,7 @@ clover_export_fdw_convert_file(PG_FUNCTION_ARGS)
 	bytea	   *file = PG_GETARG_BYTEA_PP(0);
 	Oid			relid = PG_GETARG_OID(1);
 	Relation	rel;
+	AclResult	aclresult;
 	CloverRowPlan *plan;
 	CloverFileRows *rows;
 	CloverRowOrigin origin;
@@ -260,6 +264,10 @@ clover_export_fdw_convert_file(PG_FUNCTION_ARGS)
 				i;
 
 	rel = table_open(relid, AccessShareLock);
+	aclresult = pg_class_aclcheck(relid, GetUserId(), ACL_SELECT);
+	if (aclresult != ACLCHECK_OK)
+		aclcheck_error(aclresult, get_relkind_objtype(rel->rd_rel->relkind),
+					   RelationGetRelationName(rel));
 	if (rel->rd_rel->relkind != RELKIND_FOREIGN_TABLE ||
 		GetFdwRoutineForRelation(rel, false)->IterateForeignScan !=
 		cloverIterateForeignScan)

@@ -95,6 +95,8 @@ extern CloverFdwOptions *CloverGetOptions(Oid foreigntableid);
 extern char *CloverGetAccessToken(Oid serverid, Oid userid);
 extern char *CloverColumnJsonPath(Oid relid, AttrNumber attnum,
 								  const char *attname);
+extern List *CloverColumnJsonKeys(Oid relid, AttrNumber attnum,
+								  const char *attname);
 extern char *CloverDefaultJsonPath(const char *colname);
 extern const char *CloverExportTypeName(CloverExportType type);
 

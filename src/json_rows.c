@@ -29,9 +29,14 @@
  *	  export window.
  *
  * Duplicate keys behave as in jsonb: the last one wins.  JSON null and
- * absent keys both give SQL NULL.  A value that does not fit its column is
- * an error naming the column, the object id and the export, never a
- * silently different value.
+ * absent keys both give SQL NULL.  Otherwise a column holds what
+ * PostgreSQL's own (raw->>'key')::type gives (raw->'key' for jsonb): the
+ * type's input function on that text, unless a shortcut is known to give
+ * the same; then a domain's constraints.  Timestamps and dates alone read
+ * epoch milliseconds.  A value that does not fit its column is an error
+ * naming the column, the object id and the export, never a silently
+ * different value.  Paths are matched in UTF-8, the file's encoding;
+ * text reaches the database in its own encoding.
  *
  * PostgreSQL's fmgrprotos.h declares a function json_object(), which clashes
  * with json-c's type of that name; the PostgreSQL one is renamed while its
@@ -52,7 +57,6 @@
 #include "common/int.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
-#include "parser/parse_coerce.h"
 #include "utils/date.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
@@ -132,13 +136,18 @@ typedef struct ColumnPlan
 {
 	int			attidx;			/* 0-based attribute index */
 	char	   *attname;
-	Oid			typid;
+	Oid			typid;			/* the column's type, for messages */
 	int32		typmod;
-	ConvKind	kind;
-	bool		whole_object;	/* json_path '$' */
+	Oid			basetypid;		/* typid, or a domain's base type */
+	int32		basetypmod;
+	bool		is_domain;		/* check typid's constraints after */
+	void	  **domain_extra;	/* domain_check's cache, and the */
+	MemoryContext domain_cxt;	/* context it lives in */
+	ConvKind	kind;			/* from basetypid */
+	bool		whole_object;	/* json_path '$': nkeys is 0 */
 	int			slot;			/* slot of the path, unless whole_object */
-	int			nkeys;			/* the path, split, for jsonb lookups */
-	char	  **keys;
+	int			nkeys;			/* the path's keys, in the database */
+	char	  **keys;			/* encoding, for lookups in raw */
 	FmgrInfo	input;			/* CONV_INPUT only */
 	Oid			ioparam;
 } ColumnPlan;
@@ -200,7 +209,8 @@ static unsigned char string_class[256];
 static bool string_class_ready = false;
 
 static void init_string_class(void);
-static PathNode *trie_insert(PathNode *root, const char *path, bool *created);
+static PathNode *trie_insert(PathNode *root, char **keys, int nkeys,
+							 bool *created);
 static int	trie_number(PathNode *node, int next);
 static bool split_error(SplitState *s, const char *fmt,...) pg_attribute_printf(2, 3);
 static bool scan_value(SplitState *s, const PathNode *node, JsonSlot *target);
@@ -215,8 +225,8 @@ static bool parse_int64_strict(const char *p, int len, int64 *out,
 static bool unescape_string(const char *p, int len, StringInfo out,
 							const char **err);
 static Datum convert_slot(const ColumnPlan *col, const CloverFileRows *rows,
-						  int idx, const JsonSlot *slot, Datum raw,
-						  bool have_raw, bool *isnull);
+						  const JsonSlot *slot, Datum raw, bool have_raw,
+						  bool *isnull);
 static void fill_error_callback(void *arg);
 
 /* ----------------------------------------------------------------
@@ -521,26 +531,26 @@ CloverErrorBodyMessage(const char *body, size_t len, size_t maxlen)
 
 /*
  * trie_insert
- *		Find or add the node of a dotted path; *created tells which
+ *		Find or add the node of a path given as its keys (UTF-8, as in the
+ *		file; any may be empty); *created tells which
  */
 static PathNode *
-trie_insert(PathNode *root, const char *path, bool *created)
+trie_insert(PathNode *root, char **keys, int nkeys, bool *created)
 {
 	PathNode   *node = root;
-	const char *p = path;
+	int			k;
 
 	*created = false;
-	for (;;)
+	for (k = 0; k < nkeys; k++)
 	{
-		const char *dot = strchr(p, '.');
-		int			keylen = dot ? (int) (dot - p) : (int) strlen(p);
+		int			keylen = strlen(keys[k]);
 		PathNode   *child = NULL;
 		int			i;
 
 		for (i = 0; i < node->nchildren; i++)
 		{
 			if (node->children[i]->keylen == keylen &&
-				memcmp(node->children[i]->key, p, keylen) == 0)
+				memcmp(node->children[i]->key, keys[k], keylen) == 0)
 			{
 				child = node->children[i];
 				break;
@@ -549,7 +559,7 @@ trie_insert(PathNode *root, const char *path, bool *created)
 		if (child == NULL)
 		{
 			child = palloc0(sizeof(PathNode));
-			child->key = pnstrdup(p, keylen);
+			child->key = pstrdup(keys[k]);
 			child->keylen = keylen;
 			child->slot = -1;
 			if (node->nchildren == 0)
@@ -560,9 +570,6 @@ trie_insert(PathNode *root, const char *path, bool *created)
 			node->children[node->nchildren++] = child;
 		}
 		node = child;
-		if (dot == NULL)
-			break;
-		p = dot + 1;
 	}
 	if (node->slot < 0)
 	{
@@ -570,6 +577,20 @@ trie_insert(PathNode *root, const char *path, bool *created)
 		*created = true;
 	}
 	return node;
+}
+
+/*
+ * trie_insert_key
+ *		trie_insert of a one-key path
+ */
+static PathNode *
+trie_insert_key(PathNode *root, const char *key)
+{
+	char	   *keys[1];
+	bool		created;
+
+	keys[0] = unconstify(char *, key);
+	return trie_insert(root, keys, 1, &created);
 }
 
 /*
@@ -623,6 +644,66 @@ conv_kind_for_type(Oid typid)
 }
 
 /*
+ * plan_column_type
+ *		How col is converted: its base type's conversion, its domain, and
+ *		for other types the input function
+ */
+static void
+plan_column_type(ColumnPlan *col, Form_pg_attribute att)
+{
+	col->typid = att->atttypid;
+	col->typmod = att->atttypmod;
+	col->basetypmod = att->atttypmod;
+	col->basetypid = getBaseTypeAndTypmod(att->atttypid, &col->basetypmod);
+	col->is_domain = (col->basetypid != col->typid);
+	if (col->is_domain)
+	{
+		col->domain_extra = palloc0(sizeof(void *));
+		col->domain_cxt = CurrentMemoryContext;
+	}
+	col->kind = conv_kind_for_type(col->basetypid);
+	if (col->kind == CONV_INPUT)
+	{
+		Oid			infunc;
+
+		getTypeInputInfo(col->basetypid, &infunc, &col->ioparam);
+		fmgr_info(infunc, &col->input);
+	}
+}
+
+/*
+ * plan_column_path
+ *		Find col's path (NIL keys: the whole object) and add it to the trie
+ *
+ * Keys are kept in the database encoding for lookups in a jsonb value and
+ * go into the trie in UTF-8, the file's encoding.
+ */
+static PathNode *
+plan_column_path(CloverRowPlan *plan, ColumnPlan *col, Relation rel,
+				 Form_pg_attribute att)
+{
+	List	   *keys = CloverColumnJsonKeys(RelationGetRelid(rel), att->attnum,
+											col->attname);
+	char	  **utf8;
+	ListCell   *lc;
+	bool		created;
+
+	col->whole_object = (keys == NIL);
+	if (col->whole_object)
+		return NULL;
+	col->keys = palloc(sizeof(char *) * list_length(keys));
+	utf8 = palloc(sizeof(char *) * list_length(keys));
+	foreach(lc, keys)
+	{
+		char	   *key = lfirst(lc);
+
+		col->keys[col->nkeys] = key;
+		utf8[col->nkeys++] = pg_server_to_any(key, strlen(key), PG_UTF8);
+	}
+	return trie_insert(plan->root, utf8, col->nkeys, &created);
+}
+
+/*
  * CloverMakeRowPlan
  *		Decide, once per scan, how each needed column is filled
  *
@@ -639,7 +720,6 @@ CloverMakeRowPlan(Relation rel, Bitmapset *attrs_used, bool need_all)
 	PathNode   *created_node,
 			   *id_node;
 	PathNode  **col_nodes;
-	bool		created;
 	int			i;
 
 	plan->root = palloc0(sizeof(PathNode));
@@ -649,14 +729,13 @@ CloverMakeRowPlan(Relation rel, Bitmapset *attrs_used, bool need_all)
 	plan->columns = palloc0(sizeof(ColumnPlan) * tupdesc->natts);
 	col_nodes = palloc0(sizeof(PathNode *) * tupdesc->natts);
 
-	created_node = trie_insert(plan->root, CLOVER_TIME_KEY, &created);
-	id_node = trie_insert(plan->root, "id", &created);
+	created_node = trie_insert_key(plan->root, CLOVER_TIME_KEY);
+	id_node = trie_insert_key(plan->root, "id");
 
 	for (i = 0; i < tupdesc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
 		ColumnPlan *col;
-		char	   *path;
 
 		if (att->attisdropped)
 			continue;
@@ -668,35 +747,11 @@ CloverMakeRowPlan(Relation rel, Bitmapset *attrs_used, bool need_all)
 		col = &plan->columns[plan->ncolumns];
 		col->attidx = i;
 		col->attname = pstrdup(NameStr(att->attname));
-		col->typid = att->atttypid;
-		col->typmod = att->atttypmod;
-		col->kind = conv_kind_for_type(att->atttypid);
-		if (col->kind == CONV_INPUT)
-		{
-			Oid			infunc;
-
-			getTypeInputInfo(att->atttypid, &infunc, &col->ioparam);
-			fmgr_info(infunc, &col->input);
-		}
-
-		path = CloverColumnJsonPath(RelationGetRelid(rel), att->attnum,
-									col->attname);
-		if (strcmp(path, CLOVER_WHOLE_OBJECT_PATH) == 0)
-		{
-			col->whole_object = true;
-			if (col->kind == CONV_JSONB && plan->raw_jsonb_col < 0)
-				plan->raw_jsonb_col = plan->ncolumns;
-		}
-		else
-		{
-			char	   *p = pstrdup(path);
-			char	   *tok;
-
-			col_nodes[plan->ncolumns] = trie_insert(plan->root, path, &created);
-			col->keys = palloc(sizeof(char *) * (strlen(path) + 1));
-			for (tok = strtok(p, "."); tok; tok = strtok(NULL, "."))
-				col->keys[col->nkeys++] = tok;
-		}
+		plan_column_type(col, att);
+		col_nodes[plan->ncolumns] = plan_column_path(plan, col, rel, att);
+		if (col->whole_object && col->kind == CONV_JSONB &&
+			plan->raw_jsonb_col < 0)
+			plan->raw_jsonb_col = plan->ncolumns;
 		plan->ncolumns++;
 	}
 
@@ -1972,35 +2027,70 @@ ms_to_timestamp(const ColumnPlan *col, int64 ms)
 }
 
 /*
+ * number_text
+ *		A JSON number's text as jsonb gives it back (raw->>'key'), palloc'd
+ *
+ * jsonb keeps a number as a numeric: an integer's digits stay as written
+ * (JSON allows no leading zeros), but "-0" becomes "0", "1e2" becomes
+ * "100" and "3.0E-2" becomes "0.030".
+ */
+static char *
+number_text(const CloverFileRows *rows, const JsonSlot *slot)
+{
+	const char *src = rows->data + slot->start;
+	char	   *copy = pnstrdup(src, slot->len);
+	Datum		num;
+
+	if (strpbrk(copy, ".eE") == NULL && strcmp(copy, "-0") != 0)
+		return copy;
+	num = DirectFunctionCall3(numeric_in, CStringGetDatum(copy),
+							  ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+	return DatumGetCString(DirectFunctionCall1(numeric_out, num));
+}
+
+/*
  * integer_value
  *		An integer column's value from a JSON number, range-checked
+ *
+ * A number with a fraction or an exponent is an integer if jsonb's text
+ * of it is (1e2, 5.0e1), as for (raw->>'key')::bigint.
  */
 static int64
 integer_value(const ColumnPlan *col, const CloverFileRows *rows,
 			  const JsonSlot *slot, int64 min, int64 max)
 {
-	const char *src = rows->data + slot->start;
 	int64		v;
 	bool		overflow;
+	bool		ok;
 
-	if (!parse_int64_strict(src, slot->len, &v, &overflow))
+	ok = parse_int64_strict(rows->data + slot->start, slot->len, &v,
+							&overflow);
+	if (!ok && !overflow)
+	{
+		char	   *text = number_text(rows, slot);
+
+		ok = parse_int64_strict(text, strlen(text), &v, &overflow);
+	}
+	if (!ok)
 		conversion_error(col,
 						 psprintf(overflow ?
 								  "Value %s is out of range for type %s." :
 								  "Value %s is not an integer.",
-								  sanitize_text(src, slot->len, 60),
-								  format_type_be(col->typid)));
+								  value_for_message(rows, slot),
+								  format_type_be(col->basetypid)));
 	if (v < min || v > max)
 		conversion_error(col,
 						 psprintf("Value %s is out of range for type %s.",
-								  sanitize_text(src, slot->len, 60),
-								  format_type_be(col->typid)));
+								  value_for_message(rows, slot),
+								  format_type_be(col->basetypid)));
 	return v;
 }
 
 /*
  * jsonb_from_raw
  *		Cut a jsonb column's value out of the row's whole-object jsonb
+ *
+ * A column without keys (the whole object) is raw itself.
  */
 static Datum
 jsonb_from_raw(const ColumnPlan *col, Datum raw, bool *isnull)
@@ -2009,6 +2099,9 @@ jsonb_from_raw(const ColumnPlan *col, Datum raw, bool *isnull)
 	JsonbValue	v;
 	int			i;
 
+	*isnull = false;
+	if (col->nkeys == 0)
+		return raw;
 	for (i = 0; i < col->nkeys; i++)
 	{
 		if (!JsonContainerIsObject(container) ||
@@ -2036,79 +2129,97 @@ jsonb_from_raw(const ColumnPlan *col, Datum raw, bool *isnull)
 	return JsonbPGetDatum(JsonbValueToJsonb(&v));
 }
 
-static const char *
-slot_type_name(const JsonSlot *slot)
+/*
+ * slot_jsonb
+ *		A value (not null) as jsonb: cut from raw if the row has it, else
+ *		built from the file's bytes
+ */
+static Datum
+slot_jsonb(const ColumnPlan *col, const CloverFileRows *rows,
+		   const JsonSlot *slot, Datum raw, bool have_raw, bool *isnull)
 {
-	switch ((SlotType) slot->type)
-	{
-		case SLOT_STRING:
-			return "a string";
-		case SLOT_NUMBER:
-			return "a number";
-		case SLOT_TRUE:
-		case SLOT_FALSE:
-			return "a boolean";
-		case SLOT_OBJECT:
-			return "an object";
-		case SLOT_ARRAY:
-			return "an array";
-		default:
-			return "null";
-	}
+	*isnull = false;
+	if (have_raw)
+		return jsonb_from_raw(col, raw, isnull);
+	if (slot->type == SLOT_OBJECT || slot->type == SLOT_ARRAY)
+		return build_jsonb(rows->plan, rows->data, slot->start,
+						   slot->start + slot->len);
+	return DirectFunctionCall1(jsonb_in,
+							   CStringGetDatum(slot_json_text(rows, slot)));
 }
 
 /*
- * convert_slot
- *		One column's Datum from its slot
- *
- * raw is the row's whole-object jsonb, if have_raw.
+ * value_text
+ *		A value (not null) as text, exactly as raw->>'key' gives it: a
+ *		string's contents, a number as jsonb keeps it, true or false, an
+ *		object or array as jsonb's text; palloc'd, in the database encoding
  */
-static Datum
-convert_slot(const ColumnPlan *col, const CloverFileRows *rows, int idx,
-			 const JsonSlot *slot, Datum raw, bool have_raw, bool *isnull)
+static char *
+value_text(const ColumnPlan *col, const CloverFileRows *rows,
+		   const JsonSlot *slot, Datum raw, bool have_raw)
 {
-	const char *src = rows->data + slot->start;
+	Jsonb	   *jb;
+	bool		isnull;
 
-	*isnull = false;
-	if (slot->type == SLOT_ABSENT || slot->type == SLOT_NULL)
+	switch ((SlotType) slot->type)
 	{
-		*isnull = true;
-		return (Datum) 0;
+		case SLOT_STRING:
+			return slot_text(col, rows, slot);
+		case SLOT_NUMBER:
+			return number_text(rows, slot);
+		case SLOT_TRUE:
+			return pstrdup("true");
+		case SLOT_FALSE:
+			return pstrdup("false");
+		default:
+			break;
 	}
+	jb = DatumGetJsonbP(slot_jsonb(col, rows, slot, raw, have_raw, &isnull));
+	Assert(!isnull);
+	return JsonbToCString(NULL, &jb->root, VARSIZE(jb));
+}
 
+/*
+ * convert_fast
+ *		A column's Datum where a shortcut gives what the type's input
+ *		function would give: true if it did
+ *
+ * Timestamps and dates read epoch milliseconds, which no input function
+ * does; json keeps the value's own text; jsonb is built or cut from raw.
+ */
+static bool
+convert_fast(const ColumnPlan *col, const CloverFileRows *rows,
+			 const JsonSlot *slot, Datum raw, bool have_raw, Datum *result,
+			 bool *isnull)
+{
 	switch (col->kind)
 	{
 		case CONV_TEXT:
-			if (slot->type == SLOT_STRING && !slot->escaped &&
-				rows->plan->db_utf8)
-				return PointerGetDatum(cstring_to_text_with_len(src, slot->len));
-			return CStringGetTextDatum(slot_text(col, rows, slot));
-
+			if (slot->type != SLOT_STRING || slot->escaped ||
+				!rows->plan->db_utf8)
+				return false;
+			*result = PointerGetDatum(cstring_to_text_with_len(rows->data + slot->start,
+															   slot->len));
+			return true;
 		case CONV_JSON:
-			return CStringGetTextDatum(slot_json_text(rows, slot));
-
+			*result = CStringGetTextDatum(slot_json_text(rows, slot));
+			return true;
 		case CONV_JSONB:
-			if (have_raw)
-				return jsonb_from_raw(col, raw, isnull);
-			if (slot->type == SLOT_OBJECT || slot->type == SLOT_ARRAY)
-				return build_jsonb(rows->plan, rows->data, slot->start,
-								   slot->start + slot->len);
-			return DirectFunctionCall1(jsonb_in,
-									   CStringGetDatum(slot_json_text(rows, slot)));
-
+			*result = slot_jsonb(col, rows, slot, raw, have_raw, isnull);
+			return true;
 		case CONV_TIMESTAMPTZ:
 		case CONV_TIMESTAMP:
 			{
 				TimestampTz ts = ms_to_timestamp(col, ms_value(col, rows, slot));
 
-				if (col->typmod >= 0)
-					return DirectFunctionCall2(col->kind == CONV_TIMESTAMPTZ ?
-											   timestamptz_scale : timestamp_scale,
-											   TimestampTzGetDatum(ts),
-											   Int32GetDatum(col->typmod));
-				return TimestampTzGetDatum(ts);
+				*result = TimestampTzGetDatum(ts);
+				if (col->basetypmod >= 0)
+					*result = DirectFunctionCall2(col->kind == CONV_TIMESTAMPTZ ?
+												  timestamptz_scale : timestamp_scale,
+												  *result,
+												  Int32GetDatum(col->basetypmod));
+				return true;
 			}
-
 		case CONV_DATE:
 			{
 				int64		ms = ms_value(col, rows, slot);
@@ -2119,76 +2230,109 @@ convert_slot(const ColumnPlan *col, const CloverFileRows *rows, int idx,
 					conversion_error(col,
 									 psprintf("Epoch milliseconds " INT64_FORMAT " are out of range for type date.",
 											  ms));
-				return DateADTGetDatum((DateADT) d);
+				*result = DateADTGetDatum((DateADT) d);
+				return true;
 			}
-
+		case CONV_BOOL:
+			if (slot->type != SLOT_TRUE && slot->type != SLOT_FALSE)
+				return false;
+			*result = BoolGetDatum(slot->type == SLOT_TRUE);
+			return true;
 		default:
 			break;
 	}
 
-	/* numeric and boolean types take numbers and booleans as such */
-	if (slot->type == SLOT_NUMBER)
+	if (slot->type != SLOT_NUMBER)
+		return false;
+	switch (col->kind)
 	{
-		switch (col->kind)
-		{
-			case CONV_INT2:
-				return Int16GetDatum((int16) integer_value(col, rows, slot,
-														   PG_INT16_MIN, PG_INT16_MAX));
-			case CONV_INT4:
-				return Int32GetDatum((int32) integer_value(col, rows, slot,
-														   PG_INT32_MIN, PG_INT32_MAX));
-			case CONV_INT8:
-				return Int64GetDatum(integer_value(col, rows, slot,
-												   PG_INT64_MIN, PG_INT64_MAX));
-			case CONV_NUMERIC:
-				return DirectFunctionCall3(numeric_in,
-										   CStringGetDatum(pnstrdup(src, slot->len)),
-										   ObjectIdGetDatum(InvalidOid),
-										   Int32GetDatum(col->typmod));
-			default:
-				break;
-		}
+		case CONV_INT2:
+			*result = Int16GetDatum((int16) integer_value(col, rows, slot,
+														  PG_INT16_MIN, PG_INT16_MAX));
+			return true;
+		case CONV_INT4:
+			*result = Int32GetDatum((int32) integer_value(col, rows, slot,
+														  PG_INT32_MIN, PG_INT32_MAX));
+			return true;
+		case CONV_INT8:
+			*result = Int64GetDatum(integer_value(col, rows, slot,
+												  PG_INT64_MIN, PG_INT64_MAX));
+			return true;
+		case CONV_NUMERIC:
+			*result = DirectFunctionCall3(numeric_in,
+										  CStringGetDatum(pnstrdup(rows->data + slot->start,
+																   slot->len)),
+										  ObjectIdGetDatum(InvalidOid),
+										  Int32GetDatum(col->basetypmod));
+			return true;
+		default:
+			return false;
 	}
-	if (col->kind == CONV_BOOL &&
-		(slot->type == SLOT_TRUE || slot->type == SLOT_FALSE))
-		return BoolGetDatum(slot->type == SLOT_TRUE);
+}
 
-	/*
-	 * Everything else goes through the column type's input function: strings
-	 * by their contents (as json_populate_record does), scalars by their
-	 * JSON text.  Objects and arrays only make sense for text-like types.
-	 */
-	if ((slot->type == SLOT_OBJECT || slot->type == SLOT_ARRAY ||
-		 slot->type == SLOT_TRUE || slot->type == SLOT_FALSE ||
-		 slot->type == SLOT_NUMBER) &&
-		(col->kind != CONV_INPUT ||
-		 TypeCategory(col->typid) != TYPCATEGORY_STRING))
-		conversion_error(col,
-						 psprintf("Clover gave %s: %s.", slot_type_name(slot),
-								  value_for_message(rows, slot)));
+/*
+ * convert_slot
+ *		One column's Datum from its slot, before any domain check
+ *
+ * raw is the row's whole-object jsonb, if have_raw.  Whatever has no
+ * shortcut goes through the type's input function with the text
+ * raw->>'key' gives, so a value is what (raw->>'key')::type makes of it.
+ */
+static Datum
+convert_slot(const ColumnPlan *col, const CloverFileRows *rows,
+			 const JsonSlot *slot, Datum raw, bool have_raw, bool *isnull)
+{
+	Datum		result;
+	char	   *text;
 
+	*isnull = false;
+	if (slot->type == SLOT_ABSENT || slot->type == SLOT_NULL)
 	{
-		char	   *text = slot_text(col, rows, slot);
-
-		switch (col->kind)
-		{
-			case CONV_INT2:
-				return DirectFunctionCall1(int2in, CStringGetDatum(text));
-			case CONV_INT4:
-				return DirectFunctionCall1(int4in, CStringGetDatum(text));
-			case CONV_INT8:
-				return DirectFunctionCall1(int8in, CStringGetDatum(text));
-			case CONV_NUMERIC:
-				return DirectFunctionCall3(numeric_in, CStringGetDatum(text),
-										   ObjectIdGetDatum(InvalidOid),
-										   Int32GetDatum(col->typmod));
-			case CONV_BOOL:
-				return DirectFunctionCall1(boolin, CStringGetDatum(text));
-			default:
-				return InputFunctionCall((FmgrInfo *) &col->input, text,
-										 col->ioparam, col->typmod);
-		}
+		*isnull = true;
+		return (Datum) 0;
 	}
+	if (convert_fast(col, rows, slot, raw, have_raw, &result, isnull))
+		return result;
+
+	text = value_text(col, rows, slot, raw, have_raw);
+	switch (col->kind)
+	{
+		case CONV_TEXT:
+			return CStringGetTextDatum(text);
+		case CONV_INT2:
+			return DirectFunctionCall1(int2in, CStringGetDatum(text));
+		case CONV_INT4:
+			return DirectFunctionCall1(int4in, CStringGetDatum(text));
+		case CONV_INT8:
+			return DirectFunctionCall1(int8in, CStringGetDatum(text));
+		case CONV_NUMERIC:
+			return DirectFunctionCall3(numeric_in, CStringGetDatum(text),
+									   ObjectIdGetDatum(InvalidOid),
+									   Int32GetDatum(col->basetypmod));
+		case CONV_BOOL:
+			return DirectFunctionCall1(boolin, CStringGetDatum(text));
+		default:
+			return InputFunctionCall(unconstify(FmgrInfo *, &col->input), text,
+									 col->ioparam, col->basetypmod);
+	}
+}
+
+/*
+ * fill_column
+ *		Convert one column of a row into values/nulls, then apply its
+ *		domain's constraints (NOT NULL too, as a cast to the domain would)
+ */
+static void
+fill_column(const ColumnPlan *col, const CloverFileRows *rows,
+			const JsonSlot *slot, Datum raw, bool have_raw,
+			Datum *values, bool *nulls)
+{
+	int			a = col->attidx;
+
+	values[a] = convert_slot(col, rows, slot, raw, have_raw, &nulls[a]);
+	if (col->is_domain)
+		domain_check(values[a], nulls[a], col->typid,
+					 col->domain_extra, col->domain_cxt);
 }
 
 /*
@@ -2222,6 +2366,7 @@ CloverFillRow(const CloverRowPlan *plan, const CloverFileRows *rows, int idx,
 {
 	ErrorContextCallback errcallback;
 	FillContext ctx;
+	JsonSlot	whole;
 	Datum		raw = (Datum) 0;
 	bool		have_raw = false;
 	int			i;
@@ -2240,16 +2385,18 @@ CloverFillRow(const CloverRowPlan *plan, const CloverFileRows *rows, int idx,
 	error_context_stack = &errcallback;
 
 	/* the whole object as jsonb first: other jsonb columns reuse it */
+	whole.type = SLOT_OBJECT;
+	whole.escaped = false;
+	whole.start = rows->elem_start[idx];
+	whole.len = rows->elem_end[idx] - rows->elem_start[idx];
 	if (plan->raw_jsonb_col >= 0)
 	{
 		const ColumnPlan *col = &plan->columns[plan->raw_jsonb_col];
 
 		ctx.col = col;
-		raw = build_jsonb(plan, rows->data, rows->elem_start[idx],
-						  rows->elem_end[idx]);
+		fill_column(col, rows, &whole, (Datum) 0, false, values, nulls);
+		raw = values[col->attidx];
 		have_raw = true;
-		values[col->attidx] = raw;
-		nulls[col->attidx] = false;
 	}
 
 	for (i = 0; i < plan->ncolumns; i++)
@@ -2259,23 +2406,9 @@ CloverFillRow(const CloverRowPlan *plan, const CloverFileRows *rows, int idx,
 		if (i == plan->raw_jsonb_col)
 			continue;
 		ctx.col = col;
-		if (col->whole_object)
-		{
-			JsonSlot	whole;
-
-			whole.type = SLOT_OBJECT;
-			whole.escaped = false;
-			whole.start = rows->elem_start[idx];
-			whole.len = rows->elem_end[idx] - rows->elem_start[idx];
-			values[col->attidx] = convert_slot(col, rows, idx, &whole,
-											   raw, false,
-											   &nulls[col->attidx]);
-		}
-		else
-			values[col->attidx] = convert_slot(col, rows, idx,
-											   row_slot(rows, idx, col->slot),
-											   raw, have_raw,
-											   &nulls[col->attidx]);
+		fill_column(col, rows,
+					col->whole_object ? &whole : row_slot(rows, idx, col->slot),
+					raw, have_raw, values, nulls);
 	}
 
 	error_context_stack = errcallback.previous;

@@ -864,12 +864,11 @@ CloverDefaultJsonPath(const char *colname)
 }
 
 /*
- * CloverColumnJsonPath
- *		The JSON path of a column: its json_path option, else its default,
- *		without any leading "$.", palloc'd
+ * json_path_option
+ *		A column's json_path option as given, or NULL if it has none
  */
-char *
-CloverColumnJsonPath(Oid relid, AttrNumber attnum, const char *attname)
+static char *
+json_path_option(Oid relid, AttrNumber attnum)
 {
 	List	   *options = GetForeignColumnOptions(relid, attnum);
 	ListCell   *lc;
@@ -879,15 +878,57 @@ CloverColumnJsonPath(Oid relid, AttrNumber attnum, const char *attname)
 		DefElem    *def = (DefElem *) lfirst(lc);
 
 		if (strcmp(def->defname, OPT_JSON_PATH) == 0)
-		{
-			char	   *path = defGetString(def);
-
-			if (strncmp(path, "$.", 2) == 0)
-				path += 2;
-			return pstrdup(path);
-		}
+			return defGetString(def);
 	}
-	return CloverDefaultJsonPath(attname);
+	return NULL;
+}
+
+/*
+ * CloverColumnJsonPath
+ *		The JSON path of a column: its json_path option, else its default,
+ *		without any leading "$.", palloc'd
+ */
+char *
+CloverColumnJsonPath(Oid relid, AttrNumber attnum, const char *attname)
+{
+	char	   *path = json_path_option(relid, attnum);
+
+	if (path == NULL)
+		return CloverDefaultJsonPath(attname);
+	if (strncmp(path, "$.", 2) == 0)
+		path += 2;
+	return pstrdup(path);
+}
+
+/*
+ * CloverColumnJsonKeys
+ *		The keys of a column's JSON path, in the database encoding: a List
+ *		of palloc'd strings, or NIL for the whole object (json_path '$')
+ *
+ * The one place where a path is split.  Every '.' separates two keys, so
+ * a default path may hold empty keys (column "_" is the key "", "a..b" the
+ * keys a, "", b); json_path '$.$' is the key "$".
+ */
+List *
+CloverColumnJsonKeys(Oid relid, AttrNumber attnum, const char *attname)
+{
+	char	   *path = json_path_option(relid, attnum);
+	List	   *keys = NIL;
+	char	   *dot;
+
+	if (path == NULL)
+		path = CloverDefaultJsonPath(attname);
+	else if (strcmp(path, CLOVER_WHOLE_OBJECT_PATH) == 0)
+		return NIL;
+	else if (strncmp(path, "$.", 2) == 0)
+		path += 2;
+
+	while ((dot = strchr(path, '.')) != NULL)
+	{
+		keys = lappend(keys, pnstrdup(path, dot - path));
+		path = dot + 1;
+	}
+	return lappend(keys, pstrdup(path));
 }
 
 const char *
