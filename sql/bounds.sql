@@ -157,5 +157,6 @@ SELECT min((e->>'startTime')::bigint) AS earliest_start_time
   FROM jsonb_array_elements(:'exports'::jsonb) e;
 
 DROP FOREIGN TABLE o_ts, o_tz0, o_dom, o_hist;
+DROP TABLE s_dom;
 DROP DOMAIN created_at;
 \! "$FAKECTL" reset
