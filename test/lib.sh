@@ -125,6 +125,8 @@ start_fake() {
 	[ -s "$WORK/fake.json" ] || { log "the fake did not start"; exit 1; }
 	local api_port
 	api_port=$("$PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))["api_port"])' "$WORK/fake.json")
+	# FAKE_PID is runuser's (or the subshell's): stop_all needs the fake's
+	FAKE_REAL_PID=$("$PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))["pid"])' "$WORK/fake.json")
 	export FAKE_CLOVER_API="http://127.0.0.1:$api_port"
 	export FAKE_CLOVER_ADMIN="$FAKE_CLOVER_API/_admin"
 	export FAKECTL="$WORK/src/test/fake/fakectl"
@@ -147,6 +149,9 @@ start_everything() {
 
 stop_all() {
 	local rc=$?
+	if [ -n "${FAKE_REAL_PID:-}" ]; then
+		kill "$FAKE_REAL_PID" 2>/dev/null || true
+	fi
 	if [ -n "${FAKE_PID:-}" ]; then
 		kill "$FAKE_PID" 2>/dev/null || true
 		wait "$FAKE_PID" 2>/dev/null || true
