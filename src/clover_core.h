@@ -10,9 +10,10 @@
  *	windows.c			 a range of createdTime -> export windows of at most
  *						 30 days; epoch milliseconds <-> TimestampTz
  *	service_hours.c		 Clover's service hours calendar
- *	pacing.c			 when the next request may go: the polling schedule,
- *						 the API rate limiter, backoff with jitter and
- *						 deadlines (times are passed in, in seconds)
+ *	pacing.c			 when the next request may go: which export may be
+ *						 created, the polling schedule, the API rate
+ *						 limiter, backoff with jitter and deadlines (times
+ *						 are passed in, in seconds)
  *
  * The files implementing it include only c.h-level headers and never
  * ereport: callers turn their results into errors.
@@ -145,6 +146,8 @@ typedef struct CloverRateLimiter
 	double		paused_until;
 } CloverRateLimiter;
 
+extern bool CloverMayCreateExport(int ahead, int running, int max_concurrent,
+								  bool prefetch_unlocked);
 extern int	CloverNextPollInterval(int interval_ms);
 extern double CloverBackoff(int attempt, double base, double cap,
 							double random);

@@ -386,10 +386,9 @@ start_file(CloverExportRun *run, CloverJob *job, int file_no)
  *		The job whose export Clover's rules let us create next (timers
  *		aside), or NULL
  *
- * Exports are created in window order; at most max_concurrent_exports run
- * at Clover, counting every run of the same server in this backend; the
- * ones after the current window only once the consumer has shown it wants
- * more than a first peek, and at most max_concurrent_exports windows ahead.
+ * Exports are created in window order, as CloverMayCreateExport allows,
+ * counting the running exports of every run of the same server in this
+ * backend.
  */
 static CloverJob *
 next_creatable(CloverExportRun *run)
@@ -411,14 +410,13 @@ next_creatable(CloverExportRun *run)
 				running++;
 		}
 	}
-	if (running >= run->opts->max_concurrent_exports)
-		return NULL;
 	for (j = run->cur; j < run->njobs; j++)
 	{
 		if (run->jobs[j].state != JOB_WAITING)
 			continue;
-		if ((j > run->cur && !run->prefetch_unlocked) ||
-			j - run->cur > run->opts->max_concurrent_exports)
+		if (!CloverMayCreateExport(j - run->cur, running,
+								   run->opts->max_concurrent_exports,
+								   run->prefetch_unlocked))
 			return NULL;
 		return &run->jobs[j];
 	}

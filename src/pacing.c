@@ -28,6 +28,28 @@
 #include "clover_core.h"
 
 /*
+ * CloverMayCreateExport
+ *		May the export of a window be created now?  ahead: how many windows
+ *		after the one being handed out it is (0: that one); running: the
+ *		exports of the same server running at Clover
+ *
+ * At most max_concurrent exports run at once (Clover asks for few).  Until
+ * the consumer has finished a whole file (prefetch_unlocked), only the
+ * window being handed out gets an export, so a LIMIT 10 creates one; after
+ * that at most max_concurrent windows ahead.
+ */
+bool
+CloverMayCreateExport(int ahead, int running, int max_concurrent,
+					  bool prefetch_unlocked)
+{
+	if (running >= max_concurrent)
+		return false;
+	if (ahead > 0 && !prefetch_unlocked)
+		return false;
+	return ahead <= max_concurrent;
+}
+
+/*
  * CloverNextPollInterval
  *		The wait before the next poll of a running export, given the last
  *		one (0 before the first poll): first CLOVER_POLL_FIRST_MS, then

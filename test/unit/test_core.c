@@ -238,6 +238,33 @@ test_service_hours(void)
 }
 
 /*
+ * test_export_concurrency
+ *		Which window's export may be created: a first peek gets one export,
+ *		then at most max_concurrent run and are created ahead
+ */
+static void
+test_export_concurrency(void)
+{
+	int			ahead;
+	int			allowed = 0;
+
+	check(CloverMayCreateExport(0, 0, 1, false) &&
+		  !CloverMayCreateExport(1, 0, 1, false),
+		  "before the consumer finished a file, only its own window's export");
+	check(CloverMayCreateExport(1, 0, 1, true) &&
+		  !CloverMayCreateExport(2, 0, 1, true),
+		  "after it, one window ahead per allowed concurrent export");
+	check(!CloverMayCreateExport(0, 1, 1, true) &&
+		  CloverMayCreateExport(0, 1, 2, true) &&
+		  !CloverMayCreateExport(0, 2, 2, true),
+		  "never more than max_concurrent_exports running");
+	for (ahead = 0; ahead < 10; ahead++)
+		allowed += CloverMayCreateExport(ahead, 0, 3, true) ? 1 : 0;
+	check(allowed == 4, "with 3 allowed, windows up to 3 ahead may start (%d)",
+		  allowed);
+}
+
+/*
  * test_polling
  *		The polling schedule: 50 ms, doubling, capped at 5 s; a ten-minute
  *		export costs about 125 polls
@@ -371,6 +398,7 @@ main(void)
 	test_conversions();
 	test_windows();
 	test_service_hours();
+	test_export_concurrency();
 	test_polling();
 	test_backoff();
 	test_rate_limiter();
