@@ -596,6 +596,20 @@ CloverReportBusy(const CloverExportRef *ref, const char *message, int answers,
  */
 
 /*
+ * file_answer
+ *		What a file request answered, for an errdetail: "GET <path> answered
+ *		<why> (window <window><more>)", without a final period
+ */
+static char *
+file_answer(const CloverExportRef *ref, const CloverHttpResult *res,
+			const char *url, const char *more)
+{
+	return psprintf("GET %s answered %s (window %s%s)", url_path(ref, url),
+					failure_text(ref, res, url), CloverWindowText(ref->window),
+					more);
+}
+
+/*
  * CloverReportFileGone
  *		A file of the export is gone at Clover (404/403/410): a NOTICE when
  *		the export is created again (retrying), else an error saying why it
@@ -620,9 +634,7 @@ CloverReportFileGone(const CloverExportRef *ref, const CloverHttpResult *res,
 			(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_REPLY),
 			 errmsg("file %d of %d of Clover export \"%s\" is no longer available",
 					file_no + 1, nfiles, ref->export_id),
-			 errdetail("GET %s answered %s (window %s).",
-					   url_path(ref, url), failure_text(ref, res, url),
-					   CloverWindowText(ref->window)),
+			 errdetail("%s.", file_answer(ref, res, url, "")),
 			 errhint(any_returned ?
 					 "Rows of this window were already returned, so the export cannot be created again within this query. Run the query again." :
 					 "The export was already created again once. Run the query again.")));
@@ -642,11 +654,10 @@ CloverReportDownloadFailed(const CloverExportRef *ref,
 			(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_REPLY),
 			 errmsg("could not download file %d of %d of Clover export \"%s\"",
 					file_no + 1, nfiles, ref->export_id),
-			 errdetail("GET %s answered %s (window %s%s).",
-					   url_path(ref, url), failure_text(ref, res, url),
-					   CloverWindowText(ref->window),
-					   attempts > 1 ?
-					   psprintf(", after %d attempts", attempts) : ""),
+			 errdetail("%s.",
+					   file_answer(ref, res, url, attempts > 1 ?
+								   psprintf(", after %d attempts", attempts) :
+								   "")),
 			 errhint("Check the connection to Clover's file host, or raise the server options max_retries (now %d) and request_timeout.",
 					 ref->opts->max_retries)));
 }

@@ -106,23 +106,26 @@
 #define TAG_POLL				(-2)
 
 /*
- * A job is one window's export.  Its life:
+ * A job is one window's export.  Its states, and what moves it on:
  *
- *	WAITING --POST sent--> CREATING --PENDING/IN_PROGRESS--> RUNNING
- *	   ^   <--503/429/not sent: retry later--'       |         | (polls)
- *	   |                                             DONE <----'
- *	   '--- export gone or failed: created again ---' |
- *	                                        every file handed out
- *	                                                  v
- *	                                              FINISHED
+ *	WAITING		no export yet: the POST goes once next_creatable allows it
+ *				and due_at has come
+ *	CREATING	the POST is in flight: created -> RUNNING (or DONE at once);
+ *				503, 429 or not sent -> WAITING with a later due_at
+ *	RUNNING		polled on the schedule: DONE -> DONE; a failed or unknown
+ *				status -> WAITING, once (restart_job)
+ *	DONE		files known, downloaded in order and handed out; a file
+ *				gone at Clover -> WAITING, once, if nothing of the window
+ *				was returned
+ *	FINISHED	every file handed out
  */
 typedef enum JobState
 {
-	JOB_WAITING,				/* export not created yet */
-	JOB_CREATING,				/* POST in flight */
-	JOB_RUNNING,				/* PENDING or IN_PROGRESS at Clover */
-	JOB_DONE,					/* files known */
-	JOB_FINISHED				/* every file handed out */
+	JOB_WAITING,
+	JOB_CREATING,
+	JOB_RUNNING,
+	JOB_DONE,
+	JOB_FINISHED
 } JobState;
 
 /* Where one file of a DONE export is */
@@ -224,6 +227,11 @@ static void report_progress(CloverExportRun *run, double now);
  * ----------------------------------------------------------------
  */
 
+/*
+ * mono_now
+ *		Seconds on the monotonic clock, the clock of every timer of a run
+ *		(the wall clock only decides service hours)
+ */
 static double
 mono_now(void)
 {
@@ -286,6 +294,10 @@ answered(const CloverHttpResult *res, long status)
 	return res->outcome == CLOVER_HTTP_ANSWERED && res->status == status;
 }
 
+/*
+ * free_download
+ *		Free a downloaded file's buffer, if it has one
+ */
 static void
 free_download(CloverExportRun *run, Download *dl)
 {

@@ -60,7 +60,7 @@ struct CloverHttp
 	MemoryContext cxt;
 	CURLM	   *multi;
 	dlist_head	active;			/* CloverHttpRequests in flight */
-	int			nbuffers;		/* response buffers held by the caller too */
+	int			nbuffers;		/* response buffers, also those handed over */
 	int64		buffer_bytes;
 };
 
@@ -431,7 +431,7 @@ CloverHttpStart(CloverHttp *http, const CloverHttpRequestSpec *spec)
 	if (mrc != CURLM_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_ERROR),
-				 errmsg("could not start a request to Clover"),
+				 errmsg("could not start an HTTP request"),
 				 errdetail("libcurl: %s.", curl_multi_strerror(mrc))));
 	return req;
 }
@@ -493,7 +493,7 @@ CloverHttpPerform(CloverHttp *http)
 	if (mrc != CURLM_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_ERROR),
-				 errmsg("could not run requests to Clover"),
+				 errmsg("could not run HTTP requests"),
 				 errdetail("libcurl: %s.", curl_multi_strerror(mrc))));
 }
 
