@@ -7,10 +7,13 @@
 
 MODULE_big = clover_export_fdw
 OBJS = \
+	src/clover_errors.o \
 	src/clover_export_fdw.o \
-	src/export_client.o \
+	src/exports.o \
+	src/http.o \
 	src/json_rows.o \
 	src/options.o \
+	src/pacing.o \
 	src/service_hours.o \
 	src/time_quals.o \
 	src/time_range.o \
@@ -36,7 +39,7 @@ include $(PGXS)
 
 # test/unit/test_core: the parts in src/clover_core.h, built without a
 # backend (-DFRONTEND, libpgcommon, libpgport) and run by test/run_tests.sh
-CORE_SRCS = src/service_hours.c src/windows.c
+CORE_SRCS = src/pacing.c src/service_hours.c src/windows.c
 UNIT_TEST ?= test/unit/test_core
 unit-test: $(UNIT_TEST)
 $(UNIT_TEST): test/unit/test_core.c $(CORE_SRCS) src/clover_core.h

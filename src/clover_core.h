@@ -10,6 +10,10 @@
  *	windows.c			 a range of createdTime -> export windows of at most
  *						 30 days; epoch milliseconds <-> TimestampTz
  *	service_hours.c		 Clover's service hours calendar
+ *	pacing.c			 when the next request may go: which export may be
+ *						 created, the polling schedule, the API rate
+ *						 limiter, backoff with jitter and deadlines (times
+ *						 are passed in, in seconds)
  *
  * The files implementing it include only c.h-level headers and never
  * ereport: callers turn their results into errors.
@@ -117,5 +121,44 @@ extern bool CloverServiceOpenAt(const CloverServiceHours *hours, TimestampTz t);
 extern TimestampTz CloverNextOpening(const CloverServiceHours *hours,
 									 TimestampTz t);
 extern const char *CloverFormatServiceHours(const CloverServiceHours *hours);
+
+/* ----------------------------------------------------------------
+ *		pacing.c
+ * ----------------------------------------------------------------
+ */
+
+/* polling schedule of a running export */
+#define CLOVER_POLL_FIRST_MS		50
+#define CLOVER_POLL_MAX_MS			5000
+
+/*
+ * A token bucket plus a cap on requests in flight and a pause (after a
+ * 429); times in seconds on any monotonic clock
+ */
+typedef struct CloverRateLimiter
+{
+	double		rate;			/* tokens per second */
+	double		burst;			/* most tokens held */
+	int			max_in_flight;
+	double		tokens;
+	double		tokens_at;		/* when tokens was last brought up to date */
+	int			in_flight;
+	double		paused_until;
+} CloverRateLimiter;
+
+extern bool CloverMayCreateExport(int ahead, int running, int max_concurrent,
+								  bool prefetch_unlocked);
+extern int	CloverNextPollInterval(int interval_ms);
+extern double CloverBackoff(int attempt, double base, double cap,
+							double random);
+extern double CloverDeadlineWait(double since, double timeout, double now,
+								 double delay);
+extern void CloverRateLimiterInit(CloverRateLimiter *rl, double rate,
+								  double burst, int max_in_flight, double now);
+extern bool CloverRateLimiterTake(CloverRateLimiter *rl, double now);
+extern void CloverRateLimiterDone(CloverRateLimiter *rl);
+extern void CloverRateLimiterPause(CloverRateLimiter *rl, double until);
+extern double CloverRateLimiterReadyAt(const CloverRateLimiter *rl,
+									   double now);
 
 #endif							/* CLOVER_CORE_H */

@@ -8,7 +8,7 @@
  * exports, one per window of at most 30 days covering the query's range of
  * created_time.  The planner's part is to find the bounds (windows.c) and
  * cost the remote jobs; the executor evaluates the bounds, lets
- * export_client.c run the exports and download their files, and turns each
+ * exports.c run the exports and download their files, and turns each
  * file into rows (json_rows.c), keeping only the rows of each file's own
  * window so that no object is returned twice where windows meet.  All quals
  * stay in the plan's qpqual: the windows only decide what to fetch.
@@ -136,12 +136,8 @@ typedef struct CloverFdwScanState
 	bool		replaying;		/* reading the cache, not the run */
 	bool		run_finished;	/* the run has returned its last row */
 
-	/* for EXPLAIN ANALYZE */
-	int64		rows_returned;
-	int64		rows_replayed;
-	int64		rows_dropped;	/* outside their file's window */
-	double		convert_secs;
-	CloverRunStats last_stats;	/* of runs already destroyed (rescans) */
+	/* for EXPLAIN ANALYZE: this scan's rows, and runs already destroyed */
+	CloverScanStats stats;
 } CloverFdwScanState;
 
 PG_FUNCTION_INFO_V1(clover_export_fdw_handler);
@@ -183,6 +179,7 @@ static bool next_file(CloverFdwScanState *fsstate);
 static void stop_run(CloverFdwScanState *fsstate);
 static double elapsed_since(const struct timespec *start);
 static bool contain_param(Node *node, void *context);
+static void explain_scan_stats(const CloverScanStats *s, ExplainState *es);
 
 /*
  * clover_export_fdw_handler
@@ -794,7 +791,7 @@ next_file(CloverFdwScanState *fsstate)
 		fsstate->rows = CloverSplitFile(fsstate->row_plan, fsstate->file.data,
 										fsstate->file.len, &problem);
 		MemoryContextSwitchTo(old);
-		fsstate->convert_secs += elapsed_since(&t0);
+		fsstate->stats.convert_secs += elapsed_since(&t0);
 
 		if (fsstate->rows)
 		{
@@ -849,7 +846,7 @@ cloverIterateForeignScan(ForeignScanState *node)
 		if (tuplestore_gettupleslot(fsstate->cache, true, false,
 									fsstate->cache_slot))
 		{
-			fsstate->rows_replayed++;
+			fsstate->stats.rows_replayed++;
 			return ExecCopySlot(slot, fsstate->cache_slot);
 		}
 		/* the cache is read; go on where the run stopped, if it did */
@@ -897,7 +894,7 @@ cloverIterateForeignScan(ForeignScanState *node)
 		if (created < window->lo || created >= window->hi)
 		{
 			/* the neighbouring window returns it, or the query excludes it */
-			fsstate->rows_dropped++;
+			fsstate->stats.rows_dropped++;
 			continue;
 		}
 
@@ -912,38 +909,14 @@ cloverIterateForeignScan(ForeignScanState *node)
 					  slot->tts_values, slot->tts_isnull);
 		MemoryContextSwitchTo(old);
 		if (node->ss.ps.instrument)
-			fsstate->convert_secs += elapsed_since(&t0);
+			fsstate->stats.convert_secs += elapsed_since(&t0);
 
-		fsstate->rows_returned++;
+		fsstate->stats.rows_returned++;
 		ExecStoreVirtualTuple(slot);
 		if (fsstate->cache)
 			tuplestore_puttupleslot(fsstate->cache, slot);
 		return slot;
 	}
-}
-
-/*
- * add_run_stats
- *		Add one run's figures to a total (a rescan starts a new run)
- */
-static void
-add_run_stats(CloverRunStats *total, const CloverRunStats *s)
-{
-	total->exports_created += s->exports_created;
-	total->export_recreated += s->export_recreated;
-	total->polls += s->polls;
-	total->busy_waits += s->busy_waits;
-	total->busy_wait_secs += s->busy_wait_secs;
-	total->closed_waits += s->closed_waits;
-	total->closed_wait_secs += s->closed_wait_secs;
-	total->rate_limited += s->rate_limited;
-	total->rate_limit_wait_secs += s->rate_limit_wait_secs;
-	total->retries += s->retries;
-	total->files_downloaded += s->files_downloaded;
-	total->bytes_downloaded += s->bytes_downloaded;
-	total->file_redownloads += s->file_redownloads;
-	total->clover_wait_secs += s->clover_wait_secs;
-	total->download_secs += s->download_secs;
 }
 
 /*
@@ -955,7 +928,7 @@ stop_run(CloverFdwScanState *fsstate)
 {
 	if (fsstate->run)
 	{
-		add_run_stats(&fsstate->last_stats, CloverRunGetStats(fsstate->run));
+		CloverScanStatsAdd(&fsstate->stats, CloverRunGetStats(fsstate->run));
 		CloverRunDestroy(fsstate->run);
 		fsstate->run = NULL;
 	}
@@ -1067,6 +1040,45 @@ contain_param(Node *node, void *context)
 }
 
 /*
+ * explain_scan_stats
+ *		EXPLAIN ANALYZE's account of a scan: what Clover was asked and where
+ *		the time went
+ */
+static void
+explain_scan_stats(const CloverScanStats *s, ExplainState *es)
+{
+	ExplainPropertyInteger("Exports Created", NULL, s->exports_created, es);
+	ExplainPropertyInteger("Status Polls", NULL, s->polls, es);
+	ExplainPropertyInteger("Files Downloaded", NULL, s->files_downloaded, es);
+	ExplainPropertyInteger("Bytes Downloaded", "bytes", s->bytes_downloaded, es);
+	ExplainPropertyInteger("Rows Returned", NULL, s->rows_returned, es);
+	ExplainPropertyInteger("Rows Dropped At Window Edges", NULL,
+						   s->rows_dropped, es);
+	if (s->rows_replayed > 0)
+		ExplainPropertyInteger("Rows Replayed On Rescans", NULL,
+							   s->rows_replayed, es);
+	if (s->export_recreated || s->retries || s->file_redownloads)
+		ExplainPropertyText("Retries",
+							psprintf("requests " INT64_FORMAT ", exports recreated " INT64_FORMAT ", files downloaded again " INT64_FORMAT,
+									 s->retries, s->export_recreated,
+									 s->file_redownloads),
+							es);
+	if (s->busy_waits || s->closed_waits || s->rate_limited)
+		ExplainPropertyText("Clover Waits",
+							psprintf("busy " INT64_FORMAT " (%.1f s), closed " INT64_FORMAT " (%.1f s), rate-limited " INT64_FORMAT " (%.1f s)",
+									 s->busy_waits, s->busy_wait_secs,
+									 s->closed_waits, s->closed_wait_secs,
+									 s->rate_limited, s->rate_limit_wait_secs),
+							es);
+	if (es->timing)
+	{
+		ExplainPropertyFloat("Waiting For Clover", "s", s->clover_wait_secs, 3, es);
+		ExplainPropertyFloat("Downloading", "s", s->download_secs, 3, es);
+		ExplainPropertyFloat("Converting", "s", s->convert_secs, 3, es);
+	}
+}
+
+/*
  * cloverExplainForeignScan
  *		What Clover will be (or was) asked, and with ANALYZE what happened
  */
@@ -1119,39 +1131,11 @@ cloverExplainForeignScan(ForeignScanState *node, ExplainState *es)
 
 	if (es->analyze)
 	{
-		CloverRunStats s = fsstate->last_stats;
+		CloverScanStats s = fsstate->stats;
 
 		if (fsstate->run)
-			add_run_stats(&s, CloverRunGetStats(fsstate->run));
-		ExplainPropertyInteger("Exports Created", NULL, s.exports_created, es);
-		ExplainPropertyInteger("Status Polls", NULL, s.polls, es);
-		ExplainPropertyInteger("Files Downloaded", NULL, s.files_downloaded, es);
-		ExplainPropertyInteger("Bytes Downloaded", "bytes", s.bytes_downloaded, es);
-		ExplainPropertyInteger("Rows Returned", NULL, fsstate->rows_returned, es);
-		ExplainPropertyInteger("Rows Dropped At Window Edges", NULL,
-							   fsstate->rows_dropped, es);
-		if (fsstate->rows_replayed > 0)
-			ExplainPropertyInteger("Rows Replayed On Rescans", NULL,
-								   fsstate->rows_replayed, es);
-		if (s.export_recreated || s.retries || s.file_redownloads)
-			ExplainPropertyText("Retries",
-								psprintf("requests " INT64_FORMAT ", exports recreated " INT64_FORMAT ", files downloaded again " INT64_FORMAT,
-										 s.retries, s.export_recreated,
-										 s.file_redownloads),
-								es);
-		if (s.busy_waits || s.closed_waits || s.rate_limited)
-			ExplainPropertyText("Clover Waits",
-								psprintf("busy " INT64_FORMAT " (%.1f s), closed " INT64_FORMAT " (%.1f s), rate-limited " INT64_FORMAT " (%.1f s)",
-										 s.busy_waits, s.busy_wait_secs,
-										 s.closed_waits, s.closed_wait_secs,
-										 s.rate_limited, s.rate_limit_wait_secs),
-								es);
-		if (es->timing)
-		{
-			ExplainPropertyFloat("Waiting For Clover", "s", s.clover_wait_secs, 3, es);
-			ExplainPropertyFloat("Downloading", "s", s.download_secs, 3, es);
-			ExplainPropertyFloat("Converting", "s", fsstate->convert_secs, 3, es);
-		}
+			CloverScanStatsAdd(&s, CloverRunGetStats(fsstate->run));
+		explain_scan_stats(&s, es);
 	}
 }
 

@@ -11,13 +11,17 @@
  *						 merged option lookup
  *	time_quals.c		 which quals bound the time column (planner)
  *	time_range.c		 evaluated bounds -> half-open range of createdTime
- *	export_client.c		 every libcurl call: export jobs, polling, downloads,
- *						 retries, interruptible waits
+ *	exports.c			 runs a scan's exports: jobs, scheduling, polling,
+ *						 downloads, retries and Clover's rules
+ *	clover_errors.c		 Clover's answers -> messages: every ereport about
+ *						 one, redaction of secrets
+ *	http.c				 every libcurl call: concurrent requests,
+ *						 interruptible waits, open-handle counts
  *	json_rows.c			 every JSON byte: Clover's API answers (json-c) and
  *						 export files to tuples
  *
  * and the parts that need neither a backend nor curl, in clover_core.h
- * (windows.c, service_hours.c).
+ * (windows.c, service_hours.c, pacing.c).
  *
  * Times inside the wrapper are PostgreSQL TimestampTz values (microseconds
  * since 2000-01-01 UTC); Clover speaks epoch milliseconds, converted only by
@@ -59,7 +63,7 @@ typedef enum CloverExportType
 /* Every option of every object, merged: table > server > defaults */
 typedef struct CloverFdwOptions
 {
-	/* identification, for messages and for sharing export slots */
+	/* identification, for messages and for max_concurrent_exports */
 	Oid			serverid;
 	char	   *server_name;
 	char	   *table_name;
@@ -219,11 +223,147 @@ extern void CloverFillRow(const CloverRowPlan *plan, const CloverFileRows *rows,
 						  Datum *values, bool *nulls);
 
 /* ----------------------------------------------------------------
- *		export_client.c
+ *		http.c
  * ----------------------------------------------------------------
  */
 
-/* Everything the client needs to run a scan's exports */
+/* A set of HTTP requests run together, and one request of it */
+typedef struct CloverHttp CloverHttp;
+typedef struct CloverHttpRequest CloverHttpRequest;
+
+/* What to send */
+typedef struct CloverHttpRequestSpec
+{
+	const char *url;			/* http or https only */
+	const char *bearer_token;	/* NULL: none, and redirects are followed */
+	const char *post_body;		/* JSON to POST; NULL: GET */
+	size_t		max_body;		/* a longer answer fails the request */
+	bool		large_body;		/* read in large chunks */
+	int			connect_timeout_ms;
+	int			stall_timeout_ms;	/* under 1 byte/s this long fails */
+	const char *ca_file;		/* NULL: the system's CAs */
+	void	   *owner;			/* the caller's, returned with the result */
+	int			tag;
+} CloverHttpRequestSpec;
+
+/* How a request ended */
+typedef enum CloverHttpOutcome
+{
+	CLOVER_HTTP_ANSWERED,		/* an answer, of any status */
+	CLOVER_HTTP_NOT_SENT,		/* a failure that may pass; nothing reached
+								 * the server, so even a POST can be repeated */
+	CLOVER_HTTP_TRANSIENT,		/* a failure that may pass, after sending */
+	CLOVER_HTTP_FATAL			/* a failure that will not pass */
+} CloverHttpOutcome;
+
+/* A response body: palloc'd in the set's context, NUL-terminated */
+typedef struct CloverHttpBuffer
+{
+	char	   *data;
+	size_t		len;
+	size_t		cap;
+} CloverHttpBuffer;
+
+/* A finished request */
+typedef struct CloverHttpResult
+{
+	CloverHttpOutcome outcome;
+	long		status;			/* HTTP status, 0 if none */
+	CloverHttpBuffer body;		/* the caller's; data set when ANSWERED */
+	long		retry_after_secs;	/* -1 if absent */
+	double		total_secs;		/* transfer time */
+	char	   *redirect_url;	/* Location of a 3xx, or NULL */
+	char	   *error;			/* why it failed, unredacted; NULL if
+								 * answered */
+	void	   *owner;
+	int			tag;
+} CloverHttpResult;
+
+typedef enum CloverUrlPartKind
+{
+	CLOVER_URL_SCHEME,
+	CLOVER_URL_HOST,
+	CLOVER_URL_PORT,
+	CLOVER_URL_PATH,
+	CLOVER_URL_QUERY
+} CloverUrlPartKind;
+
+extern void CloverHttpInit(void);
+extern CloverHttp *CloverHttpCreate(MemoryContext cxt);
+extern CloverHttpRequest *CloverHttpStart(CloverHttp *http,
+										  const CloverHttpRequestSpec *spec);
+extern void CloverHttpAbandon(CloverHttp *http, CloverHttpRequest *req);
+extern bool CloverHttpBusy(CloverHttp *http);
+extern void CloverHttpPerform(CloverHttp *http);
+extern bool CloverHttpNextResult(CloverHttp *http, CloverHttpResult *result);
+extern void CloverHttpWait(CloverHttp *http, long timeout_ms);
+extern void CloverHttpFreeBuffer(CloverHttp *http, CloverHttpBuffer *buf);
+extern void CloverOpenHandles(int *handles, int *buffers, int64 *bytes);
+extern char *CloverUrlPart(const char *url, CloverUrlPartKind part,
+						   bool decode);
+
+/* ----------------------------------------------------------------
+ *		clover_errors.c
+ * ----------------------------------------------------------------
+ */
+
+/* The facts a message about one export names (the token only to hide it) */
+typedef struct CloverExportRef
+{
+	const CloverFdwOptions *opts;
+	const char *token;			/* never shown: redacted out of every text */
+	const char *exports_path;	/* /v3/merchants/{mId}/exports */
+	const CloverWindow *window;
+	const char *export_id;		/* NULL until Clover named it */
+	bool		is_create;		/* the request was the POST */
+} CloverExportRef;
+
+extern char *CloverFormatDuration(double secs);
+extern char *CloverWindowText(const CloverWindow *window);
+extern char *CloverAnswerText(const CloverExportRef *ref,
+							  const CloverHttpResult *res);
+extern void CloverCheckFileUrl(const CloverExportRef *ref, const char *url,
+							   int file_no, int nfiles);
+extern void CloverReadExportObject(const CloverExportRef *ref,
+								   const CloverHttpResult *res,
+								   CloverExportInfo *info);
+extern void CloverReportApiFailure(const CloverExportRef *ref,
+								   const CloverHttpResult *res,
+								   int attempts) pg_attribute_noreturn();
+extern void CloverReportRateLimited(const CloverExportRef *ref,
+									const CloverHttpResult *res,
+									const char *what, int answers,
+									double secs) pg_attribute_noreturn();
+extern void CloverNoticeWaitingForService(const CloverExportRef *ref,
+										  const char *message,
+										  TimestampTz opening,
+										  double until_open);
+extern void CloverReportClosed(const CloverExportRef *ref, const char *message,
+							   TimestampTz opening, double until_open,
+							   bool calendar_open) pg_attribute_noreturn();
+extern void CloverReportBusy(const CloverExportRef *ref, const char *message,
+							 int answers, double secs) pg_attribute_noreturn();
+extern void CloverReportTimedOut(const CloverExportRef *ref,
+								 const char *status, int percent,
+								 int closed_polls) pg_attribute_noreturn();
+extern void CloverReportBadStatus(const CloverExportRef *ref,
+								  const char *status, bool retrying);
+extern void CloverReportFileGone(const CloverExportRef *ref,
+								 const CloverHttpResult *res,
+								 const char *url, int file_no, int nfiles,
+								 bool retrying, bool any_returned);
+extern void CloverReportDownloadFailed(const CloverExportRef *ref,
+									   const CloverHttpResult *res,
+									   const char *url, int file_no,
+									   int nfiles,
+									   int attempts) pg_attribute_noreturn();
+
+/* ----------------------------------------------------------------
+ *		exports.c
+ * ----------------------------------------------------------------
+ */
+
+/* Everything a run needs to run a scan's exports */
 typedef struct CloverClientConfig
 {
 	const CloverFdwOptions *opts;
@@ -232,25 +372,39 @@ typedef struct CloverClientConfig
 	int			nwindows;
 } CloverClientConfig;
 
-/* What happened at Clover, for EXPLAIN ANALYZE and progress */
-typedef struct CloverRunStats
+/*
+ * What a scan asked of Clover and where its time went, for EXPLAIN ANALYZE.
+ * The struct and CloverScanStatsAdd are built from this one list, so a new
+ * figure is added here, where it is counted, and (if EXPLAIN shows it) in
+ * explain_scan_stats.
+ */
+#define CLOVER_SCAN_STATS(X) \
+	X(int64, exports_created) \
+	X(int64, export_recreated) \
+	X(int64, polls) \
+	X(int64, busy_waits) \
+	X(double, busy_wait_secs) \
+	X(int64, closed_waits) \
+	X(double, closed_wait_secs) \
+	X(int64, rate_limited) \
+	X(double, rate_limit_wait_secs) \
+	X(int64, retries) \
+	X(int64, files_downloaded) \
+	X(int64, bytes_downloaded) \
+	X(int64, file_redownloads) \
+	X(double, clover_wait_secs) /* waiting with no file to convert */ \
+	X(double, download_secs)	/* sum of file transfer times */ \
+	X(int64, rows_returned) \
+	X(int64, rows_replayed)		/* from the rescan cache */ \
+	X(int64, rows_dropped)		/* outside their file's window */ \
+	X(double, convert_secs)
+
+typedef struct CloverScanStats
 {
-	int64		exports_created;
-	int64		export_recreated;
-	int64		polls;
-	int64		busy_waits;
-	double		busy_wait_secs;
-	int64		closed_waits;
-	double		closed_wait_secs;
-	int64		rate_limited;
-	double		rate_limit_wait_secs;
-	int64		retries;
-	int64		files_downloaded;
-	int64		bytes_downloaded;
-	int64		file_redownloads;
-	double		clover_wait_secs;	/* waiting with no file to convert */
-	double		download_secs;	/* sum of file transfer times */
-} CloverRunStats;
+#define CLOVER_SCAN_STATS_FIELD(type, name) type name;
+	CLOVER_SCAN_STATS(CLOVER_SCAN_STATS_FIELD)
+#undef CLOVER_SCAN_STATS_FIELD
+} CloverScanStats;
 
 /* A downloaded file handed to the caller, valid until the next call */
 typedef struct CloverFile
@@ -266,14 +420,14 @@ typedef struct CloverFile
 
 typedef struct CloverExportRun CloverExportRun;
 
-extern void CloverClientInit(void);
 extern CloverExportRun *CloverRunCreate(MemoryContext parent,
 										const CloverClientConfig *config);
 extern bool CloverRunNextFile(CloverExportRun *run, CloverFile *file);
 extern void CloverRunRedownload(CloverExportRun *run);
 extern void CloverRunPump(CloverExportRun *run);
-extern const CloverRunStats *CloverRunGetStats(CloverExportRun *run);
+extern const CloverScanStats *CloverRunGetStats(CloverExportRun *run);
 extern void CloverRunDestroy(CloverExportRun *run);
-extern void CloverOpenHandles(int *handles, int *buffers, int64 *bytes);
+extern void CloverScanStatsAdd(CloverScanStats *total,
+							   const CloverScanStats *s);
 
 #endif							/* CLOVER_EXPORT_FDW_H */

@@ -188,7 +188,7 @@ _PG_init(void)
 							 0,
 							 NULL, NULL, NULL);
 	MarkGUCPrefixReserved("clover_export_fdw");
-	CloverClientInit();
+	CloverHttpInit();
 }
 
 static const CloverOptionDef *find_option(const char *name);
@@ -812,7 +812,7 @@ CloverGetOptions(Oid foreigntableid)
  * CloverGetAccessToken
  *		The access token of the user mapping for (userid, serverid), palloc'd
  *
- * The token is never logged: callers pass it straight to export_client.c.
+ * The token is never logged: callers pass it straight to exports.c.
  */
 char *
 CloverGetAccessToken(Oid serverid, Oid userid)

@@ -17,7 +17,7 @@ TWO_WINDOWS = ("SELECT count(*) FROM clover_orders "
                "WHERE created_time >= '2024-01-01' AND created_time < '2024-02-10'")
 WEEK = ("SELECT count(*) FROM clover_orders "
         "WHERE created_time >= '2024-01-01' AND created_time < '2024-01-08'")
-INTERVAL = 3.0                  # PROGRESS_INTERVAL_SECS in export_client.c
+INTERVAL = 3.0                  # PROGRESS_INTERVAL_SECS in exports.c
 
 
 def run(conn, sql, progress=True):

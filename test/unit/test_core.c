@@ -2,7 +2,8 @@
  *
  * test_core.c
  *		  Unit tests of the parts of clover_export_fdw that need neither a
- *		  backend nor curl (src/clover_core.h)
+ *		  backend nor curl (src/clover_core.h): conversions, windows,
+ *		  service hours and pacing (times are passed in, never waited for)
  *
  * Built by "make unit-test" with -DFRONTEND against libpgcommon and
  * libpgport, and run by test/run_tests.sh.  Prints one "ok - name" or
@@ -236,11 +237,170 @@ test_service_hours(void)
 		  "the next opening of a weekly minute is a week later");
 }
 
+/*
+ * test_export_concurrency
+ *		Which window's export may be created: a first peek gets one export,
+ *		then at most max_concurrent run and are created ahead
+ */
+static void
+test_export_concurrency(void)
+{
+	int			ahead;
+	int			allowed = 0;
+
+	check(CloverMayCreateExport(0, 0, 1, false) &&
+		  !CloverMayCreateExport(1, 0, 1, false),
+		  "before the consumer finished a file, only its own window's export");
+	check(CloverMayCreateExport(1, 0, 1, true) &&
+		  !CloverMayCreateExport(2, 0, 1, true),
+		  "after it, one window ahead per allowed concurrent export");
+	check(!CloverMayCreateExport(0, 1, 1, true) &&
+		  CloverMayCreateExport(0, 1, 2, true) &&
+		  !CloverMayCreateExport(0, 2, 2, true),
+		  "never more than max_concurrent_exports running");
+	for (ahead = 0; ahead < 10; ahead++)
+		allowed += CloverMayCreateExport(ahead, 0, 3, true) ? 1 : 0;
+	check(allowed == 4, "with 3 allowed, windows up to 3 ahead may start (%d)",
+		  allowed);
+}
+
+/*
+ * test_polling
+ *		The polling schedule: 50 ms, doubling, capped at 5 s; a ten-minute
+ *		export costs about 125 polls
+ */
+static void
+test_polling(void)
+{
+	int			interval = 0;
+	int			polls = 0;
+	int64		elapsed_ms = 0;
+	int			i;
+
+	check(CloverNextPollInterval(0) == CLOVER_POLL_FIRST_MS &&
+		  CloverNextPollInterval(CLOVER_POLL_FIRST_MS) == 2 * CLOVER_POLL_FIRST_MS,
+		  "the first poll waits 50 ms, the next twice that");
+	for (i = 0; i < 30; i++)
+		interval = CloverNextPollInterval(interval);
+	check(interval == CLOVER_POLL_MAX_MS, "polling slows down to 5 s, no more");
+
+	interval = 0;
+	while (elapsed_ms < 600000)
+	{
+		interval = CloverNextPollInterval(interval);
+		elapsed_ms += interval;
+		polls++;
+	}
+	check(polls >= 120 && polls <= 130,
+		  "a ten-minute export costs about 125 polls (%d)", polls);
+}
+
+/*
+ * test_backoff
+ *		Exponential backoff with jitter, and deadlines
+ */
+static void
+test_backoff(void)
+{
+	double		total = 0;
+	int			attempts = 0;
+	double		now = 0;
+	double		w;
+
+	check(CloverBackoff(1, 0.5, 30, 0.0) == 0.25 &&
+		  CloverBackoff(1, 0.5, 30, 1.0) == 0.5 &&
+		  CloverBackoff(3, 0.5, 30, 1.0) == 2.0,
+		  "backoff doubles per attempt, with jitter of half the delay");
+	check(CloverBackoff(20, 0.5, 30, 1.0) == 30.0 &&
+		  CloverBackoff(20, 0.5, 30, 0.0) == 15.0,
+		  "backoff stops doubling at its cap");
+	check(CloverBackoff(0, 1.0, 30, 1.0) == 1.0,
+		  "attempt 0 counts as the first");
+
+	check(CloverDeadlineWait(100, 10, 105, 2) == 2 &&
+		  CloverDeadlineWait(100, 10, 109, 2) == 1 &&
+		  CloverDeadlineWait(100, 10, 110, 2) < 0,
+		  "a deadline shortens the last wait, then says the time is spent");
+
+	/* busy answers every time: waits until the deadline, then stops */
+	while ((w = CloverDeadlineWait(0, 60, now,
+								   CloverBackoff(attempts + 1, 1.0, 30, 0.5))) >= 0)
+	{
+		total += w;
+		now += w;
+		attempts++;
+	}
+	check(total == 60 && attempts == 7,
+		  "backoff under a 60 s deadline waits exactly 60 s in 7 waits, the last one shorter (%d, %.2f s)",
+		  attempts, total);
+}
+
+/*
+ * test_rate_limiter
+ *		The token bucket, the cap on requests in flight and the pause
+ */
+static void
+test_rate_limiter(void)
+{
+	CloverRateLimiter rl;
+	int			taken = 0;
+	int			i;
+	double		t;
+
+	/* nothing ever finishes: the in-flight cap binds */
+	CloverRateLimiterInit(&rl, 8.0, 4.0, 3, 0);
+	for (i = 0; i < 10; i++)
+		taken += CloverRateLimiterTake(&rl, 0) ? 1 : 0;
+	check(taken == 3, "at most 3 requests in flight (%d)", taken);
+	CloverRateLimiterDone(&rl);
+	check(CloverRateLimiterTake(&rl, 0) && !CloverRateLimiterTake(&rl, 0),
+		  "a finished request frees its place");
+
+	/* requests finish at once: the bucket binds (burst, then the rate) */
+	CloverRateLimiterInit(&rl, 8.0, 4.0, 3, 0);
+	taken = 0;
+	for (t = 0; t < 10.0; t += 0.001)
+	{
+		if (CloverRateLimiterTake(&rl, t))
+		{
+			CloverRateLimiterDone(&rl);
+			taken++;
+		}
+	}
+	check(taken >= 83 && taken <= 85,
+		  "over 10 s, a burst of 4 then 8 per second (%d)", taken);
+
+	/* a pause holds everything back, and the longer pause wins */
+	CloverRateLimiterInit(&rl, 8.0, 4.0, 3, 0);
+	CloverRateLimiterPause(&rl, 5.0);
+	CloverRateLimiterPause(&rl, 2.0);
+	check(!CloverRateLimiterTake(&rl, 4.9) && CloverRateLimiterTake(&rl, 5.0),
+		  "no request while paused; a shorter pause does not cut a longer one");
+	check(CloverRateLimiterReadyAt(&rl, 1.0) == 5.0,
+		  "while paused, ready when the pause ends");
+
+	/* an empty bucket: ready when a token has dripped in */
+	CloverRateLimiterInit(&rl, 8.0, 4.0, 10, 0);
+	for (i = 0; i < 4; i++)
+		(void) CloverRateLimiterTake(&rl, 0);
+	check(!CloverRateLimiterTake(&rl, 0) &&
+		  CloverRateLimiterReadyAt(&rl, 0) == 0.125 &&
+		  !CloverRateLimiterTake(&rl, 0.1) && CloverRateLimiterTake(&rl, 0.125),
+		  "an empty bucket is ready again after 1/rate seconds");
+	CloverRateLimiterInit(&rl, 8.0, 4.0, 10, 0);
+	check(CloverRateLimiterReadyAt(&rl, 3.0) == 3.0,
+		  "a bucket with tokens is ready now");
+}
+
 int
 main(void)
 {
 	test_conversions();
 	test_windows();
 	test_service_hours();
+	test_export_concurrency();
+	test_polling();
+	test_backoff();
+	test_rate_limiter();
 	return failures > 0 ? 1 : 0;
 }
