@@ -7,8 +7,10 @@
 
 MODULE_big = clover_export_fdw
 OBJS = \
+	src/api_json.o \
 	src/clover_export_fdw.o \
 	src/export_client.o \
+	src/json_lex.o \
 	src/json_rows.o \
 	src/options.o \
 	src/service_hours.o \

@@ -1,16 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * json_rows.c
- *		  Every JSON byte of clover_export_fdw: Clover's API answers and
- *		  export files turned into tuples
+ *		  Export files turned into tuples
  *
- * Two very different jobs share this file because both are "JSON":
- *
- * 1. Clover's small API answers (the export object, error bodies) are
- *	  parsed with json-c.  They are rare and their shape matters more than
- *	  speed.
- *
- * 2. Export files are the hot path: up to 1000 objects of about 1 KB each,
+ * Export files are the hot path: up to 1000 objects of about 1 KB each,
  *	  millions per scan.  A json-c tree costs ~14 MB per file and ~15 us per
  *	  object, so files are instead read by one validating pass
  *	  (CloverSplitFile) that checks the whole file against the JSON grammar
@@ -38,10 +31,6 @@
  * different value.  Paths are matched in UTF-8, the file's encoding;
  * text reaches the database in its own encoding.
  *
- * PostgreSQL's fmgrprotos.h declares a function json_object(), which clashes
- * with json-c's type of that name; the PostgreSQL one is renamed while its
- * headers are read, and json-c is included last.
- *
  * IDENTIFICATION
  *		  src/json_rows.c
  *-------------------------------------------------------------------------
@@ -55,6 +44,7 @@
 #include "catalog/pg_type.h"
 #include "clover_export_fdw.h"
 #include "common/int.h"
+#include "json_lex.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/date.h"
@@ -64,11 +54,7 @@
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 
-#define json_object pg_json_object_function
 #include "utils/builtins.h"
-#undef json_object
-
-#include <json-c/json.h>
 
 /* Deepest nesting accepted in an export file */
 #define MAX_JSON_DEPTH		1000
@@ -220,309 +206,10 @@ static bool scan_string(SplitState *s, uint32 *start, uint32 *len,
 						bool *escaped);
 static bool scan_number(SplitState *s);
 static bool scan_elements(SplitState *s);
-static bool parse_int64_strict(const char *p, int len, int64 *out,
-							   bool *overflow);
-static bool unescape_string(const char *p, int len, StringInfo out,
-							const char **err);
 static Datum convert_slot(const ColumnPlan *col, const CloverFileRows *rows,
 						  const JsonSlot *slot, Datum raw, bool have_raw,
 						  bool *isnull);
 static void fill_error_callback(void *arg);
-
-/* ----------------------------------------------------------------
- *		Clover's API answers (json-c)
- * ----------------------------------------------------------------
- */
-
-/*
- * parse_json_c
- *		Parse a complete JSON text with json-c; NULL and *errmsg on failure
- *
- * The caller owns the result and must json_object_put() it.
- */
-static struct json_object *
-parse_json_c(const char *body, size_t len, char **errmsg)
-{
-	struct json_tokener *tok;
-	struct json_object *obj;
-	enum json_tokener_error jerr;
-	size_t		end;
-
-	if (len > INT_MAX)
-	{
-		*errmsg = pstrdup("The answer is too large.");
-		return NULL;
-	}
-	tok = json_tokener_new_ex(64);
-	if (tok == NULL)
-	{
-		*errmsg = pstrdup("Out of memory while parsing JSON.");
-		return NULL;
-	}
-	obj = json_tokener_parse_ex(tok, body, (int) len);
-	jerr = json_tokener_get_error(tok);
-	end = json_tokener_get_parse_end(tok);
-	json_tokener_free(tok);
-
-	if (obj == NULL || jerr != json_tokener_success)
-	{
-		if (obj)
-			json_object_put(obj);
-		*errmsg = psprintf("The answer is not valid JSON: %s.",
-						   jerr == json_tokener_continue ?
-						   "unexpected end of data" :
-						   json_tokener_error_desc(jerr));
-		return NULL;
-	}
-	while (end < len && (body[end] == ' ' || body[end] == '\n' ||
-						 body[end] == '\r' || body[end] == '\t'))
-		end++;
-	if (end != len)
-	{
-		json_object_put(obj);
-		*errmsg = psprintf("The answer has extra data after its JSON value at byte %zu.",
-						   end);
-		return NULL;
-	}
-	return obj;
-}
-
-/*
- * valid_export_id
- *		Export ids go into request paths: only letters, digits, '-' and '_'
- */
-static bool
-valid_export_id(const char *id)
-{
-	const char *p;
-
-	if (*id == '\0' || strlen(id) > 64)
-		return false;
-	for (p = id; *p; p++)
-	{
-		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-			  (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))
-			return false;
-	}
-	return true;
-}
-
-/*
- * copy_noerr
- *		palloc'd copy of a string that never throws: NULL when out of memory
- *
- * Used while a json-c object is held, so that nothing can longjmp past the
- * json_object_put() that frees it.
- */
-static char *
-copy_noerr(const char *s, size_t len)
-{
-	char	   *copy = MemoryContextAllocExtended(CurrentMemoryContext, len + 1,
-												  MCXT_ALLOC_NO_OOM);
-
-	if (copy)
-	{
-		memcpy(copy, s, len);
-		copy[len] = '\0';
-	}
-	return copy;
-}
-
-static char *
-json_string_copy(struct json_object *v)
-{
-	return copy_noerr(json_object_get_string(v), json_object_get_string_len(v));
-}
-
-/*
- * export_object_fields
- *		Copy what we use of an export object into *info, without throwing
- *
- * Returns NULL on success, else a constant saying what is wrong (with the
- * element number in *bad_url for URL problems).
- */
-static const char *
-export_object_fields(struct json_object *obj, CloverExportInfo *info,
-					 size_t *bad_url)
-{
-	struct json_object *v,
-			   *urls,
-			   *elements;
-	size_t		i,
-				n;
-
-	if (!json_object_is_type(obj, json_type_object))
-		return "The answer is not a JSON object.";
-
-	if (!json_object_object_get_ex(obj, "id", &v) ||
-		!json_object_is_type(v, json_type_string))
-		return "The export object has no \"id\" string.";
-	if ((info->id = json_string_copy(v)) == NULL)
-		return "Out of memory.";
-	if (!valid_export_id(info->id))
-		return "The export object's \"id\" contains unexpected characters.";
-
-	if (!json_object_object_get_ex(obj, "status", &v) ||
-		!json_object_is_type(v, json_type_string))
-		return "The export object has no \"status\" string.";
-	if ((info->status = copy_noerr(json_object_get_string(v),
-								   Min(json_object_get_string_len(v), 40))) == NULL)
-		return "Out of memory.";
-
-	info->percent = -1;
-	if (json_object_object_get_ex(obj, "percentComplete", &v) &&
-		(json_object_is_type(v, json_type_int) ||
-		 json_object_is_type(v, json_type_double)))
-		info->percent = Max(0, Min(100, json_object_get_int(v)));
-
-	info->available_until = 0;
-	if (json_object_object_get_ex(obj, "availableUntil", &v) &&
-		json_object_is_type(v, json_type_int))
-		info->available_until = json_object_get_int64(v);
-
-	info->nurls = 0;
-	info->urls = NULL;
-	if (!json_object_object_get_ex(obj, "exportUrls", &urls) ||
-		json_object_is_type(urls, json_type_null))
-		return NULL;
-	if (!json_object_object_get_ex(urls, "elements", &elements) ||
-		!json_object_is_type(elements, json_type_array))
-		return "The export object has \"exportUrls\" without an \"elements\" array.";
-
-	n = json_object_array_length(elements);
-	info->urls = MemoryContextAllocExtended(CurrentMemoryContext,
-											sizeof(char *) * (n + 1),
-											MCXT_ALLOC_NO_OOM | MCXT_ALLOC_ZERO);
-	if (info->urls == NULL)
-		return "Out of memory.";
-	for (i = 0; i < n; i++)
-	{
-		struct json_object *el = json_object_array_get_idx(elements, i);
-		struct json_object *url;
-
-		*bad_url = i + 1;
-		if (!json_object_is_type(el, json_type_object) ||
-			!json_object_object_get_ex(el, "url", &url) ||
-			!json_object_is_type(url, json_type_string))
-			return "An element of \"exportUrls\" has no \"url\" string.";
-		if ((info->urls[i] = json_string_copy(url)) == NULL)
-			return "Out of memory.";
-		info->nurls++;
-	}
-	return NULL;
-}
-
-/*
- * CloverParseExportObject
- *		Read Clover's export object (the answer to the POST and to polls)
- *
- * On failure returns false with a palloc'd description in *errmsg; the
- * caller knows the HTTP context and reports it.
- */
-bool
-CloverParseExportObject(const char *body, size_t len, CloverExportInfo *info,
-						char **errmsg)
-{
-	struct json_object *obj;
-	const char *problem;
-	size_t		bad_url = 0;
-
-	memset(info, 0, sizeof(*info));
-	obj = parse_json_c(body, len, errmsg);
-	if (obj == NULL)
-		return false;
-	problem = export_object_fields(obj, info, &bad_url);
-	json_object_put(obj);
-
-	if (problem == NULL)
-		return true;
-	if (bad_url > 0)
-		*errmsg = psprintf("%s (element %zu)", problem, bad_url);
-	else
-		*errmsg = pstrdup(problem);
-	return false;
-}
-
-/*
- * CloverBuildExportRequest
- *		The body of the POST that creates an export, palloc'd
- *
- * Times are JSON numbers, as in Clover's C# example.
- */
-char *
-CloverBuildExportRequest(CloverExportType type, int64 start_ms, int64 end_ms)
-{
-	return psprintf("{\"type\": \"%s\", \"startTime\": " INT64_FORMAT
-					", \"endTime\": " INT64_FORMAT "}",
-					CloverExportTypeName(type), start_ms, end_ms);
-}
-
-/*
- * sanitize_text
- *		Printable ASCII copy of remote text, at most maxlen bytes, palloc'd
- *
- * Remote text goes into messages, whose encoding we do not control.
- */
-static char *
-sanitize_text(const char *s, size_t len, size_t maxlen)
-{
-	StringInfoData buf;
-	size_t		i;
-
-	initStringInfo(&buf);
-	for (i = 0; i < len && (size_t) buf.len < maxlen; i++)
-	{
-		unsigned char c = (unsigned char) s[i];
-
-		if (c == '\n' || c == '\r' || c == '\t')
-			appendStringInfoChar(&buf, ' ');
-		else if (c >= 0x20 && c < 0x7f)
-			appendStringInfoChar(&buf, (char) c);
-		else
-			appendStringInfoChar(&buf, '?');
-	}
-	if (i < len)
-		appendStringInfoString(&buf, "...");
-	return buf.data;
-}
-
-/*
- * CloverErrorBodyMessage
- *		What an error answer says: its "message" (or "error") string if it
- *		is a JSON object, else its text; printable, at most ~maxlen bytes
- *
- * The caller redacts secrets before it cuts the text short for a message.
- */
-char *
-CloverErrorBodyMessage(const char *body, size_t len, size_t maxlen)
-{
-	static const char *const keys[] = {"message", "error", "msg", NULL};
-	struct json_object *obj;
-	char	   *ignore;
-	char	   *message = NULL;
-	int			i;
-
-	if (len == 0)
-		return pstrdup("(empty body)");
-
-	obj = parse_json_c(body, len, &ignore);
-	if (obj)
-	{
-		for (i = 0; keys[i] && message == NULL; i++)
-		{
-			struct json_object *v;
-
-			if (json_object_is_type(obj, json_type_object) &&
-				json_object_object_get_ex(obj, keys[i], &v) &&
-				json_object_is_type(v, json_type_string))
-				message = json_string_copy(v);
-		}
-		json_object_put(obj);
-	}
-	if (message)
-		return sanitize_text(message, strlen(message), maxlen);
-	return sanitize_text(body, len, maxlen);
-}
 
 /* ----------------------------------------------------------------
  *		Row plan: which paths to find, how to convert them
@@ -820,25 +507,10 @@ split_error(SplitState *s, const char *fmt,...)
 	return false;
 }
 
-/*
- * ws_end
- *		The position of the first non-white-space byte of buf[pos, end)
- *		(JSON's white space: space, tab, CR, LF), or end
- */
-static inline size_t
-ws_end(const unsigned char *buf, size_t pos, size_t end)
-{
-	while (pos < end &&
-		   (buf[pos] == ' ' || buf[pos] == '\n' ||
-			buf[pos] == '\r' || buf[pos] == '\t'))
-		pos++;
-	return pos;
-}
-
 static inline void
 skip_ws(SplitState *s)
 {
-	s->pos = ws_end(s->buf, s->pos, s->len);
+	s->pos = jlex_ws_end(s->buf, s->pos, s->len);
 }
 
 /*
@@ -1081,7 +753,7 @@ key_is(const unsigned char *key, uint32 keylen, bool escaped, const char *name)
 	if (!escaped)
 		return keylen == strlen(name) && memcmp(key, name, keylen) == 0;
 	initStringInfo(&buf);
-	result = unescape_string((const char *) key, keylen, &buf, &err) &&
+	result = jlex_unescape((const char *) key, keylen, &buf, &err) &&
 		strcmp(buf.data, name) == 0 && (size_t) buf.len == strlen(name);
 	pfree(buf.data);
 	return result;
@@ -1103,7 +775,7 @@ find_child(const PathNode *node, const char *key, int keylen, bool escaped)
 		const PathNode *found = NULL;
 
 		initStringInfo(&buf);
-		if (unescape_string(key, keylen, &buf, &err))
+		if (jlex_unescape(key, keylen, &buf, &err))
 			found = find_child(node, buf.data, buf.len, false);
 		pfree(buf.data);
 		return found;
@@ -1399,45 +1071,6 @@ row_slot(const CloverFileRows *rows, int idx, int slot)
  */
 
 /*
- * parse_int64_strict
- *		Parse JSON integer syntax (-?digits) into *out
- *
- * Returns false if the text is not an integer; *overflow tells whether it
- * was an integer too large for int64.
- */
-static bool
-parse_int64_strict(const char *p, int len, int64 *out, bool *overflow)
-{
-	const char *end = p + len;
-	bool		neg = false;
-	uint64		acc = 0;
-
-	*overflow = false;
-	if (p < end && *p == '-')
-	{
-		neg = true;
-		p++;
-	}
-	if (p >= end)
-		return false;
-	for (; p < end; p++)
-	{
-		if (*p < '0' || *p > '9')
-			return false;
-		if (acc > (PG_UINT64_MAX - 9) / 10)
-			*overflow = true;
-		acc = acc * 10 + (*p - '0');
-	}
-	if (*overflow || acc > (uint64) PG_INT64_MAX + (neg ? 1 : 0))
-	{
-		*overflow = true;
-		return false;
-	}
-	*out = neg ? (int64) (0 - acc) : (int64) acc;
-	return true;
-}
-
-/*
  * CloverRowCreatedTime
  *		The element's createdTime; false if absent or not whole milliseconds
  */
@@ -1450,7 +1083,7 @@ CloverRowCreatedTime(const CloverFileRows *rows, int idx, TimestampTz *created)
 
 	if ((slot->type != SLOT_NUMBER && slot->type != SLOT_STRING) ||
 		slot->escaped ||
-		!parse_int64_strict(rows->data + slot->start, slot->len, &ms,
+		!jlex_int64(rows->data + slot->start, slot->len, &ms,
 							&overflow))
 		return false;
 	return CloverUnixMsToTimestamp(ms, created);
@@ -1467,118 +1100,7 @@ CloverRowId(const CloverFileRows *rows, int idx)
 
 	if (slot->type != SLOT_STRING)
 		return pstrdup("(no id)");
-	return sanitize_text(rows->data + slot->start, slot->len, MAX_ID_ECHO);
-}
-
-/*
- * hex_value
- *		Value of four hex digits
- */
-static int
-hex_value(const char *p)
-{
-	int			v = 0;
-	int			i;
-
-	for (i = 0; i < 4; i++)
-	{
-		char		c = p[i];
-
-		v <<= 4;
-		if (c >= '0' && c <= '9')
-			v |= c - '0';
-		else if (c >= 'a' && c <= 'f')
-			v |= c - 'a' + 10;
-		else
-			v |= c - 'A' + 10;
-	}
-	return v;
-}
-
-/*
- * unescape_string
- *		Decode a validated JSON string's contents into UTF-8
- *
- * Fails (with *err) for what PostgreSQL text cannot hold: \u0000 and
- * unpaired surrogates.
- */
-static bool
-unescape_string(const char *p, int len, StringInfo out, const char **err)
-{
-	const char *end = p + len;
-
-	while (p < end)
-	{
-		const char *bs = memchr(p, '\\', end - p);
-		int			cp;
-		unsigned char utf8[4];
-
-		if (bs == NULL)
-		{
-			appendBinaryStringInfo(out, p, end - p);
-			break;
-		}
-		appendBinaryStringInfo(out, p, bs - p);
-		p = bs + 1;
-		switch (*p)
-		{
-			case 'b':
-				appendStringInfoChar(out, '\b');
-				p++;
-				continue;
-			case 'f':
-				appendStringInfoChar(out, '\f');
-				p++;
-				continue;
-			case 'n':
-				appendStringInfoChar(out, '\n');
-				p++;
-				continue;
-			case 'r':
-				appendStringInfoChar(out, '\r');
-				p++;
-				continue;
-			case 't':
-				appendStringInfoChar(out, '\t');
-				p++;
-				continue;
-			case 'u':
-				break;
-			default:			/* '"', '\\', '/' */
-				appendStringInfoChar(out, *p);
-				p++;
-				continue;
-		}
-
-		cp = hex_value(p + 1);
-		p += 5;
-		if (cp >= 0xD800 && cp <= 0xDBFF)
-		{
-			int			lo;
-
-			if (end - p < 6 || p[0] != '\\' || p[1] != 'u' ||
-				(lo = hex_value(p + 2)) < 0xDC00 || lo > 0xDFFF)
-			{
-				*err = "A \\u escape is an unpaired Unicode surrogate.";
-				return false;
-			}
-			cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-			p += 6;
-		}
-		else if (cp >= 0xDC00 && cp <= 0xDFFF)
-		{
-			*err = "A \\u escape is an unpaired Unicode surrogate.";
-			return false;
-		}
-		if (cp == 0)
-		{
-			*err = "\\u0000 cannot be stored in a PostgreSQL text value.";
-			return false;
-		}
-		unicode_to_utf8((pg_wchar) cp, utf8);
-		appendBinaryStringInfo(out, (const char *) utf8, pg_utf_mblen(utf8));
-	}
-	return true;
+	return jlex_printable(rows->data + slot->start, slot->len, MAX_ID_ECHO);
 }
 
 /*
@@ -1640,7 +1162,7 @@ typedef struct JsonbBuild
 static inline void
 build_skip_ws(JsonbBuild *b)
 {
-	b->pos = ws_end(b->buf, b->pos, b->end);
+	b->pos = jlex_ws_end(b->buf, b->pos, b->end);
 }
 
 /*
@@ -1678,7 +1200,7 @@ build_string(JsonbBuild *b, JsonbValue *v)
 		const char *err = NULL;
 
 		initStringInfo(&out);
-		if (!unescape_string((const char *) start, p - start, &out, &err))
+		if (!jlex_unescape((const char *) start, p - start, &out, &err))
 			return false;
 		v->val.string.val = out.data;
 		v->val.string.len = out.len;
@@ -1898,7 +1420,7 @@ build_value(JsonbBuild *b, JsonbValue *v)
 				b->buf[b->pos] == 'e' || b->buf[b->pos] == 'E'))
 			b->pos++;
 		v->type = jbvNumeric;
-		if (parse_int64_strict((const char *) &b->buf[start],
+		if (jlex_int64((const char *) &b->buf[start],
 							   (int) (b->pos - start), &i, &overflow))
 			v->val.numeric = int64_to_numeric(i);
 		else
@@ -1956,7 +1478,7 @@ slot_text(const ColumnPlan *col, const CloverFileRows *rows,
 		return server_string(rows->plan, src, slot->len);
 
 	initStringInfo(&buf);
-	if (!unescape_string(src, slot->len, &buf, &err))
+	if (!jlex_unescape(src, slot->len, &buf, &err))
 		conversion_error(col, err);
 	if (rows->plan->db_utf8)
 		return buf.data;
@@ -1985,8 +1507,8 @@ static char *
 value_for_message(const CloverFileRows *rows, const JsonSlot *slot)
 {
 	if (slot->type == SLOT_STRING)
-		return sanitize_text(rows->data + slot->start - 1, slot->len + 2, 60);
-	return sanitize_text(rows->data + slot->start, slot->len, 60);
+		return jlex_printable(rows->data + slot->start - 1, slot->len + 2, 60);
+	return jlex_printable(rows->data + slot->start, slot->len, 60);
 }
 
 /*
@@ -2002,7 +1524,7 @@ ms_value(const ColumnPlan *col, const CloverFileRows *rows,
 
 	if ((slot->type != SLOT_NUMBER && slot->type != SLOT_STRING) ||
 		slot->escaped ||
-		!parse_int64_strict(rows->data + slot->start, slot->len, &ms,
+		!jlex_int64(rows->data + slot->start, slot->len, &ms,
 							&overflow))
 		conversion_error(col,
 						 psprintf("Value %s is not a whole number of epoch milliseconds.",
@@ -2063,13 +1585,13 @@ integer_value(const ColumnPlan *col, const CloverFileRows *rows,
 	bool		overflow;
 	bool		ok;
 
-	ok = parse_int64_strict(rows->data + slot->start, slot->len, &v,
+	ok = jlex_int64(rows->data + slot->start, slot->len, &v,
 							&overflow);
 	if (!ok && !overflow)
 	{
 		char	   *text = number_text(rows, slot);
 
-		ok = parse_int64_strict(text, strlen(text), &v, &overflow);
+		ok = jlex_int64(text, strlen(text), &v, &overflow);
 	}
 	if (!ok)
 		conversion_error(col,
