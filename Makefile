@@ -11,8 +11,11 @@ OBJS = \
 	src/clover_export_fdw.o \
 	src/export_client.o \
 	src/json_lex.o \
-	src/json_rows.o \
+	src/json_split.o \
+	src/jsonb_build.o \
 	src/options.o \
+	src/row_convert.o \
+	src/row_plan.o \
 	src/service_hours.o \
 	src/time_quals.o \
 	src/time_range.o \
