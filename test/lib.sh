@@ -1,4 +1,5 @@
-# test/lib.sh - shared by test/demo.sh, test/run_tests.sh and the benchmark
+# test/lib.sh - shared by test/demo.sh, test/run_tests.sh, test/bench,
+# test/fuzz and test/valgrind
 #
 # Sets up everything a fresh Debian 12 machine lacks, builds and installs the
 # extension, and runs a throwaway PostgreSQL 15 cluster plus the bundled fake
@@ -111,7 +112,7 @@ start_cluster() {
 # start_fake [fake_clover.py options...]
 start_fake() {
 	log "starting the fake Clover"
-	as_pg "$PYTHON" "$WORK/src/test/fake_clover.py" \
+	as_pg "$PYTHON" "$WORK/src/test/fake/fake_clover.py" \
 		--ready-file "$WORK/fake.json" --data-dir "$WORK/fake-data" "$@" \
 		>"$WORK/fake.log" 2>&1 &
 	FAKE_PID=$!
@@ -124,9 +125,11 @@ start_fake() {
 	[ -s "$WORK/fake.json" ] || { log "the fake did not start"; exit 1; }
 	local api_port
 	api_port=$("$PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))["api_port"])' "$WORK/fake.json")
+	# FAKE_PID is runuser's (or the subshell's): stop_all needs the fake's
+	FAKE_REAL_PID=$("$PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))["pid"])' "$WORK/fake.json")
 	export FAKE_CLOVER_API="http://127.0.0.1:$api_port"
 	export FAKE_CLOVER_ADMIN="$FAKE_CLOVER_API/_admin"
-	export FAKECTL="$WORK/src/test/fakectl"
+	export FAKECTL="$WORK/src/test/fake/fakectl"
 }
 
 # start_everything [--with PACKAGE]... [postgresql.conf lines...]: every step
@@ -146,6 +149,9 @@ start_everything() {
 
 stop_all() {
 	local rc=$?
+	if [ -n "${FAKE_REAL_PID:-}" ]; then
+		kill "$FAKE_REAL_PID" 2>/dev/null || true
+	fi
 	if [ -n "${FAKE_PID:-}" ]; then
 		kill "$FAKE_PID" 2>/dev/null || true
 		wait "$FAKE_PID" 2>/dev/null || true

@@ -107,7 +107,7 @@ if wanted unit; then
 	run_tap "unit" "$WORK/test_core"
 fi
 wanted selftest &&
-	run_tap "fake self-test" as_pg "$PYTHON" "$WORK/src/test/fake_selftest.py"
+	run_tap "fake self-test" as_pg "$PYTHON" "$WORK/src/test/fake/selftest.py"
 for suite in "$WORK"/src/test/integration/test_*.py; do
 	[ -e "$suite" ] || continue
 	wanted "$(basename "$suite" .py)" || continue

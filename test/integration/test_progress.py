@@ -49,9 +49,9 @@ def main():
     notices, secs = run(conn, TWO_WINDOWS)
     tap.note("long export: %.1f s, %d notices: %r" % (secs, len(notices), notices[:3]))
     pat = re.compile(r"clover_export_fdw: window (\d) of 2 \(2024-.* UTC\): "
-                     r"export EXPORT\d+ (PENDING|IN_PROGRESS), (\d+)% complete")
+                     r"export [0-9A-Z]{13} (PENDING|IN_PROGRESS), (\d+)% complete")
     done = re.compile(r"clover_export_fdw: window (\d) of 2 \(2024-.* UTC\): "
-                      r"export EXPORT\d+ DONE, \d+ of \d+ files downloaded")
+                      r"export [0-9A-Z]{13} DONE, \d+ of \d+ files downloaded")
     seen = [pat.search(n) for n in notices]
     tap.check(sum(1 for m in seen if m) >= 2 and
               all(pat.search(n) or done.search(n) for n in notices),
@@ -88,7 +88,7 @@ def main():
     fake_fault(kind="slow", target="file", rate=40000, count=-1)
     notices, secs = run(conn, WEEK)
     tap.note("slow files: %.1f s, notices %r" % (secs, notices))
-    files = [re.search(r"export EXPORT\d+ DONE, (\d+) of (\d+) files downloaded", n)
+    files = [re.search(r"export [0-9A-Z]{13} DONE, (\d+) of (\d+) files downloaded", n)
              for n in notices]
     tap.check(any(files) and all(int(m.group(1)) <= int(m.group(2)) for m in files if m),
               "slow files: NOTICEs count the files downloaded", repr(notices))

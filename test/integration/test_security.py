@@ -149,7 +149,7 @@ def tls_tests(tap, conn):
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ready = os.path.join(tmp, "ready.json")
     fake = subprocess.Popen([os.environ.get("PYTHON", "python3"),
-                             os.path.join(os.path.dirname(__file__), "..", "fake_clover.py"),
+                             os.path.join(os.path.dirname(__file__), "..", "fake", "fake_clover.py"),
                              "--ready-file", ready, "--tls-cert", cert, "--tls-key", key],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

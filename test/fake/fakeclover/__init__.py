@@ -1,4 +1,4 @@
-"""The fake Clover's modules (run it with test/fake_clover.py).
+"""The fake Clover's modules (run it with test/fake/fake_clover.py).
 
 clock    fake clock and service hours
 config   defaults, validation, merging

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark clover_export_fdw side by side with its limits and alternatives.
 
-Run by test/bench.sh, which starts the cluster and the fake Clover.  Every
+Run by test/bench/bench.sh, which starts the cluster and the fake Clover.  Every
 figure comes from this one run, several times each, and is reported as a
 median; the verdicts compare ratios, never an absolute time, because this
 machine is shared and noisy.
@@ -19,7 +19,7 @@ Measured, for the same export window of N orders (--objects):
      and COPY (SELECT *) of the wrapper's own rows stored in a local
      table (PostgreSQL's cost to output those rows at all);
   4. Clover's example script in Python, made to load the rows with COPY
-     through psql (test/bench_python_loader.py);
+     through psql (test/bench/python_loader.py);
   5. LIMIT 10 over a year: time to the rows, exports created and files
      downloaded; peak backend RSS for 100 000 and 1 000 000 rows.
 """
@@ -37,7 +37,7 @@ import urllib.request
 import psycopg2
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "integration"))
+sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 from common import API, fake_config, fake_reset, fake_stats  # noqa: E402
 
 MERCHANT = "BENCHMERCHANT1"
@@ -147,7 +147,7 @@ class Bench:
     def run_python(self):
         self.sql("TRUNCATE bench_loaded")
         secs, out = timed(lambda: subprocess.run(
-            [sys.executable, os.path.join(HERE, "bench_python_loader.py"), API,
+            [sys.executable, os.path.join(HERE, "python_loader.py"), API,
              MERCHANT, TOKEN, str(START_MS), str(self.end_ms), "bench_loaded"],
             check=True, capture_output=True, text=True,
             env=dict(os.environ, PGDATABASE="bench")).stdout)

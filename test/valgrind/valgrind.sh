@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test/valgrind.sh - the regression suites with every backend under valgrind
+# test/valgrind/valgrind.sh - the regression suites with every backend under valgrind
 #
 # Starts the throwaway cluster's postmaster under valgrind's memcheck (with
 # --trace-children, so every backend is checked), runs the pg_regress suites
@@ -7,9 +7,9 @@
 # those whose stack passes through clover_export_fdw (which must be none).
 # Not part of test/run_tests.sh: it takes many minutes.
 #
-#   test/valgrind.sh [test names...]     (default: every test in REGRESS)
+#   test/valgrind/valgrind.sh [test names...]     (default: every test in REGRESS)
 
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../lib.sh"
 
 start_everything --with valgrind "max_connections = 10"
 
@@ -20,7 +20,7 @@ mkdir -p "$WORK/valgrind"
 log "starting PostgreSQL under valgrind (slow)"
 as_pg valgrind --trace-children=yes --track-origins=yes \
 	--read-var-info=yes --num-callers=30 --error-limit=no \
-	--suppressions="$REPO/test/valgrind.supp" \
+	--suppressions="$REPO/test/valgrind/valgrind.supp" \
 	--log-file="$WORK/valgrind/%p.log" \
 	"$PGBIN/postgres" -D "$WORK/data" >"$WORK/postgresql.log" 2>&1 &
 for i in $(seq 1 600); do

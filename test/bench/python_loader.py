@@ -7,7 +7,7 @@ download each file with requests and parse it with resp.json().  Where the
 example only counts the elements, this one turns each into the columns of
 clover_orders and streams them as CSV into `psql -c "COPY ... FROM STDIN"`.
 
-Usage: bench_python_loader.py API_BASE MERCHANT TOKEN START_MS END_MS TABLE
+Usage: python_loader.py API_BASE MERCHANT TOKEN START_MS END_MS TABLE
 (psql connection from the libpq environment).  Prints the rows loaded.
 """
 

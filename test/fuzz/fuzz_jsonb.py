@@ -11,7 +11,7 @@ sorting (0 to 70 keys, long shared prefixes, lengths around the 6-byte sort
 prefix, non-ASCII and empty keys), duplicate keys (the last wins),
 escapes and surrogate pairs, numbers jsonb keeps as written, nesting.
 
-Run by test/fuzz.sh after the conversion fuzz; needs the fake
+Run by test/fuzz/fuzz.sh after the conversion fuzz; needs the fake
 (FAKE_CLOVER_API, FAKE_CLOVER_ADMIN) and libpq's environment.
 
   fuzz_jsonb.py [--files N] [--seed S]
@@ -25,7 +25,7 @@ import sys
 import psycopg2
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                "integration"))
+                                "..", "integration"))
 from common import API, MERCHANT, fake_config, fake_fault, fake_reset  # noqa: E402
 
 DAY_MS = 1706745600000              # 2024-02-01 00:00 UTC

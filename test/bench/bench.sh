@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
-# test/bench.sh - benchmark the wrapper against its limits and alternatives
+# test/bench/bench.sh - benchmark the wrapper against its limits and alternatives
 #
 # Starts a throwaway cluster and the fake Clover (no processing delay) and
-# runs test/bench.py: curl download, the wrapper's count(*) and
+# runs test/bench/bench.py: curl download, the wrapper's count(*) and
 # COPY (SELECT *), PostgreSQL's own jsonb cost on the same objects, a Python
 # loader in the style of Clover's example, LIMIT 10 and peak memory.
 # Prints medians and ratios measured side by side in this one run.  Not a
 # pass/fail test.
 #
-#   test/bench.sh [--objects 200000] [--repeat 5]
-#   test/bench.sh --million             (1 000 000 orders)
+#   test/bench/bench.sh [--objects 200000] [--repeat 5]
+#   test/bench/bench.sh --million             (1 000 000 orders)
 
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../lib.sh"
 
 args=()
 for a in "$@"; do
@@ -31,4 +31,4 @@ CREATE USER MAPPING FOR CURRENT_USER SERVER clover
     OPTIONS (access_token 'test-token');
 IMPORT FOREIGN SCHEMA clover FROM SERVER clover INTO public;
 SQL
-as_pg "$PYTHON" "$WORK/src/test/bench.py" "${args[@]}"
+as_pg "$PYTHON" "$WORK/src/test/bench/bench.py" "${args[@]}"

@@ -14,8 +14,8 @@ NaN).  A file it accepts must never be rejected as malformed (SQLSTATE HV00A),
 and a file it rejects must never convert.
 
 Usage (a cluster with the extension installed, libpq environment set):
-    python3 test/fuzz_convert.py [--iterations N] [--seed S] [--save DIR]
-test/fuzz.sh sets up a throwaway cluster and runs it.
+    python3 test/fuzz/fuzz_convert.py [--iterations N] [--seed S] [--save DIR]
+test/fuzz/fuzz.sh sets up a throwaway cluster and runs it.
 """
 
 import argparse
