@@ -61,6 +61,10 @@ static bool scan_string(SplitState *s, uint32 *start, uint32 *len,
 static bool scan_number(SplitState *s);
 static bool scan_elements(SplitState *s);
 
+/*
+ * init_string_class
+ *		Fill string_class, the table scan_string's inner loop looks up
+ */
 static void
 init_string_class(void)
 {
@@ -109,6 +113,10 @@ split_error(SplitState *s, const char *fmt,...)
 	return false;
 }
 
+/*
+ * skip_ws
+ *		Move past white space
+ */
 static inline void
 skip_ws(SplitState *s)
 {
@@ -203,6 +211,27 @@ scan_string(SplitState *s, uint32 *start, uint32 *len, bool *escaped)
 }
 
 /*
+ * scan_digits
+ *		Move *p past the digits of a fraction or an exponent; false (error
+ *		set) if there is not at least one
+ */
+static inline bool
+scan_digits(SplitState *s, size_t *p)
+{
+	size_t		q = *p;
+
+	if (q >= s->len || !isdigit(s->buf[q]))
+	{
+		s->pos = q;
+		return split_error(s, "Invalid number");
+	}
+	while (q < s->len && isdigit(s->buf[q]))
+		q++;
+	*p = q;
+	return true;
+}
+
+/*
  * scan_number
  *		Check a number against the JSON grammar
  */
@@ -227,31 +256,25 @@ scan_number(SplitState *s)
 	if (p < end && buf[p] == '.')
 	{
 		p++;
-		if (p >= end || !isdigit(buf[p]))
-		{
-			s->pos = p;
-			return split_error(s, "Invalid number");
-		}
-		while (p < end && isdigit(buf[p]))
-			p++;
+		if (!scan_digits(s, &p))
+			return false;
 	}
 	if (p < end && (buf[p] == 'e' || buf[p] == 'E'))
 	{
 		p++;
 		if (p < end && (buf[p] == '+' || buf[p] == '-'))
 			p++;
-		if (p >= end || !isdigit(buf[p]))
-		{
-			s->pos = p;
-			return split_error(s, "Invalid number");
-		}
-		while (p < end && isdigit(buf[p]))
-			p++;
+		if (!scan_digits(s, &p))
+			return false;
 	}
 	s->pos = p;
 	return true;
 }
 
+/*
+ * scan_literal
+ *		Check that true, false or null (word) is spelled out in full
+ */
 static bool
 scan_literal(SplitState *s, const char *word)
 {
@@ -410,6 +433,31 @@ scan_separator(SplitState *s, char close, const char *container)
 }
 
 /*
+ * open_container
+ *		Enter the object or array whose opening bracket is at s->pos: 1 if
+ *		members follow, 0 if it is empty (and already left), -1 (error set)
+ *		if it is nested too deep
+ */
+static inline int
+open_container(SplitState *s, char close)
+{
+	if (++s->depth > MAX_JSON_DEPTH)
+	{
+		split_error(s, "JSON nested deeper than %d levels", MAX_JSON_DEPTH);
+		return -1;
+	}
+	s->pos++;
+	skip_ws(s);
+	if (s->pos < s->len && s->buf[s->pos] == close)
+	{
+		s->pos++;
+		s->depth--;
+		return 0;
+	}
+	return 1;
+}
+
+/*
  * scan_object
  *		Check an object; node (may be NULL) says which keys to record.  The
  *		file's top-level object (top) has the "elements" array instead.
@@ -417,19 +465,10 @@ scan_separator(SplitState *s, char close, const char *container)
 static bool
 scan_object(SplitState *s, const PathNode *node, bool top)
 {
-	int			more;
+	int			more = open_container(s, '}');
 
-	if (++s->depth > MAX_JSON_DEPTH)
-		return split_error(s, "JSON nested deeper than %d levels",
-						   MAX_JSON_DEPTH);
-	s->pos++;					/* '{' */
-	skip_ws(s);
-	if (s->pos < s->len && s->buf[s->pos] == '}')
-	{
-		s->pos++;
-		s->depth--;
-		return true;
-	}
+	if (more <= 0)
+		return more == 0;
 	do
 	{
 		uint32		kstart,
@@ -482,19 +521,10 @@ scan_object(SplitState *s, const PathNode *node, bool top)
 static bool
 scan_array(SplitState *s)
 {
-	int			more;
+	int			more = open_container(s, ']');
 
-	if (++s->depth > MAX_JSON_DEPTH)
-		return split_error(s, "JSON nested deeper than %d levels",
-						   MAX_JSON_DEPTH);
-	s->pos++;					/* '[' */
-	skip_ws(s);
-	if (s->pos < s->len && s->buf[s->pos] == ']')
-	{
-		s->pos++;
-		s->depth--;
-		return true;
-	}
+	if (more <= 0)
+		return more == 0;
 	do
 	{
 		if (!scan_value(s, NULL, NULL))
@@ -544,15 +574,8 @@ scan_elements(SplitState *s)
 	skip_ws(s);
 	if (s->pos >= s->len || s->buf[s->pos] != '[')
 		return split_error(s, "\"elements\" is not an array");
-	s->depth++;
-	s->pos++;
-	skip_ws(s);
-	if (s->pos < s->len && s->buf[s->pos] == ']')
-	{
-		s->pos++;
-		s->depth--;
-		return true;
-	}
+	if ((more = open_container(s, ']')) <= 0)
+		return more == 0;
 	do
 	{
 		skip_ws(s);
@@ -644,6 +667,10 @@ fail:
 	return NULL;
 }
 
+/*
+ * CloverFileRowCount
+ *		The number of elements of a split file
+ */
 int
 CloverFileRowCount(const CloverFileRows *rows)
 {

@@ -41,6 +41,10 @@ typedef struct JsonbBuild
 	size_t		end;
 } JsonbBuild;
 
+/*
+ * build_skip_ws
+ *		Move past white space
+ */
 static inline void
 build_skip_ws(JsonbBuild *b)
 {

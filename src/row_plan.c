@@ -95,6 +95,10 @@ trie_number(PathNode *node, int next)
 	return next;
 }
 
+/*
+ * conv_kind_for_type
+ *		The conversion for a (base) type: a shortcut, or its input function
+ */
 static ConvKind
 conv_kind_for_type(Oid typid)
 {
