@@ -7,13 +7,18 @@
 
 MODULE_big = clover_export_fdw
 OBJS = \
+	src/api_json.o \
 	src/clover_errors.o \
 	src/clover_export_fdw.o \
 	src/exports.o \
 	src/http.o \
-	src/json_rows.o \
+	src/json_lex.o \
+	src/json_split.o \
+	src/jsonb_build.o \
 	src/options.o \
 	src/pacing.o \
+	src/row_convert.o \
+	src/row_plan.o \
 	src/service_hours.o \
 	src/time_quals.o \
 	src/time_range.o \

@@ -9,7 +9,7 @@
  * created_time.  The planner's part is to find the bounds (windows.c) and
  * cost the remote jobs; the executor evaluates the bounds, lets
  * exports.c run the exports and download their files, and turns each
- * file into rows (json_rows.c), keeping only the rows of each file's own
+ * file into rows (row_path.h), keeping only the rows of each file's own
  * window so that no object is returned twice where windows meet.  All quals
  * stay in the plan's qpqual: the windows only decide what to fetch.
  *

@@ -17,8 +17,13 @@
  *						 one, redaction of secrets
  *	http.c				 every libcurl call: concurrent requests,
  *						 interruptible waits, open-handle counts
- *	json_rows.c			 every JSON byte: Clover's API answers (json-c) and
- *						 export files to tuples
+ *	api_json.c			 every json-c call: Clover's API answers
+ *	row_plan.c			 export files to tuples, the row path (row_path.h):
+ *						 per scan, which paths to find and how to convert
+ *	json_split.c		 per file, validate it and find each row's values
+ *	row_convert.c		 per row, those values into Datums
+ *	jsonb_build.c		 jsonb from validated bytes, as jsonb_in builds it
+ *	json_lex.c			 the JSON lexing the files above share (json_lex.h)
  *
  * and the parts that need neither a backend nor curl, in clover_core.h
  * (windows.c, service_hours.c, pacing.c).
@@ -173,7 +178,7 @@ extern char *CloverFormatUtc(TimestampTz ts);
 extern const char *CloverBoundKindOperator(CloverBoundKind kind);
 
 /* ----------------------------------------------------------------
- *		json_rows.c
+ *		api_json.c
  * ----------------------------------------------------------------
  */
 
@@ -194,6 +199,11 @@ extern char *CloverBuildExportRequest(CloverExportType type, int64 start_ms,
 									  int64 end_ms);
 extern char *CloverErrorBodyMessage(const char *body, size_t len,
 									size_t maxlen);
+
+/* ----------------------------------------------------------------
+ *		The row path: row_plan.c, json_split.c, row_convert.c
+ * ----------------------------------------------------------------
+ */
 
 /* How to fill the tuple's columns from an object: built once per scan */
 typedef struct CloverRowPlan CloverRowPlan;

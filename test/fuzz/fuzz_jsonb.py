@@ -2,7 +2,7 @@
 """Differential fuzz of the jsonb builder against PostgreSQL's jsonb_in.
 
 The wrapper builds jsonb columns from an export file's validated bytes
-instead of calling jsonb_in (src/json_rows.c, build_jsonb).  This script
+instead of calling jsonb_in (src/jsonb_build.c).  This script
 serves files of random objects through the fake Clover (a file fault with a
 200 body) and checks, object by object, that the whole-object column and
 the lineItems column equal jsonb_in of the same text, byte for byte of

@@ -1,0 +1,296 @@
+/*-------------------------------------------------------------------------
+ *
+ * api_json.c
+ *		  Clover's API answers and requests in JSON: the only json-c user
+ *
+ * What Clover's REST API sends back is small, rare and its shape matters
+ * more than speed, so it is parsed with json-c into a tree and copied out:
+ * the export object (answer to creating and polling an export), the text of
+ * error answers, and the body of the request that creates an export.
+ * Further sources of Clover's API (such as the cursor-paged /v1 lists,
+ * {"object": "list", "has_more": ..., "data": [...]}) parse their
+ * envelopes here too; export files never come here (see row_path.h).
+ *
+ * While a json-c object is held nothing may throw, or the longjmp would
+ * skip its json_object_put(): the readers below copy with copy_noerr() and
+ * return a constant problem, and the caller reports it after freeing.
+ *
+ * PostgreSQL's fmgrprotos.h declares a function json_object(), which clashes
+ * with json-c's type of that name; the PostgreSQL one is renamed while its
+ * headers are read, and json-c is included last.
+ *
+ * IDENTIFICATION
+ *		  src/api_json.c
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <limits.h>
+
+#include "clover_export_fdw.h"
+#include "json_lex.h"
+
+#define json_object pg_json_object_function
+#include "utils/builtins.h"
+#undef json_object
+
+#include <json-c/json.h>
+
+/*
+ * parse_json_c
+ *		Parse a complete JSON text with json-c; NULL and *errmsg on failure
+ *
+ * The caller owns the result and must json_object_put() it.
+ */
+static struct json_object *
+parse_json_c(const char *body, size_t len, char **errmsg)
+{
+	struct json_tokener *tok;
+	struct json_object *obj;
+	enum json_tokener_error jerr;
+	size_t		end;
+
+	if (len > INT_MAX)
+	{
+		*errmsg = pstrdup("The answer is too large.");
+		return NULL;
+	}
+	tok = json_tokener_new_ex(64);
+	if (tok == NULL)
+	{
+		*errmsg = pstrdup("Out of memory while parsing JSON.");
+		return NULL;
+	}
+	obj = json_tokener_parse_ex(tok, body, (int) len);
+	jerr = json_tokener_get_error(tok);
+	end = json_tokener_get_parse_end(tok);
+	json_tokener_free(tok);
+
+	if (obj == NULL || jerr != json_tokener_success)
+	{
+		if (obj)
+			json_object_put(obj);
+		*errmsg = psprintf("The answer is not valid JSON: %s.",
+						   jerr == json_tokener_continue ?
+						   "unexpected end of data" :
+						   json_tokener_error_desc(jerr));
+		return NULL;
+	}
+	end = jlex_ws_end((const unsigned char *) body, end, len);
+	if (end != len)
+	{
+		json_object_put(obj);
+		*errmsg = psprintf("The answer has extra data after its JSON value at byte %zu.",
+						   end);
+		return NULL;
+	}
+	return obj;
+}
+
+/*
+ * valid_export_id
+ *		Export ids go into request paths: only letters, digits, '-' and '_'
+ */
+static bool
+valid_export_id(const char *id)
+{
+	const char *p;
+
+	if (*id == '\0' || strlen(id) > 64)
+		return false;
+	for (p = id; *p; p++)
+	{
+		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+			  (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * copy_noerr
+ *		palloc'd copy of a string that never throws: NULL when out of memory
+ *
+ * Used while a json-c object is held, so that nothing can longjmp past the
+ * json_object_put() that frees it.
+ */
+static char *
+copy_noerr(const char *s, size_t len)
+{
+	char	   *copy = MemoryContextAllocExtended(CurrentMemoryContext, len + 1,
+												  MCXT_ALLOC_NO_OOM);
+
+	if (copy)
+	{
+		memcpy(copy, s, len);
+		copy[len] = '\0';
+	}
+	return copy;
+}
+
+static char *
+json_string_copy(struct json_object *v)
+{
+	return copy_noerr(json_object_get_string(v), json_object_get_string_len(v));
+}
+
+/*
+ * export_object_fields
+ *		Copy what we use of an export object into *info, without throwing
+ *
+ * Returns NULL on success, else a constant saying what is wrong (with the
+ * element number in *bad_url for URL problems).
+ */
+static const char *
+export_object_fields(struct json_object *obj, CloverExportInfo *info,
+					 size_t *bad_url)
+{
+	struct json_object *v,
+			   *urls,
+			   *elements;
+	size_t		i,
+				n;
+
+	if (!json_object_is_type(obj, json_type_object))
+		return "The answer is not a JSON object.";
+
+	if (!json_object_object_get_ex(obj, "id", &v) ||
+		!json_object_is_type(v, json_type_string))
+		return "The export object has no \"id\" string.";
+	if ((info->id = json_string_copy(v)) == NULL)
+		return "Out of memory.";
+	if (!valid_export_id(info->id))
+		return "The export object's \"id\" contains unexpected characters.";
+
+	if (!json_object_object_get_ex(obj, "status", &v) ||
+		!json_object_is_type(v, json_type_string))
+		return "The export object has no \"status\" string.";
+	if ((info->status = copy_noerr(json_object_get_string(v),
+								   Min(json_object_get_string_len(v), 40))) == NULL)
+		return "Out of memory.";
+
+	info->percent = -1;
+	if (json_object_object_get_ex(obj, "percentComplete", &v) &&
+		(json_object_is_type(v, json_type_int) ||
+		 json_object_is_type(v, json_type_double)))
+		info->percent = Max(0, Min(100, json_object_get_int(v)));
+
+	info->available_until = 0;
+	if (json_object_object_get_ex(obj, "availableUntil", &v) &&
+		json_object_is_type(v, json_type_int))
+		info->available_until = json_object_get_int64(v);
+
+	info->nurls = 0;
+	info->urls = NULL;
+	if (!json_object_object_get_ex(obj, "exportUrls", &urls) ||
+		json_object_is_type(urls, json_type_null))
+		return NULL;
+	if (!json_object_object_get_ex(urls, "elements", &elements) ||
+		!json_object_is_type(elements, json_type_array))
+		return "The export object has \"exportUrls\" without an \"elements\" array.";
+
+	n = json_object_array_length(elements);
+	info->urls = MemoryContextAllocExtended(CurrentMemoryContext,
+											sizeof(char *) * (n + 1),
+											MCXT_ALLOC_NO_OOM | MCXT_ALLOC_ZERO);
+	if (info->urls == NULL)
+		return "Out of memory.";
+	for (i = 0; i < n; i++)
+	{
+		struct json_object *el = json_object_array_get_idx(elements, i);
+		struct json_object *url;
+
+		*bad_url = i + 1;
+		if (!json_object_is_type(el, json_type_object) ||
+			!json_object_object_get_ex(el, "url", &url) ||
+			!json_object_is_type(url, json_type_string))
+			return "An element of \"exportUrls\" has no \"url\" string.";
+		if ((info->urls[i] = json_string_copy(url)) == NULL)
+			return "Out of memory.";
+		info->nurls++;
+	}
+	return NULL;
+}
+
+/*
+ * CloverParseExportObject
+ *		Read Clover's export object (the answer to the POST and to polls)
+ *
+ * On failure returns false with a palloc'd description in *errmsg; the
+ * caller knows the HTTP context and reports it.
+ */
+bool
+CloverParseExportObject(const char *body, size_t len, CloverExportInfo *info,
+						char **errmsg)
+{
+	struct json_object *obj;
+	const char *problem;
+	size_t		bad_url = 0;
+
+	memset(info, 0, sizeof(*info));
+	obj = parse_json_c(body, len, errmsg);
+	if (obj == NULL)
+		return false;
+	problem = export_object_fields(obj, info, &bad_url);
+	json_object_put(obj);
+
+	if (problem == NULL)
+		return true;
+	if (bad_url > 0)
+		*errmsg = psprintf("%s (element %zu)", problem, bad_url);
+	else
+		*errmsg = pstrdup(problem);
+	return false;
+}
+
+/*
+ * CloverBuildExportRequest
+ *		The body of the POST that creates an export, palloc'd
+ *
+ * Times are JSON numbers, as in Clover's C# example.
+ */
+char *
+CloverBuildExportRequest(CloverExportType type, int64 start_ms, int64 end_ms)
+{
+	return psprintf("{\"type\": \"%s\", \"startTime\": " INT64_FORMAT
+					", \"endTime\": " INT64_FORMAT "}",
+					CloverExportTypeName(type), start_ms, end_ms);
+}
+
+/*
+ * CloverErrorBodyMessage
+ *		What an error answer says: its "message" (or "error") string if it
+ *		is a JSON object, else its text; printable, at most ~maxlen bytes
+ *
+ * The caller redacts secrets before it cuts the text short for a message.
+ */
+char *
+CloverErrorBodyMessage(const char *body, size_t len, size_t maxlen)
+{
+	static const char *const keys[] = {"message", "error", "msg", NULL};
+	struct json_object *obj;
+	char	   *ignore;
+	char	   *message = NULL;
+	int			i;
+
+	if (len == 0)
+		return pstrdup("(empty body)");
+
+	obj = parse_json_c(body, len, &ignore);
+	if (obj)
+	{
+		for (i = 0; keys[i] && message == NULL; i++)
+		{
+			struct json_object *v;
+
+			if (json_object_is_type(obj, json_type_object) &&
+				json_object_object_get_ex(obj, keys[i], &v) &&
+				json_object_is_type(v, json_type_string))
+				message = json_string_copy(v);
+		}
+		json_object_put(obj);
+	}
+	if (message)
+		return jlex_printable(message, strlen(message), maxlen);
+	return jlex_printable(body, len, maxlen);
+}
