@@ -27,14 +27,17 @@
 
 #include "datatype/timestamp.h"
 
+#define CLOVER_MS_PER_DAY			((int64) 86400000)
+
 /* Clover's documented limits */
 #define CLOVER_MAX_WINDOW_DAYS		30
-#define CLOVER_MAX_WINDOW_MS		((int64) CLOVER_MAX_WINDOW_DAYS * 86400000)
+#define CLOVER_MAX_WINDOW_MS		(CLOVER_MAX_WINDOW_DAYS * CLOVER_MS_PER_DAY)
 #define CLOVER_MAX_FILE_OBJECTS		1000
 
-/* microseconds from the Unix epoch to PostgreSQL's (2000-01-01) */
-#define CLOVER_UNIX_EPOCH_USECS \
-	((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY)
+/* days and microseconds from the Unix epoch to PostgreSQL's (2000-01-01) */
+#define CLOVER_UNIX_EPOCH_DAYS \
+	((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE))
+#define CLOVER_UNIX_EPOCH_USECS		(CLOVER_UNIX_EPOCH_DAYS * USECS_PER_DAY)
 /* the Unix epoch as a TimestampTz: Clover's times start there */
 #define CLOVER_UNIX_EPOCH_TIMESTAMP	(-CLOVER_UNIX_EPOCH_USECS)
 
@@ -71,6 +74,21 @@ CloverUnixMsToTimestamp(int64 ms, TimestampTz *ts)
 	pg_ms = ms - CLOVER_UNIX_EPOCH_USECS / 1000;
 	*ts = pg_ms * 1000;
 	return true;
+}
+
+/*
+ * CloverUnixMsToDays
+ *		The UTC day of epoch milliseconds, in days since 2000-01-01 (a
+ *		DateADT's unit; the caller checks IS_VALID_DATE)
+ */
+static inline int64
+CloverUnixMsToDays(int64 ms)
+{
+	int64		days = ms / CLOVER_MS_PER_DAY;
+
+	if (ms % CLOVER_MS_PER_DAY < 0)
+		days--;					/* floor, for times before 1970 too */
+	return days - CLOVER_UNIX_EPOCH_DAYS;
 }
 
 /* ----------------------------------------------------------------

@@ -231,8 +231,7 @@ date_datum(const ColumnPlan *col, const CloverFileRows *rows,
 		   const JsonSlot *slot)
 {
 	int64		ms = ms_value(col, rows, slot);
-	int64		days = ms / 86400000 - (ms % 86400000 < 0 ? 1 : 0);
-	int64		d = days - (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE);
+	int64		d = CloverUnixMsToDays(ms);
 
 	if (!IS_VALID_DATE(d))
 		conversion_error(col,

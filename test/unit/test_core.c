@@ -108,6 +108,10 @@ test_conversions(void)
 	check(CloverUnixMsToTimestamp(1704067200123, &ts) &&
 		  CloverTimestampToUnixMs(ts) == 1704067200123,
 		  "epoch milliseconds survive a round trip");
+	check(CloverUnixMsToDays(0) == -10957 && CloverUnixMsToDays(-1) == -10958 &&
+		  CloverUnixMsToDays(946684800000) == 0 &&
+		  CloverUnixMsToDays(946684800000 - 1) == -1,
+		  "epoch milliseconds fall on their UTC day, before 1970 too");
 	check(CloverTimestampToUnixMs(at_ms(-1) + 999) == -1 &&
 		  CloverTimestampToUnixMs(at_ms(0) - 1) == -1,
 		  "times before 1970 round down to the millisecond");
