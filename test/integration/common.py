@@ -103,6 +103,15 @@ def fresh_database(name, server_options=""):
     return conn
 
 
+def set_token(conn, token):
+    """Change the user mapping's token without the statement being logged."""
+    with conn.cursor() as cur:
+        cur.execute("SET log_statement = 'none'")
+        cur.execute("ALTER USER MAPPING FOR CURRENT_USER SERVER clover "
+                    "OPTIONS (SET access_token %s)", (token,))
+        cur.execute("RESET log_statement")
+
+
 def run_seen(conn, sql, seen):
     """Run sql; append to seen every text the client sees (rows, notices,
     error fields).  Returns the psycopg2 error, or None."""

@@ -29,7 +29,7 @@ import urllib.request
 
 from common import (API, MERCHANT, SERVER_LOG, Tap, fake_clear_faults,
                     fake_config, fake_fault, fake_reset, fake_stats,
-                    fresh_database, run_seen)
+                    fresh_database, run_seen, set_token)
 
 DB = "itest_secrets"
 FRAGMENT = 12
@@ -236,15 +236,6 @@ def file_urls(r, tap):
                     **url_config())
     with r.conn.cursor() as cur:
         cur.execute("RESET clover_export_fdw.progress")
-
-
-def set_token(conn, token):
-    """Change the user mapping's token without the statement being logged."""
-    with conn.cursor() as cur:
-        cur.execute("SET log_statement = 'none'")
-        cur.execute("ALTER USER MAPPING FOR CURRENT_USER SERVER clover "
-                    "OPTIONS (SET access_token %s)", (token,))
-        cur.execute("RESET log_statement")
 
 
 def main():

@@ -22,22 +22,13 @@ import time
 
 from common import (MERCHANT, SERVER_LOG, Tap, connect, fake_config,
                     fake_fault, fake_reset, fake_stats, fresh_database,
-                    open_handles, run_seen)
+                    open_handles, run_seen, set_token)
 
 DB = "itest_security"
 TOKEN = "tok-SECRET-5f2b9c1e77"
 SIGNATURE_MARKERS = ("Signature=", "Expires=")
 WEEK = ("SELECT count(*) FROM clover_orders "
         "WHERE created_time >= '2024-01-01' AND created_time < '2024-01-08'")
-
-
-def set_token(conn, token):
-    """Change the user mapping's token without the statement being logged."""
-    with conn.cursor() as cur:
-        cur.execute("SET log_statement = 'none'")
-        cur.execute("ALTER USER MAPPING FOR CURRENT_USER SERVER clover "
-                    "OPTIONS (SET access_token %s)", (token,))
-        cur.execute("RESET log_statement")
 
 
 def workload(tap, conn, seen):
