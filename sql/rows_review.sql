@@ -31,12 +31,12 @@ CREATE FOREIGN TABLE odd_paths (
 ) SERVER clover OPTIONS (export_type 'ORDERS');
 \set body '{"elements":[{"id":"P1","createdTime":1706745600000,"a":{"":{"b":7},"b":8},"":"empty","$":"dollar"},{"id":"P2","createdTime":1706745601000,"":{"":{"":"deep"}},"$":{"b":[1,2]}},{"id":"P3","createdTime":1706745602000}]}'
 \setenv BODY :body
-\! "$FAKECTL" fault kind=status target=file status=200 count=1 "body=$("$PYTHON" -c 'import json, os; print(json.dumps(os.environ["BODY"]))')"
+\! printf '%s' "$BODY" | "$FAKECTL" serve
 SELECT id, "a..b", "_", "__", "..", "_.._", dollar, dollar_b
   FROM odd_paths WHERE :day ORDER BY id;
 -- the same with raw: the same values, and each is raw's own
 \setenv BODY :body
-\! "$FAKECTL" fault kind=status target=file status=200 count=1 "body=$("$PYTHON" -c 'import json, os; print(json.dumps(os.environ["BODY"]))')"
+\! printf '%s' "$BODY" | "$FAKECTL" serve
 SELECT id, "a..b", "_", "__", "..", "_.._", dollar, dollar_b,
        "a..b" IS NOT DISTINCT FROM raw #> '{a,"",b}'
        AND "_" IS NOT DISTINCT FROM raw -> ''
@@ -95,12 +95,12 @@ CREATE FOREIGN TABLE review_required (
 SET lc_monetary = 'C';
 \set body '{"elements":[{"id":"T1","createdTime":1706745600000,"amount":5,"label":"ok","payload":{"x":1},"modifiedTime":1706745600000,"price":12.345,"f8":1.5,"f4":0.1,"m":1.5,"o":5,"i":1e2,"t":1.50,"b":1,"n":1E+2},{"id":"T2","createdTime":1706745601000,"amount":"7","label":"fine","payload":{"y":[]},"modifiedTime":"1706745600000","price":"3","f8":"1.5","f4":-0,"m":"2.25","o":"42","i":"12","t":{"b":1,"a":[true,null]},"b":"yes","n":-0},{"id":"T3","createdTime":1706745602000,"amount":null,"f8":2e-3,"t":-0,"b":false,"i":-0}]}'
 \setenv BODY :body
-\! "$FAKECTL" fault kind=status target=file status=200 count=1 "body=$("$PYTHON" -c 'import json, os; print(json.dumps(os.environ["BODY"]))')"
+\! printf '%s' "$BODY" | "$FAKECTL" serve
 SELECT id, amount, label, payload, modified, price, f8, f4, m, o, i, t, b, n
   FROM review_types WHERE :day ORDER BY id;
 -- each equals PostgreSQL's own cast of raw->>'key'
 \setenv BODY :body
-\! "$FAKECTL" fault kind=status target=file status=200 count=1 "body=$("$PYTHON" -c 'import json, os; print(json.dumps(os.environ["BODY"]))')"
+\! printf '%s' "$BODY" | "$FAKECTL" serve
 SELECT id,
        amount IS NOT DISTINCT FROM (raw->>'amount')::rr_cents AS amount,
        label IS NOT DISTINCT FROM (raw->>'label')::rr_label AS label,
@@ -118,39 +118,39 @@ SELECT id,
 -- values a domain or a type refuses: PostgreSQL's error, in context
 \set body '{"elements":[{"id":"E1","createdTime":1706745600000,"amount":-1}]}'
 \setenv BODY :body
-\! "$FAKECTL" fault kind=status target=file status=200 count=1 "body=$("$PYTHON" -c 'import json, os; print(json.dumps(os.environ["BODY"]))')"
+\! printf '%s' "$BODY" | "$FAKECTL" serve
 SELECT amount FROM review_types WHERE :day;
 \set body '{"elements":[{"id":"E2","createdTime":1706745600000,"payload":[1]}]}'
 \setenv BODY :body
-\! "$FAKECTL" fault kind=status target=file status=200 count=1 "body=$("$PYTHON" -c 'import json, os; print(json.dumps(os.environ["BODY"]))')"
+\! printf '%s' "$BODY" | "$FAKECTL" serve
 SELECT payload FROM review_types WHERE :day;
 \set body '{"elements":[{"id":"E3","createdTime":1706745600000,"modifiedTime":0}]}'
 \setenv BODY :body
-\! "$FAKECTL" fault kind=status target=file status=200 count=1 "body=$("$PYTHON" -c 'import json, os; print(json.dumps(os.environ["BODY"]))')"
+\! printf '%s' "$BODY" | "$FAKECTL" serve
 SELECT modified FROM review_types WHERE :day;
 \set body '{"elements":[{"id":"E4","createdTime":1706745600000,"f4":1e39}]}'
 \setenv BODY :body
-\! "$FAKECTL" fault kind=status target=file status=200 count=1 "body=$("$PYTHON" -c 'import json, os; print(json.dumps(os.environ["BODY"]))')"
+\! printf '%s' "$BODY" | "$FAKECTL" serve
 SELECT f4 FROM review_types WHERE :day;
 \set body '{"elements":[{"id":"E5","createdTime":1706745600000,"i":1.5}]}'
 \setenv BODY :body
-\! "$FAKECTL" fault kind=status target=file status=200 count=1 "body=$("$PYTHON" -c 'import json, os; print(json.dumps(os.environ["BODY"]))')"
+\! printf '%s' "$BODY" | "$FAKECTL" serve
 SELECT i FROM review_types WHERE :day;
 \set body '{"elements":[{"id":"E6","createdTime":1706745600000,"b":2}]}'
 \setenv BODY :body
-\! "$FAKECTL" fault kind=status target=file status=200 count=1 "body=$("$PYTHON" -c 'import json, os; print(json.dumps(os.environ["BODY"]))')"
+\! printf '%s' "$BODY" | "$FAKECTL" serve
 SELECT b FROM review_types WHERE :day;
 \set body '{"elements":[{"id":"E7","createdTime":1706745600000,"label":"forbidden"}]}'
 \setenv BODY :body
-\! "$FAKECTL" fault kind=status target=file status=200 count=1 "body=$("$PYTHON" -c 'import json, os; print(json.dumps(os.environ["BODY"]))')"
+\! printf '%s' "$BODY" | "$FAKECTL" serve
 SELECT label FROM review_types WHERE :day;
 \set body '{"elements":[{"id":"E8","createdTime":1706745600000,"r":3},{"id":"E9","createdTime":1706745600000}]}'
 \setenv BODY :body
-\! "$FAKECTL" fault kind=status target=file status=200 count=1 "body=$("$PYTHON" -c 'import json, os; print(json.dumps(os.environ["BODY"]))')"
+\! printf '%s' "$BODY" | "$FAKECTL" serve
 SELECT r FROM review_required WHERE :day;
 \set body '{"elements":[{"id":"E10","createdTime":1706745600000,"o":-1.5}]}'
 \setenv BODY :body
-\! "$FAKECTL" fault kind=status target=file status=200 count=1 "body=$("$PYTHON" -c 'import json, os; print(json.dumps(os.environ["BODY"]))')"
+\! printf '%s' "$BODY" | "$FAKECTL" serve
 SELECT o FROM review_types WHERE :day;
 RESET lc_monetary;
 

@@ -158,7 +158,7 @@ SELECT count(*) FILTER (WHERE raw::text IS DISTINCT FROM raw_text::jsonb::text) 
 -- written (1.50, 1e5), empty and deeply nested containers, white space
 -- everywhere
 \! "$FAKECTL" config 'anomalies=[]'
-\! "$PYTHON" "$(dirname "$FAKECTL")/fakectl" fault kind=status target=file status=200 count=1 "body=$("$PYTHON" -c 'import json, sys; print(json.dumps(open(sys.argv[1]).read()))' "$(dirname "$FAKECTL")/../data/tricky_export.json")"
+\! "$FAKECTL" serve "$(dirname "$FAKECTL")/../data/tricky_export.json"
 SELECT count(*) AS objects,
        count(*) FILTER (WHERE raw = raw_text::jsonb
                           AND raw::text = raw_text::jsonb::text) AS same_as_jsonb_in,
@@ -173,7 +173,7 @@ SELECT count(*) AS objects,
   FROM order_raw
  WHERE created_time >= '2024-02-01' AND created_time < '2024-02-02';
 -- line items alone (built from their own bytes, not cut from raw)
-\! "$PYTHON" "$(dirname "$FAKECTL")/fakectl" fault kind=status target=file status=200 count=1 "body=$("$PYTHON" -c 'import json, sys; print(json.dumps(open(sys.argv[1]).read()))' "$(dirname "$FAKECTL")/../data/tricky_export.json")"
+\! "$FAKECTL" serve "$(dirname "$FAKECTL")/../data/tricky_export.json"
 SELECT count(*) AS objects,
        count(*) FILTER (WHERE line_items::text IS NOT DISTINCT FROM
                               line_items_text::jsonb::text) AS same_line_items,

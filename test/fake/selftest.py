@@ -984,6 +984,14 @@ def run_checks(f):  # noqa: C901  (one long list of checks, in order)
         eq((c["end_inclusive"], c["processing_ms"], c["hours"], c["merchants"][MERCHANT]
             ["orders_per_day"]), (False, 0, "MON-FRI 10:00-15:00", 99), "config applied")
         eq(ctl("stats", "token_on_file_host").stdout, "0\n", "stats KEY")
+        f.fresh()           # service hours as usual again
+        text = '{"elements": [{"id": "A", "n": 1e39}]}'
+        r = subprocess.run([sys.executable, FAKECTL, "serve"], env=env, input=text,
+                           capture_output=True, text=True)
+        eq((r.returncode, r.stdout, r.stderr), (0, "", ""), "serve")
+        done = f.export("ORDERS", FRI, FRI + D)
+        status, _, body = f.get_url(done["exportUrls"]["elements"][0]["url"])
+        eq((status, body.decode()), (200, text), "serve: the next file, byte for byte")
         r = ctl("config", "bogus=1")
         assert r.returncode == 1 and r.stderr and not r.stdout, r
         r = ctl("stats", "nonexistent")
