@@ -6,12 +6,13 @@
  *
  * A scan of clover_orders or clover_payments becomes a series of Clover
  * exports, one per window of at most 30 days covering the query's range of
- * created_time.  The planner's part is to find the bounds (windows.c) and
- * cost the remote jobs; the executor evaluates the bounds, lets
- * exports.c run the exports and download their files, and turns each
- * file into rows (row_path.h), keeping only the rows of each file's own
- * window so that no object is returned twice where windows meet.  All quals
- * stay in the plan's qpqual: the windows only decide what to fetch.
+ * created_time.  The planner's part is to find the bounds (time_quals.c)
+ * and cost the remote jobs; the executor evaluates the bounds into a range
+ * (time_range.c), lets exports.c run the exports and download their files,
+ * and turns each file into rows (row_path.h), keeping only the rows of each
+ * file's own window so that no object is returned twice where windows
+ * meet.  All quals stay in the plan's qpqual: the windows only decide what
+ * to fetch.
  *
  * Nothing is fetched at plan time, and EXPLAIN without ANALYZE sends no
  * request to Clover.
@@ -143,7 +144,6 @@ typedef struct CloverFdwScanState
 PG_FUNCTION_INFO_V1(clover_export_fdw_handler);
 PG_FUNCTION_INFO_V1(clover_export_fdw_open_handles);
 PG_FUNCTION_INFO_V1(clover_export_fdw_convert_file);
-
 
 /* FDW callback routines */
 static void cloverGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel,
