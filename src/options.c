@@ -44,6 +44,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 PG_FUNCTION_INFO_V1(clover_export_fdw_validator);
@@ -870,6 +871,49 @@ CloverGetOptions(Oid foreigntableid)
 }
 
 /*
+ * has_user_mapping
+ *		Is there a user mapping for (userid, serverid)?  (userid InvalidOid:
+ *		the one for PUBLIC)
+ */
+static bool
+has_user_mapping(Oid serverid, Oid userid)
+{
+	HeapTuple	tp = SearchSysCache2(USERMAPPINGUSERSERVER,
+									 ObjectIdGetDatum(userid),
+									 ObjectIdGetDatum(serverid));
+
+	if (!HeapTupleIsValid(tp))
+		return false;
+	ReleaseSysCache(tp);
+	return true;
+}
+
+/*
+ * require_user_mapping
+ *		Fail as GetUserMapping() would (same SQLSTATE) when userid has no
+ *		user mapping for the server, own or PUBLIC, but naming the server and
+ *		saying which statement creates it
+ */
+static void
+require_user_mapping(Oid serverid, Oid userid)
+{
+	const char *server;
+
+	if (has_user_mapping(serverid, userid) ||
+		has_user_mapping(serverid, InvalidOid))
+		return;
+	server = GetForeignServer(serverid)->servername;
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_OBJECT),
+			 errmsg("user mapping not found for user \"%s\", server \"%s\"",
+					GetUserNameFromId(userid, false), server),
+			 errhint("Create one with the merchant's Clover API token: CREATE USER MAPPING FOR %s SERVER %s OPTIONS (access_token '...').",
+					 userid == GetUserId() ? "CURRENT_USER" :
+					 quote_identifier(GetUserNameFromId(userid, false)),
+					 quote_identifier(server))));
+}
+
+/*
  * CloverGetAccessToken
  *		The access token of the user mapping for (userid, serverid), palloc'd
  *
@@ -878,8 +922,11 @@ CloverGetOptions(Oid foreigntableid)
 char *
 CloverGetAccessToken(Oid serverid, Oid userid)
 {
-	UserMapping *um = GetUserMapping(userid, serverid);
+	UserMapping *um;
 	ListCell   *lc;
+
+	require_user_mapping(serverid, userid);
+	um = GetUserMapping(userid, serverid);
 
 	foreach(lc, um->options)
 	{
