@@ -477,6 +477,19 @@ CloverReportApiFailure(const CloverExportRef *ref, const CloverHttpResult *res,
 						   "(no location)"),
 				 errhint("API requests carry the access token and are never redirected; check the option base_url of server \"%s\".",
 						 opts->server_name)));
+	if (ref->is_create && res->outcome == CLOVER_HTTP_NOT_SENT)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION),
+				 errmsg("could not connect to Clover at \"%s\"",
+						url_for_display(ref, opts->api_base)),
+				 errdetail("%s for the %s window %s never reached Clover: %s%s.",
+						   request, CloverExportTypeName(opts->export_type),
+						   CloverWindowText(ref->window), why, tries),
+				 res->unreachable ?
+				 errhint("No connection could be made, so nothing was sent and no export was created. Check the options base_url and region of server \"%s\", and this host's network and DNS.",
+						 opts->server_name) :
+				 errhint("Nothing was sent, so no export was created. Check the connection to Clover (the options base_url, connect_timeout and ca_file of server \"%s\"), or raise max_retries (now %d).",
+						 opts->server_name, opts->max_retries)));
 	if (ref->is_create)
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_EXECUTION),

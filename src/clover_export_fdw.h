@@ -278,6 +278,8 @@ typedef struct CloverHttpBuffer
 typedef struct CloverHttpResult
 {
 	CloverHttpOutcome outcome;
+	bool		unreachable;	/* NOT_SENT because no connection could be
+								 * made: refused, or the host is unknown */
 	long		status;			/* HTTP status, 0 if none */
 	CloverHttpBuffer body;		/* the caller's; data set when ANSWERED */
 	long		retry_after_secs;	/* -1 if absent */
