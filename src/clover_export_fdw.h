@@ -352,6 +352,7 @@ extern void CloverNoticeWaitingForService(const CloverExportRef *ref,
 										  double until_open);
 extern void CloverReportClosed(const CloverExportRef *ref, const char *message,
 							   TimestampTz opening, double until_open,
+							   double waited,
 							   bool calendar_open) pg_attribute_noreturn();
 extern void CloverReportBusy(const CloverExportRef *ref, const char *message,
 							 int answers, double secs) pg_attribute_noreturn();

@@ -743,6 +743,7 @@ wait_or_fail_closed(CloverExportRun *run, CloverJob *job, const char *message,
 	if (opts->wait_for_service_ms <= 0 || opening == DT_NOEND ||
 		now + until_open - job->closed_since > opts->wait_for_service_ms / 1000.0)
 		CloverReportClosed(&ref, message, opening, until_open,
+						   now - job->closed_since,
 						   CloverServiceOpenAt(&opts->hours, wall));
 
 	CloverNoticeWaitingForService(&ref, message, opening, until_open);
