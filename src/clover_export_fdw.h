@@ -278,6 +278,8 @@ typedef struct CloverHttpBuffer
 typedef struct CloverHttpResult
 {
 	CloverHttpOutcome outcome;
+	bool		unreachable;	/* NOT_SENT because no connection could be
+								 * made: refused, or the host is unknown */
 	long		status;			/* HTTP status, 0 if none */
 	CloverHttpBuffer body;		/* the caller's; data set when ANSWERED */
 	long		retry_after_secs;	/* -1 if absent */
@@ -350,6 +352,7 @@ extern void CloverNoticeWaitingForService(const CloverExportRef *ref,
 										  double until_open);
 extern void CloverReportClosed(const CloverExportRef *ref, const char *message,
 							   TimestampTz opening, double until_open,
+							   double waited,
 							   bool calendar_open) pg_attribute_noreturn();
 extern void CloverReportBusy(const CloverExportRef *ref, const char *message,
 							 int answers, double secs) pg_attribute_noreturn();

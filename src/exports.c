@@ -33,7 +33,10 @@
  *	 request_timeout, truncated bodies) are retried with backoff up to
  *	 max_retries for polls and downloads; a download's 429 too, after its
  *	 Retry-After.  A POST is retried only when it cannot have created an
- *	 export (nothing was sent, or Clover refused it with 503/429).
+ *	 export (nothing was sent, or Clover refused it with 503/429); when it
+ *	 found no server at all (refused, unknown host) before the API host
+ *	 ever answered, only for about a second: base_url, region or the
+ *	 network is wrong, and waiting will not fix that.
  * - Files deleted at Clover (404/403/410): the export is created again once
  *	 if nothing of that window was returned yet; an export ending in an
  *	 unknown status likewise gets one more try.
@@ -76,6 +79,7 @@
  */
 #define CREATE_RETRY_BASE_SECS	0.5 /* a POST that sent nothing */
 #define CREATE_RETRY_MAX_SECS	30.0
+#define UNREACHABLE_RETRY_BASE_SECS 0.4 /* ... and found no server */
 #define POLL_RETRY_BASE_SECS	0.5 /* a failed status poll */
 #define POLL_RETRY_MAX_SECS		30.0
 #define FILE_RETRY_BASE_SECS	0.25	/* a failed download */
@@ -84,6 +88,12 @@
 #define BUSY_RETRY_MAX_SECS		30.0
 #define RATE_RETRY_BASE_SECS	1.0 /* a 429 without Retry-After */
 #define RATE_RETRY_MAX_SECS		60.0
+
+/*
+ * Retries of a POST that found no server (refused, unknown host) before the
+ * API host answered anything: about a second in all
+ */
+#define UNREACHABLE_RETRIES		2
 
 /* a Retry-After is waited out a little longer: calling early is punished */
 #define RETRY_AFTER_MARGIN_SECS 0.05
@@ -191,6 +201,7 @@ struct CloverExportRun
 	int			cur;			/* job whose files are handed out next */
 	CloverHttp *http;
 	CloverRateLimiter api;		/* requests to the API host */
+	bool		api_answered;	/* the API host answered a request */
 	int			files_outstanding;	/* in flight, waiting or ready */
 	bool		prefetch_unlocked;
 	int			rate_limit_streak;
@@ -549,6 +560,8 @@ handle_completion(CloverExportRun *run, CloverHttpResult *res)
 	{
 		job->request = NULL;
 		CloverRateLimiterDone(&run->api);
+		if (res->outcome == CLOVER_HTTP_ANSWERED)
+			run->api_answered = true;
 	}
 	else
 		job->files[res->tag].request = NULL;
@@ -730,6 +743,7 @@ wait_or_fail_closed(CloverExportRun *run, CloverJob *job, const char *message,
 	if (opts->wait_for_service_ms <= 0 || opening == DT_NOEND ||
 		now + until_open - job->closed_since > opts->wait_for_service_ms / 1000.0)
 		CloverReportClosed(&ref, message, opening, until_open,
+						   now - job->closed_since,
 						   CloverServiceOpenAt(&opts->hours, wall));
 
 	CloverNoticeWaitingForService(&ref, message, opening, until_open);
@@ -780,18 +794,36 @@ wait_or_fail_busy(CloverExportRun *run, CloverJob *job, const char *message,
 }
 
 /*
+ * found_no_server
+ *		Did a request of a run that has had no answer from the API host find
+ *		no server at all (connection refused, unknown host)?  Then base_url,
+ *		region or the network is wrong far more likely than Clover is
+ *		briefly away, so the POST is retried only UNREACHABLE_RETRIES times.
+ *		Once the host has answered, such a failure is a blip and gets the
+ *		usual retries.
+ */
+static bool
+found_no_server(const CloverExportRun *run, const CloverHttpResult *res)
+{
+	return res->unreachable && !run->api_answered;
+}
+
+/*
  * handle_create
  *		Act on the answer to a POST that creates job's export
  *
  * Created (2xx): the export object says what next (apply_export_info).
  * 503: closed or busy, retried later or failed (closed_or_busy).  429:
  * retried after the pause.  A POST that cannot have reached Clover is
- * retried with backoff; anything else fails, since repeating a POST that
- * may have created an export could create a second one.
+ * retried with backoff (briefly when it found no server, found_no_server);
+ * anything else fails, since repeating a POST that may have created an
+ * export could create a second one.
  */
 static void
 handle_create(CloverExportRun *run, CloverJob *job, CloverHttpResult *res)
 {
+	bool		no_server = found_no_server(run, res);
+
 	if (res->outcome == CLOVER_HTTP_ANSWERED &&
 		res->status >= 200 && res->status < 300)
 	{
@@ -821,14 +853,19 @@ handle_create(CloverExportRun *run, CloverJob *job, CloverHttpResult *res)
 		job->due_at = run->api.paused_until;
 	}
 	else if (res->outcome == CLOVER_HTTP_NOT_SENT &&
-			 job->create_failures < run->opts->max_retries)
+			 job->create_failures < (no_server ?
+									 Min(run->opts->max_retries,
+										 UNREACHABLE_RETRIES) :
+									 run->opts->max_retries))
 	{
 		job->create_failures++;
 		run->stats.retries++;
 		job->state = JOB_WAITING;
-		job->due_at = mono_now() + backoff_secs(job->create_failures,
-												CREATE_RETRY_BASE_SECS,
-												CREATE_RETRY_MAX_SECS);
+		job->due_at = mono_now() +
+			backoff_secs(job->create_failures,
+						 no_server ? UNREACHABLE_RETRY_BASE_SECS :
+						 CREATE_RETRY_BASE_SECS,
+						 CREATE_RETRY_MAX_SECS);
 	}
 	else
 	{
