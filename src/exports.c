@@ -1104,7 +1104,8 @@ rows_so_far(CloverExportRun *run)
 /*
  * report_progress
  *		With clover_export_fdw.progress on, say where the scan is, at most
- *		every few seconds (the one place that reads the setting)
+ *		every few seconds (this section is the one place that reads the
+ *		setting)
  *
  * This NOTICE, report_window_done's and report_summary's are worded for
  * tests to read: each names the window or the table, and ends with the
@@ -1137,25 +1138,25 @@ report_progress(CloverExportRun *run, double now)
 	}
 	if (job->state == JOB_WAITING && job->due_at > now)
 		ereport(NOTICE,
-				(errmsg("clover_export_fdw: window %d of %d (%s): waiting %s for Clover (%s); rows so far: " INT64_FORMAT,
+				(errmsg("clover_export_fdw: window %d of %d (%s): waiting %s for Clover (%s); rows so far: %lld",
 						run->cur + 1, run->njobs, CloverWindowText(job->window),
 						CloverFormatDuration(job->due_at - now),
 						job->closed_since ? "service closed" :
 						job->busy_since ? "service busy" : "retrying",
-						rows_so_far(run))));
+						(long long) rows_so_far(run))));
 	else if (job->state == JOB_DONE)
 		ereport(NOTICE,
-				(errmsg("clover_export_fdw: window %d of %d (%s): export %s DONE, %d of %d files downloaded; rows so far: " INT64_FORMAT,
+				(errmsg("clover_export_fdw: window %d of %d (%s): export %s DONE, %d of %d files downloaded; rows so far: %lld",
 						run->cur + 1, run->njobs, CloverWindowText(job->window),
 						job->export_id, done_files, job->nfiles,
-						rows_so_far(run))));
+						(long long) rows_so_far(run))));
 	else
 		ereport(NOTICE,
-				(errmsg("clover_export_fdw: window %d of %d (%s): export %s %s, %d%% complete; rows so far: " INT64_FORMAT,
+				(errmsg("clover_export_fdw: window %d of %d (%s): export %s %s, %d%% complete; rows so far: %lld",
 						run->cur + 1, run->njobs, CloverWindowText(job->window),
 						job->export_id ? job->export_id : "(being created)",
 						job->status ? job->status : "requested",
-						Max(job->percent, 0), rows_so_far(run))));
+						Max(job->percent, 0), (long long) rows_so_far(run))));
 }
 
 /*
@@ -1171,10 +1172,10 @@ report_window_done(CloverExportRun *run, CloverJob *job)
 	/* the next periodic report comes an interval after this one */
 	run->last_notice_at = mono_now();
 	ereport(NOTICE,
-			(errmsg("clover_export_fdw: window %d of %d (%s): done (export %s, files: %d); rows so far: " INT64_FORMAT,
+			(errmsg("clover_export_fdw: window %d of %d (%s): done (export %s, files: %d); rows so far: %lld",
 					job->index + 1, run->njobs, CloverWindowText(job->window),
 					job->export_id ? job->export_id : "none", job->nfiles,
-					rows_so_far(run))));
+					(long long) rows_so_far(run))));
 }
 
 /*
@@ -1192,12 +1193,13 @@ report_summary(CloverExportRun *run)
 	if (!clover_progress)
 		return;
 	ereport(NOTICE,
-			(errmsg("clover_export_fdw: scan of %s %s: rows: " INT64_FORMAT ", windows: %d of %d, exports created: " INT64_FORMAT ", exports reused: " INT64_FORMAT ", files: " INT64_FORMAT ", time: %.3f s",
+			(errmsg("clover_export_fdw: scan of %s %s: rows: %lld, windows: %d of %d, exports created: %lld, exports reused: %lld, files: %lld, time: %.3f s",
 					run->opts->table_name,
 					run->cur >= run->njobs ? "done" : "stopped",
-					rows_so_far(run), run->cur, run->njobs,
-					run->stats.exports_created, run->stats.exports_reused,
-					run->stats.files_downloaded,
+					(long long) rows_so_far(run), run->cur, run->njobs,
+					(long long) run->stats.exports_created,
+					(long long) run->stats.exports_reused,
+					(long long) run->stats.files_downloaded,
 					mono_now() - run->started_at)));
 }
 
