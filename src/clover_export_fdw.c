@@ -760,6 +760,7 @@ start_scan(ForeignScanState *node, CloverFdwScanState *fsstate)
 	config.access_token = fsstate->token;
 	config.windows = fsstate->windows;
 	config.nwindows = fsstate->nwindows;
+	config.rows_returned = &fsstate->stats.rows_returned;
 	fsstate->run = CloverRunCreate(fsstate->scan_cxt, &config);
 }
 

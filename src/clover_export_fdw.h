@@ -381,6 +381,7 @@ typedef struct CloverClientConfig
 {
 	const CloverFdwOptions *opts;
 	const char *access_token;
+	const int64 *rows_returned; /* the scan's count, for progress NOTICEs */
 	const CloverWindow *windows;
 	int			nwindows;
 } CloverClientConfig;
@@ -393,6 +394,7 @@ typedef struct CloverClientConfig
  */
 #define CLOVER_SCAN_STATS(X) \
 	X(int64, exports_created) \
+	X(int64, exports_reused)	/* served from the statement's exports */ \
 	X(int64, export_recreated) \
 	X(int64, polls) \
 	X(int64, busy_waits) \

@@ -208,7 +208,12 @@ struct CloverExportRun
 	double		rate_limited_since;
 	Download   *handed;
 	CloverScanStats stats;
+	/* progress NOTICEs (report_progress and friends) */
 	double		last_notice_at;
+	double		started_at;
+	const int64 *rows_returned; /* the scan's count */
+	int64		rows_before;	/* *rows_returned when the run began */
+	bool		summed_up;
 };
 
 /*
@@ -232,6 +237,8 @@ static void apply_export_info(CloverExportRun *run, CloverJob *job,
 static void restart_job(CloverExportRun *run, CloverJob *job);
 static void poll_again(CloverExportRun *run, CloverJob *job);
 static void report_progress(CloverExportRun *run, double now);
+static void report_window_done(CloverExportRun *run, CloverJob *job);
+static void report_summary(CloverExportRun *run);
 
 /* ----------------------------------------------------------------
  *		Small helpers
@@ -1122,9 +1129,24 @@ handle_file(CloverExportRun *run, CloverJob *job, int file_no,
  */
 
 /*
+ * rows_so_far
+ *		Rows the scan has returned from this run's files
+ */
+static int64
+rows_so_far(CloverExportRun *run)
+{
+	return run->rows_returned ? *run->rows_returned - run->rows_before : 0;
+}
+
+/*
  * report_progress
  *		With clover_export_fdw.progress on, say where the scan is, at most
- *		every few seconds (the one place that reads the setting)
+ *		every few seconds (this section is the one place that reads the
+ *		setting)
+ *
+ * This NOTICE, report_window_done's and report_summary's are worded for
+ * tests to read: each names the window or the table, and ends with the
+ * rows returned so far.  None ever shows a token or a file URL.
  */
 static void
 report_progress(CloverExportRun *run, double now)
@@ -1153,23 +1175,69 @@ report_progress(CloverExportRun *run, double now)
 	}
 	if (job->state == JOB_WAITING && job->due_at > now)
 		ereport(NOTICE,
-				(errmsg("clover_export_fdw: window %d of %d (%s): waiting %s for Clover (%s)",
+				(errmsg("clover_export_fdw: window %d of %d (%s): waiting %s for Clover (%s); rows so far: %lld",
 						run->cur + 1, run->njobs, CloverWindowText(job->window),
 						CloverFormatDuration(job->due_at - now),
 						job->closed_since ? "service closed" :
-						job->busy_since ? "service busy" : "retrying")));
+						job->busy_since ? "service busy" : "retrying",
+						(long long) rows_so_far(run))));
 	else if (job->state == JOB_DONE)
 		ereport(NOTICE,
-				(errmsg("clover_export_fdw: window %d of %d (%s): export %s DONE, %d of %d files downloaded",
+				(errmsg("clover_export_fdw: window %d of %d (%s): export %s DONE, %d of %d files downloaded; rows so far: %lld",
 						run->cur + 1, run->njobs, CloverWindowText(job->window),
-						job->export_id, done_files, job->nfiles)));
+						job->export_id, done_files, job->nfiles,
+						(long long) rows_so_far(run))));
 	else
 		ereport(NOTICE,
-				(errmsg("clover_export_fdw: window %d of %d (%s): export %s %s, %d%% complete",
+				(errmsg("clover_export_fdw: window %d of %d (%s): export %s %s, %d%% complete; rows so far: %lld",
 						run->cur + 1, run->njobs, CloverWindowText(job->window),
 						job->export_id ? job->export_id : "(being created)",
 						job->status ? job->status : "requested",
-						Max(job->percent, 0))));
+						Max(job->percent, 0), (long long) rows_so_far(run))));
+}
+
+/*
+ * report_window_done
+ *		With clover_export_fdw.progress on, say that every row of job's
+ *		window has been returned: one NOTICE per window, however fast
+ */
+static void
+report_window_done(CloverExportRun *run, CloverJob *job)
+{
+	if (!clover_progress)
+		return;
+	/* the next periodic report comes an interval after this one */
+	run->last_notice_at = mono_now();
+	ereport(NOTICE,
+			(errmsg("clover_export_fdw: window %d of %d (%s): done (export %s, files: %d); rows so far: %lld",
+					job->index + 1, run->njobs, CloverWindowText(job->window),
+					job->export_id ? job->export_id : "none", job->nfiles,
+					(long long) rows_so_far(run))));
+}
+
+/*
+ * report_summary
+ *		With clover_export_fdw.progress on, sum the run up, once: when its
+ *		last row has been returned ("done"), or when the scan ends or
+ *		restarts before that, e.g. under a LIMIT ("stopped")
+ */
+static void
+report_summary(CloverExportRun *run)
+{
+	if (run->summed_up)
+		return;
+	run->summed_up = true;
+	if (!clover_progress)
+		return;
+	ereport(NOTICE,
+			(errmsg("clover_export_fdw: scan of %s %s: rows: %lld, windows: %d of %d, exports created: %lld, exports reused: %lld, files: %lld, time: %.3f s",
+					run->opts->table_name,
+					run->cur >= run->njobs ? "done" : "stopped",
+					(long long) rows_so_far(run), run->cur, run->njobs,
+					(long long) run->stats.exports_created,
+					(long long) run->stats.exports_reused,
+					(long long) run->stats.files_downloaded,
+					mono_now() - run->started_at)));
 }
 
 /* ----------------------------------------------------------------
@@ -1215,6 +1283,9 @@ CloverRunCreate(MemoryContext parent, const CloverClientConfig *config)
 	}
 	CloverRateLimiterInit(&run->api, API_RATE_PER_SEC, API_BURST,
 						  MAX_API_IN_FLIGHT, mono_now());
+	run->started_at = mono_now();
+	run->rows_returned = config->rows_returned;
+	run->rows_before = config->rows_returned ? *config->rows_returned : 0;
 
 	cb = palloc0(sizeof(MemoryContextCallback));
 	cb->func = run_reset_callback;
@@ -1296,6 +1367,7 @@ CloverRunNextFile(CloverExportRun *run, CloverFile *file)
 		{
 			job->state = JOB_FINISHED;
 			run->cur++;
+			report_window_done(run, job);
 			/* an empty window still means the consumer wants more */
 			run->prefetch_unlocked = true;
 			continue;
@@ -1310,6 +1382,8 @@ CloverRunNextFile(CloverExportRun *run, CloverFile *file)
 		if (!run_step(run))
 			wait_for_activity(run);
 	}
+	if (!found)
+		report_summary(run);
 	MemoryContextSwitchTo(old);
 	return found;
 }
@@ -1373,9 +1447,12 @@ CloverScanStatsAdd(CloverScanStats *total, const CloverScanStats *s)
 /*
  * CloverRunDestroy
  *		Abandon whatever is in flight and free the run
+ *
+ * A run stopped before its last row (a LIMIT, a rescan) is summed up here.
  */
 void
 CloverRunDestroy(CloverExportRun *run)
 {
+	report_summary(run);
 	MemoryContextDelete(run->cxt);
 }

@@ -185,7 +185,7 @@ _PG_init(void)
 {
 	DefineCustomBoolVariable("clover_export_fdw.progress",
 							 "Report the progress of Clover exports as NOTICEs.",
-							 "Every few seconds, a long scan says which export window it is on, the export's status and the files downloaded so far.",
+							 "Each export window says when it is done, a waiting scan says every few seconds where it is, and a last NOTICE sums the scan up; each gives the rows returned so far.",
 							 &clover_progress,
 							 false,
 							 PGC_USERSET,
