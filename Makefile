@@ -20,6 +20,7 @@ OBJS = \
 	src/row_convert.o \
 	src/row_plan.o \
 	src/service_hours.o \
+	src/sorted_scan.o \
 	src/time_quals.o \
 	src/time_range.o \
 	src/windows.o
