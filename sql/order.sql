@@ -61,6 +61,29 @@ SELECT count(*) AS rows FROM (SELECT id FROM clover_orders
 \! "$FAKECTL" stats exports_created
 \! "$FAKECTL" stats file_downloads
 
+-- a sorted scan run again with new bounds (a correlated subquery) starts
+-- over: one one-day export per outer row, each giving that day's latest
+\! "$FAKECTL" reset
+CREATE TEMP TABLE days (lo timestamptz, hi timestamptz);
+INSERT INTO days VALUES ('2024-01-02', '2024-01-03'), ('2024-03-05', '2024-03-06'),
+    ('2024-05-05', '2024-05-06');
+EXPLAIN (COSTS OFF)
+SELECT d.lo, (SELECT created_time FROM clover_orders o
+               WHERE o.created_time >= d.lo AND o.created_time < d.hi
+               ORDER BY created_time DESC LIMIT 1) AS latest
+  FROM days d;
+CREATE TEMP TABLE latest AS
+SELECT d.lo, (SELECT created_time FROM clover_orders o
+               WHERE o.created_time >= d.lo AND o.created_time < d.hi
+               ORDER BY created_time DESC LIMIT 1) AS latest
+  FROM days d;
+\! "$FAKECTL" stats exports_created
+SELECT l.lo, l.latest = (SELECT max(created_time) FROM clover_orders o
+                          WHERE o.created_time >= d.lo AND o.created_time < d.hi)
+         AS is_latest
+  FROM latest l JOIN days d USING (lo) ORDER BY l.lo;
+DROP TABLE days, latest;
+
 -- the rows are PostgreSQL's own ORDER BY of the same rows, with Clover's
 -- objects shuffled across files of 250; a timestamptz(0) column has ties
 -- (their order among themselves is unspecified: the times are compared in
