@@ -967,6 +967,8 @@ next_sorted_row(ForeignScanState *node, CloverFdwScanState *fsstate,
 				return false;
 			while (next_row_in_file(node, fsstate, slot))
 			{
+				/* a window may hold many rows: stay cancellable */
+				CHECK_FOR_INTERRUPTS();
 				CloverWindowSortPut(fsstate->sort, slot);
 				ExecClearTuple(slot);
 				MemoryContextReset(fsstate->row_cxt);
