@@ -146,7 +146,9 @@ CloverPathkeysDescending(List *pathkeys)
  *
  * The sorts add, per window, the comparisons cost_sort charges for its
  * rows: a little more than the unsorted scan, and less than a Sort above
- * it, which sorts all the rows at once.  The first row comes once the
+ * it, which sorts all the rows at once (unless the other quals drop most
+ * rows before that Sort, while the windows are sorted before any qual
+ * runs).  The first row comes once the
  * first window is exported, converted and sorted: its share of the
  * startup, plus those, is the startup cost, so that ORDER BY ... LIMIT,
  * which needs one window, prefers this path.
