@@ -732,12 +732,14 @@ cloverBeginForeignScan(ForeignScanState *node, int eflags)
 	sort_dir = intVal(list_nth(fsplan->fdw_private, FdwScanPrivateSortDir));
 	if (sort_dir != 0)
 	{
+		TupleTableSlot *sort_slot;
+
+		sort_slot = ExecInitExtraTupleSlot(estate,
+										   RelationGetDescr(fsstate->rel),
+										   &TTSOpsMinimalTuple);
 		fsstate->descending = (sort_dir < 0);
 		fsstate->sort = CloverWindowSortCreate(estate->es_query_cxt,
-											   ExecInitExtraTupleSlot(estate,
-																	  RelationGetDescr(fsstate->rel),
-																	  &TTSOpsMinimalTuple),
-											   &fsstate->timecol,
+											   sort_slot, &fsstate->timecol,
 											   fsstate->descending);
 	}
 
@@ -1221,13 +1223,17 @@ cloverExplainForeignScan(ForeignScanState *node, ExplainState *es)
 								 fsstate->opts->merchant_id),
 						es);
 	if (fsstate->sort)
+	{
+		Form_pg_attribute att = TupleDescAttr(RelationGetDescr(fsstate->rel),
+											  fsstate->timecol.attno - 1);
+
 		ExplainPropertyText("Window Order",
 							psprintf("%s, each window sorted by %s",
 									 fsstate->descending ? "newest first" :
 									 "oldest first",
-									 quote_identifier(NameStr(TupleDescAttr(RelationGetDescr(fsstate->rel),
-																			fsstate->timecol.attno - 1)->attname))),
+									 quote_identifier(NameStr(att->attname))),
 							es);
+	}
 
 	if (es->verbose)
 	{
