@@ -13,6 +13,8 @@
  *	time_range.c		 evaluated bounds -> half-open range of createdTime
  *	exports.c			 runs a scan's exports: jobs, scheduling, polling,
  *						 downloads, retries and Clover's rules
+ *	sorted_scan.c		 scans ordered by the time column: pathkeys, costs,
+ *						 windows in either direction, each sorted locally
  *	clover_errors.c		 Clover's answers -> messages: every ereport about
  *						 one, redaction of secrets
  *	http.c				 every libcurl call: concurrent requests,
@@ -42,6 +44,7 @@
 #include "access/tupdesc.h"
 #include "clover_core.h"
 #include "datatype/timestamp.h"
+#include "executor/tuptable.h"
 #include "lib/stringinfo.h"
 #include "nodes/bitmapset.h"
 #include "nodes/pathnodes.h"
@@ -384,6 +387,10 @@ typedef struct CloverClientConfig
 	const int64 *rows_returned; /* the scan's count, for progress NOTICEs */
 	const CloverWindow *windows;
 	int			nwindows;
+	bool		whole_windows;	/* the consumer reads each window whole
+								 * before it returns a row (sorted scans):
+								 * only CloverRunAllowPrefetch, or the end
+								 * of a window, lets the run prefetch */
 } CloverClientConfig;
 
 /*
@@ -412,7 +419,9 @@ typedef struct CloverClientConfig
 	X(int64, rows_returned) \
 	X(int64, rows_replayed)		/* from the rescan cache */ \
 	X(int64, rows_dropped)		/* outside their file's window */ \
-	X(double, convert_secs)
+	X(double, convert_secs) \
+	X(int64, windows_sorted)	/* by a sorted scan */ \
+	X(int64, windows_sorted_on_disk)	/* of those, spilled past work_mem */
 
 typedef struct CloverScanStats
 {
@@ -440,9 +449,36 @@ extern CloverExportRun *CloverRunCreate(MemoryContext parent,
 extern bool CloverRunNextFile(CloverExportRun *run, CloverFile *file);
 extern void CloverRunRedownload(CloverExportRun *run);
 extern void CloverRunPump(CloverExportRun *run);
+extern void CloverRunAllowPrefetch(CloverExportRun *run);
 extern const CloverScanStats *CloverRunGetStats(CloverExportRun *run);
 extern void CloverRunDestroy(CloverExportRun *run);
 extern void CloverScanStatsAdd(CloverScanStats *total,
 							   const CloverScanStats *s);
+
+/* ----------------------------------------------------------------
+ *		sorted_scan.c
+ * ----------------------------------------------------------------
+ */
+
+/* The local sort of a sorted scan's windows, one window at a time */
+typedef struct CloverWindowSort CloverWindowSort;
+
+extern List *CloverSortedPathkeys(PlannerInfo *root, RelOptInfo *baserel,
+								  const CloverTimeColumn *timecol,
+								  bool descending);
+extern bool CloverPathkeysDescending(List *pathkeys);
+extern void CloverSortedScanCosts(double windows, double tuples,
+								  Cost row_cost, Cost *startup, Cost *total);
+extern void CloverReverseWindows(CloverWindow *windows, int nwindows);
+extern CloverWindowSort *CloverWindowSortCreate(MemoryContext cxt,
+												TupleTableSlot *slot,
+												const CloverTimeColumn *timecol,
+												bool descending);
+extern void CloverWindowSortPut(CloverWindowSort *ws, TupleTableSlot *slot);
+extern void CloverWindowSortPerform(CloverWindowSort *ws,
+									CloverScanStats *stats);
+extern bool CloverWindowSortNext(CloverWindowSort *ws, TupleTableSlot *slot,
+								 CloverExportRun *run);
+extern void CloverWindowSortReset(CloverWindowSort *ws);
 
 #endif							/* CLOVER_EXPORT_FDW_H */

@@ -17,7 +17,10 @@
  *	 Clover asks), counting every run of the same server in this backend;
  *	 the next window's export is created as soon as an earlier one is DONE.
  *	 Until the consumer has finished a whole file, nothing is prefetched (a
- *	 LIMIT 10 creates one export and downloads at most two files).
+ *	 LIMIT 10 creates one export and downloads at most two files).  A
+ *	 sorted scan reads whole windows (whole_windows): its files are all
+ *	 downloaded at once, and it says itself when to prefetch
+ *	 (CloverRunAllowPrefetch).
  * - 503 answers mean "outside service hours" or "busy": Clover's words
  *	 decide, the configured hours only when the words say neither.  Closed:
  *	 wait for the opening if wait_for_service allows, else fail with the
@@ -204,6 +207,7 @@ struct CloverExportRun
 	bool		api_answered;	/* the API host answered a request */
 	int			files_outstanding;	/* in flight, waiting or ready */
 	bool		prefetch_unlocked;
+	bool		whole_windows;	/* see CloverClientConfig */
 	int			rate_limit_streak;
 	double		rate_limited_since;
 	Download   *handed;
@@ -483,8 +487,12 @@ schedule(CloverExportRun *run, double now)
 			start_poll(run, job);
 	}
 
-	/* downloads: before prefetching is unlocked, one at a time */
-	limit = run->prefetch_unlocked ? opts->max_parallel_downloads : 1;
+	/*
+	 * downloads: before prefetching is unlocked, one at a time, unless the
+	 * consumer reads whole windows (only the current one has an export then)
+	 */
+	limit = (run->prefetch_unlocked || run->whole_windows) ?
+		opts->max_parallel_downloads : 1;
 	for (j = run->cur; j < run->njobs; j++)
 	{
 		CloverJob  *job = &run->jobs[j];
@@ -1274,6 +1282,7 @@ CloverRunCreate(MemoryContext parent, const CloverClientConfig *config)
 	run->exports_url = psprintf("%s%s", config->opts->api_base,
 								run->exports_path);
 	run->njobs = config->nwindows;
+	run->whole_windows = config->whole_windows;
 	run->jobs = palloc0(sizeof(CloverJob) * Max(config->nwindows, 1));
 	for (i = 0; i < config->nwindows; i++)
 	{
@@ -1316,7 +1325,8 @@ release_handed(CloverExportRun *run)
 	free_download(run, dl);
 	dl->state = DOWNLOAD_RELEASED;
 	/* the consumer finished a whole file: it wants more than a peek */
-	run->prefetch_unlocked = true;
+	if (!run->whole_windows)
+		run->prefetch_unlocked = true;
 }
 
 /*
@@ -1420,6 +1430,17 @@ CloverRunPump(CloverExportRun *run)
 
 	(void) run_step(run);
 	MemoryContextSwitchTo(old);
+}
+
+/*
+ * CloverRunAllowPrefetch
+ *		The consumer of whole windows wants more than a peek: create the
+ *		next windows' exports ahead, as Clover's limits allow
+ */
+void
+CloverRunAllowPrefetch(CloverExportRun *run)
+{
+	run->prefetch_unlocked = true;
 }
 
 /*
