@@ -113,4 +113,38 @@ SELECT count(*) > 0 AS joined
    AND p.created_time >= '2024-01-01' AND p.created_time < '2024-02-15';
 \! "$FAKECTL" stats max_running_exports
 \! "$FAKECTL" stats exports_created
+
+-- costs: an export costs as much as reading 10 000 pages, so a plain scan
+-- of 90 days (three windows) stays below jit_above_cost (no JIT for a plan
+-- whose time goes to waiting for Clover) ...
+SELECT (j->0->'Plan'->>'Total Cost')::float
+         < current_setting('jit_above_cost')::float AS below_jit_above_cost
+  FROM (SELECT clover_plan_json($$SELECT * FROM clover_orders
+          WHERE created_time >= '2024-01-01' AND created_time < '2024-03-31'$$) j) s;
+-- ... while exporting per outer row is chosen only for a tiny outer side:
+-- one outer row may rescan a parameterized scan, a thousand join with one
+-- scan of the payments' constant range
+CREATE TABLE one_order (id text, created_time timestamptz);
+INSERT INTO one_order VALUES ('no such id', '2024-03-02 10:00+00');
+CREATE TABLE many_orders (id text, created_time timestamptz);
+INSERT INTO many_orders
+SELECT 'no such id ' || g, '2024-03-01'::timestamptz + g * interval '10 minutes'
+  FROM generate_series(1, 1000) g;
+ANALYZE one_order, many_orders;
+CREATE FUNCTION clover_join_node(outer_table text) RETURNS text
+LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN jsonb_path_query_first(clover_plan_json(format($q$
+SELECT count(*) FROM %I o
+  JOIN clover_payments p ON p.order_id = o.id
+   AND p.created_time >= o.created_time
+   AND p.created_time < o.created_time + interval '1 day'
+ WHERE p.created_time >= '2024-03-01' AND p.created_time < '2024-03-09'$q$,
+        outer_table)),
+        'strict $.**."Node Type" ? (@ like_regex "Join|Loop")') #>> '{}';
+END $$;
+SELECT clover_join_node('one_order') AS one_outer_row,
+       clover_join_node('many_orders') AS thousand_outer_rows;
+DROP FUNCTION clover_join_node(text);
+DROP TABLE one_order, many_orders;
 DROP FUNCTION clover_plan_json(text);

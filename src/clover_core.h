@@ -108,6 +108,10 @@ typedef struct CloverWindow
 extern int64 CloverWindowCount(TimestampTz lo, TimestampTz hi);
 extern void CloverSplitWindows(TimestampTz lo, TimestampTz hi,
 							   CloverWindow *windows, int64 nwindows);
+extern void CloverWholeDays(TimestampTz lo, TimestampTz hi, TimestampTz limit,
+							TimestampTz *day_lo, TimestampTz *day_hi);
+extern void CloverClipWindows(CloverWindow *windows, int64 nwindows,
+							  TimestampTz lo, TimestampTz hi);
 
 /* ----------------------------------------------------------------
  *		service_hours.c

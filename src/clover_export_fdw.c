@@ -15,6 +15,12 @@
  * to fetch.  When the query wants the rows by created_time, a path runs
  * the windows in that direction and sorts each one (sorted_scan.c).
  *
+ * A scan whose bounds come from an outer row (a parameterized path, a
+ * correlated subquery) exports whole UTC days, and the statement's
+ * completed exports (statement_exports.c) serve every rescan they cover:
+ * a nested loop over a week of outer rows makes a handful of exports, not
+ * one per row, and max_exports_per_statement bounds the rest.
+ *
  * Nothing is fetched at plan time, and EXPLAIN without ANALYZE sends no
  * request to Clover.
  *
@@ -61,8 +67,15 @@
 
 PG_MODULE_MAGIC;
 
-/* Cost of one export: a remote job that takes seconds, in cost units */
-#define CLOVER_EXPORT_STARTUP_COST	100000.0
+/*
+ * Cost of one export.  It is a remote job of seconds to minutes, but the
+ * local work is a few requests; cost units also decide JIT, which cannot
+ * speed up waiting for Clover.  So an export costs as much as reading
+ * 10 000 pages: far above any local scan of the outer side, so a plan that
+ * exports per outer row loses unless that side is tiny, while a plain scan
+ * of a few windows stays below jit_above_cost (default 100 000).
+ */
+#define CLOVER_EXPORT_STARTUP_COST	10000.0
 /* Cost of converting one row (a JSON object of about 1 KB) */
 #define CLOVER_ROW_COST				0.05
 /* Range assumed for estimates when a bound is only known at execution */
@@ -116,6 +129,7 @@ typedef struct CloverFdwScanState
 
 	/* set when the scan starts */
 	bool		started;
+	bool		by_days;		/* bounds change per rescan: whole days */
 	CloverRange range;
 	CloverWindow *windows;
 	int			nwindows;
@@ -186,6 +200,7 @@ static bool next_file(CloverFdwScanState *fsstate);
 static void stop_run(CloverFdwScanState *fsstate);
 static double elapsed_since(const struct timespec *start);
 static bool contain_param(Node *node, void *context);
+static bool uses_exec_param(Node *node, void *context);
 static void explain_scan_stats(const CloverScanStats *s, ExplainState *es);
 
 /*
@@ -709,6 +724,7 @@ cloverBeginForeignScan(ForeignScanState *node, int eflags)
 		time_column_of(fsstate->rel, timeattno, &fsstate->timecol);
 	fsstate->bound_states = ExecInitExprList(fsplan->fdw_exprs,
 											 (PlanState *) node);
+	fsstate->by_days = uses_exec_param((Node *) fsplan->fdw_exprs, NULL);
 	foreach(lc, fsplan->fdw_exprs)
 		fsstate->bound_types = lappend_oid(fsstate->bound_types,
 										   exprType((Node *) lfirst(lc)));
@@ -808,7 +824,13 @@ start_scan(ForeignScanState *node, CloverFdwScanState *fsstate)
 						 quote_identifier(fsstate->opts->table_name))));
 
 	old = MemoryContextSwitchTo(fsstate->scan_cxt);
-	fsstate->windows = CloverSplitRange(&fsstate->range, &fsstate->nwindows);
+	if (fsstate->by_days)
+		fsstate->windows = CloverSplitRangeByDays(&fsstate->range,
+												  GetCurrentStatementStartTimestamp(),
+												  &fsstate->nwindows);
+	else
+		fsstate->windows = CloverSplitRange(&fsstate->range,
+											&fsstate->nwindows);
 	if (fsstate->descending)
 		CloverReverseWindows(fsstate->windows, fsstate->nwindows);
 	if (fsstate->token == NULL)
@@ -822,6 +844,7 @@ start_scan(ForeignScanState *node, CloverFdwScanState *fsstate)
 	config.nwindows = fsstate->nwindows;
 	config.rows_returned = &fsstate->stats.rows_returned;
 	config.whole_windows = (fsstate->sort != NULL);
+	config.statement = CloverStatementExportsFor(node->ss.ps.state);
 	fsstate->run = CloverRunCreate(fsstate->scan_cxt, &config);
 }
 
@@ -1164,6 +1187,20 @@ contain_param(Node *node, void *context)
 }
 
 /*
+ * uses_exec_param
+ *		Does the expression use a Param set per outer row (PARAM_EXEC)?
+ */
+static bool
+uses_exec_param(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Param) && ((Param *) node)->paramkind == PARAM_EXEC)
+		return true;
+	return expression_tree_walker(node, uses_exec_param, context);
+}
+
+/*
  * explain_scan_stats
  *		EXPLAIN ANALYZE's account of a scan: what Clover was asked and where
  *		the time went
@@ -1172,6 +1209,8 @@ static void
 explain_scan_stats(const CloverScanStats *s, ExplainState *es)
 {
 	ExplainPropertyInteger("Exports Created", NULL, s->exports_created, es);
+	if (s->exports_reused > 0)
+		ExplainPropertyInteger("Exports Reused", NULL, s->exports_reused, es);
 	ExplainPropertyInteger("Status Polls", NULL, s->polls, es);
 	ExplainPropertyInteger("Files Downloaded", NULL, s->files_downloaded, es);
 	ExplainPropertyInteger("Bytes Downloaded", "bytes", s->bytes_downloaded, es);

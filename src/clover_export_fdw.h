@@ -15,6 +15,8 @@
  *						 downloads, retries and Clover's rules
  *	sorted_scan.c		 scans ordered by the time column: pathkeys, costs,
  *						 windows in either direction, each sorted locally
+ *	statement_exports.c	 per statement: completed exports served again to
+ *						 rescans, and max_exports_per_statement
  *	clover_errors.c		 Clover's answers -> messages: every ereport about
  *						 one, redaction of secrets
  *	http.c				 every libcurl call: concurrent requests,
@@ -91,6 +93,7 @@ typedef struct CloverFdwOptions
 	int			busy_timeout_ms;
 	int			export_timeout_ms;	/* PENDING/IN_PROGRESS at most this */
 	int			max_concurrent_exports;
+	int			max_exports_per_statement;	/* created by one statement */
 
 	/* transfers */
 	int			max_parallel_downloads;
@@ -177,6 +180,8 @@ extern void CloverRangeFinish(CloverRange *range,
 							  const TimestampTz *history_start,
 							  TimestampTz now);
 extern CloverWindow *CloverSplitRange(const CloverRange *range, int *nwindows);
+extern CloverWindow *CloverSplitRangeByDays(const CloverRange *range,
+											TimestampTz limit, int *nwindows);
 extern char *CloverFormatUtc(TimestampTz ts);
 extern const char *CloverBoundKindOperator(CloverBoundKind kind);
 
@@ -375,6 +380,46 @@ extern void CloverReportDownloadFailed(const CloverExportRef *ref,
 									   int attempts) pg_attribute_noreturn();
 
 /* ----------------------------------------------------------------
+ *		statement_exports.c
+ * ----------------------------------------------------------------
+ */
+
+/* What one statement has exported (opaque) */
+typedef struct CloverStatementExports CloverStatementExports;
+
+/* A DONE export the statement may serve again */
+typedef struct CloverStatementExport
+{
+	int64		start_ms;		/* the window Clover exported */
+	int64		end_ms;
+	char	   *export_id;
+	int			nurls;
+	char	  **urls;
+	int64		available_until;	/* epoch ms */
+} CloverStatementExport;
+
+struct EState;
+
+extern CloverStatementExports *CloverStatementExportsFor(struct EState *estate);
+extern const CloverStatementExport *CloverStatementFindExport(CloverStatementExports *st,
+															  const CloverFdwOptions *opts,
+															  const char *token,
+															  const CloverWindow *window);
+extern void CloverStatementRememberExport(CloverStatementExports *st,
+										  const CloverFdwOptions *opts,
+										  const char *token,
+										  const CloverWindow *window,
+										  const char *export_id, char **urls,
+										  int nurls, int64 available_until);
+extern void CloverStatementForgetExport(CloverStatementExports *st,
+										const char *export_id);
+extern void CloverStatementCountExport(CloverStatementExports *st,
+									   const CloverFdwOptions *opts,
+									   const CloverWindow *window);
+extern void CloverStatementUncountExport(CloverStatementExports *st,
+										 const CloverFdwOptions *opts);
+
+/* ----------------------------------------------------------------
  *		exports.c
  * ----------------------------------------------------------------
  */
@@ -391,6 +436,7 @@ typedef struct CloverClientConfig
 								 * before it returns a row (sorted scans):
 								 * only CloverRunAllowPrefetch, or the end
 								 * of a window, lets the run prefetch */
+	CloverStatementExports *statement;	/* exports served again, limit */
 } CloverClientConfig;
 
 /*

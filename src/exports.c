@@ -43,6 +43,10 @@
  * - Files deleted at Clover (404/403/410): the export is created again once
  *	 if nothing of that window was returned yet; an export ending in an
  *	 unknown status likewise gets one more try.
+ * - A statement creates at most max_exports_per_statement exports per
+ *	 server; each POST is counted first (statement_exports.c).  A window
+ *	 that an export already made by the statement covers is served from
+ *	 that export's files (downloaded again), not exported again.
  *
  * Secrets: the token travels only in the Authorization header of requests
  * to the API host, which never follow redirects; file requests carry no
@@ -197,6 +201,7 @@ struct CloverExportRun
 	MemoryContext cxt;
 	const CloverFdwOptions *opts;
 	const char *token;
+	CloverStatementExports *statement;	/* the statement's exports */
 	char	   *exports_url;	/* absolute */
 	char	   *exports_path;	/* the same without scheme and host */
 	int			njobs;
@@ -378,10 +383,13 @@ start_request(CloverExportRun *run, CloverJob *job, int tag, const char *url,
 static void
 start_create(CloverExportRun *run, CloverJob *job)
 {
-	char	   *body = CloverBuildExportRequest(run->opts->export_type,
-												job->window->start_ms,
-												job->window->end_ms);
+	char	   *body;
 
+	/* the statement's limit: an error before the request, not after */
+	CloverStatementCountExport(run->statement, run->opts, job->window);
+	body = CloverBuildExportRequest(run->opts->export_type,
+									job->window->start_ms,
+									job->window->end_ms);
 	elog(DEBUG1, "clover_export_fdw: creating %s export for window %d of %d (%s)",
 		 CloverExportTypeName(run->opts->export_type), job->index + 1,
 		 run->njobs, CloverWindowText(job->window));
@@ -856,6 +864,7 @@ handle_create(CloverExportRun *run, CloverJob *job, CloverHttpResult *res)
 		char	   *message = CloverAnswerText(&ref, res);
 		TimestampTz wall = GetCurrentTimestamp();
 
+		CloverStatementUncountExport(run->statement, run->opts);
 		if (says_closed(run->opts, message, wall))
 			wait_or_fail_closed(run, job, message, wall, mono_now());
 		else
@@ -863,6 +872,7 @@ handle_create(CloverExportRun *run, CloverJob *job, CloverHttpResult *res)
 	}
 	else if (answered(res, 429))
 	{
+		CloverStatementUncountExport(run->statement, run->opts);
 		rate_limited(run, job, res, true);
 		job->state = JOB_WAITING;
 		job->due_at = run->api.paused_until;
@@ -873,6 +883,7 @@ handle_create(CloverExportRun *run, CloverJob *job, CloverHttpResult *res)
 										 UNREACHABLE_RETRIES) :
 									 run->opts->max_retries))
 	{
+		CloverStatementUncountExport(run->statement, run->opts);
 		job->create_failures++;
 		run->stats.retries++;
 		job->state = JOB_WAITING;
@@ -1025,6 +1036,9 @@ apply_export_info(CloverExportRun *run, CloverJob *job, CloverHttpResult *res,
 	job->next_start = 0;
 	job->next_hand = 0;
 	job->state = JOB_DONE;
+	CloverStatementRememberExport(run->statement, run->opts, run->token,
+								  job->window, info.id, info.urls, info.nurls,
+								  info.available_until);
 	elog(DEBUG1, "clover_export_fdw: export %s is DONE with %d files",
 		 job->export_id, job->nfiles);
 }
@@ -1104,6 +1118,7 @@ handle_file(CloverExportRun *run, CloverJob *job, int file_no,
 
 		CloverReportFileGone(&ref, res, job->urls[file_no], file_no,
 							 job->nfiles, retrying, job->any_handed);
+		CloverStatementForgetExport(run->statement, job->export_id);
 		job->recreations++;
 		run->stats.export_recreated++;
 		restart_job(run, job);
@@ -1254,11 +1269,41 @@ report_summary(CloverExportRun *run)
  */
 
 /*
+ * reuse_export
+ *		Start job as DONE with the files of an export the statement already
+ *		made, if one covers its window; the files are downloaded again
+ *		(only their URLs are kept), and the scan keeps only the rows of the
+ *		job's own window
+ */
+static void
+reuse_export(CloverExportRun *run, CloverJob *job)
+{
+	const CloverStatementExport *done;
+
+	done = CloverStatementFindExport(run->statement, run->opts, run->token,
+									 job->window);
+	if (done == NULL)
+		return;
+	job->export_id = done->export_id;
+	job->status = "DONE";
+	job->nfiles = done->nurls;
+	job->urls = done->urls;
+	job->files = palloc0(sizeof(Download) * Max(done->nurls, 1));
+	job->state = JOB_DONE;
+	run->stats.exports_reused++;
+	elog(DEBUG1, "clover_export_fdw: window %d of %d (%s) served by export %s",
+		 job->index + 1, run->njobs, CloverWindowText(job->window),
+		 job->export_id);
+}
+
+/*
  * CloverRunCreate
  *		Set up a run over the configured windows; nothing is sent yet
  *
- * The run lives in a new child context of parent; deleting that context
- * (CloverRunDestroy, or the end of the query on error) frees everything.
+ * Windows that an export of the statement covers start DONE with its
+ * files.  The run lives in a new child context of parent; deleting that
+ * context (CloverRunDestroy, or the end of the query on error) frees
+ * everything.
  */
 CloverExportRun *
 CloverRunCreate(MemoryContext parent, const CloverClientConfig *config)
@@ -1277,6 +1322,7 @@ CloverRunCreate(MemoryContext parent, const CloverClientConfig *config)
 	run->cxt = cxt;
 	run->opts = config->opts;
 	run->token = pstrdup(config->access_token);
+	run->statement = config->statement;
 	run->exports_path = psprintf("/v3/merchants/%s/exports",
 								 config->opts->merchant_id);
 	run->exports_url = psprintf("%s%s", config->opts->api_base,
@@ -1289,6 +1335,7 @@ CloverRunCreate(MemoryContext parent, const CloverClientConfig *config)
 		run->jobs[i].index = i;
 		run->jobs[i].window = &config->windows[i];
 		run->jobs[i].percent = -1;
+		reuse_export(run, &run->jobs[i]);
 	}
 	CloverRateLimiterInit(&run->api, API_RATE_PER_SEC, API_BURST,
 						  MAX_API_IN_FLIGHT, mono_now());

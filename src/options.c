@@ -61,6 +61,7 @@ void		_PG_init(void);
 #define OPT_BUSY_TIMEOUT			"busy_timeout"
 #define OPT_EXPORT_TIMEOUT			"export_timeout"
 #define OPT_MAX_CONCURRENT_EXPORTS	"max_concurrent_exports"
+#define OPT_MAX_EXPORTS_PER_STATEMENT	"max_exports_per_statement"
 #define OPT_MAX_PARALLEL_DOWNLOADS	"max_parallel_downloads"
 #define OPT_CONNECT_TIMEOUT			"connect_timeout"
 #define OPT_REQUEST_TIMEOUT			"request_timeout"
@@ -79,12 +80,14 @@ void		_PG_init(void);
 #define DEFAULT_REQUEST_TIMEOUT_MS	(60 * 1000)
 #define DEFAULT_MAX_RETRIES			5
 #define DEFAULT_MAX_CONCURRENT		1
+#define DEFAULT_MAX_EXPORTS_PER_STMT	50
 #define DEFAULT_PARALLEL_DOWNLOADS	4
 #define DEFAULT_ROWS_PER_DAY		200.0
 
 /* limits */
 #define MAX_CONCURRENCY				16
 #define MAX_RETRIES					100
+#define MAX_EXPORTS_PER_STMT		1000000
 
 /* a Clover id: this many upper-case letters and digits */
 #define CLOVER_ID_LEN				13
@@ -110,6 +113,7 @@ static void check_interval(const char *name, const char *value);
 static void check_positive_interval(const char *name, const char *value);
 static void check_concurrency(const char *name, const char *value);
 static void check_retries(const char *name, const char *value);
+static void check_exports_per_statement(const char *name, const char *value);
 static void check_ca_file(const char *name, const char *value);
 static void check_export_type(const char *name, const char *value);
 static void check_rows_per_day(const char *name, const char *value);
@@ -133,6 +137,8 @@ static const CloverOptionDef clover_options[] = {
 	check_positive_interval},
 	{OPT_MAX_CONCURRENT_EXPORTS, ForeignServerRelationId, InvalidOid, false,
 	check_concurrency},
+	{OPT_MAX_EXPORTS_PER_STATEMENT, ForeignServerRelationId, InvalidOid, false,
+	check_exports_per_statement},
 	{OPT_MAX_PARALLEL_DOWNLOADS, ForeignServerRelationId, InvalidOid, false,
 	check_concurrency},
 	{OPT_CONNECT_TIMEOUT, ForeignServerRelationId, InvalidOid, false,
@@ -659,6 +665,12 @@ check_retries(const char *name, const char *value)
 }
 
 static void
+check_exports_per_statement(const char *name, const char *value)
+{
+	(void) int_option(name, value, 1, MAX_EXPORTS_PER_STMT);
+}
+
+static void
 check_ca_file(const char *name, const char *value)
 {
 	if (!is_absolute_path(value))
@@ -787,6 +799,9 @@ apply_option(CloverFdwOptions *o, DefElem *def, const char **hours_spec)
 		o->export_timeout_ms = positive_interval_to_ms(name, value);
 	else if (strcmp(name, OPT_MAX_CONCURRENT_EXPORTS) == 0)
 		o->max_concurrent_exports = int_option(name, value, 1, MAX_CONCURRENCY);
+	else if (strcmp(name, OPT_MAX_EXPORTS_PER_STATEMENT) == 0)
+		o->max_exports_per_statement = int_option(name, value, 1,
+												  MAX_EXPORTS_PER_STMT);
 	else if (strcmp(name, OPT_MAX_PARALLEL_DOWNLOADS) == 0)
 		o->max_parallel_downloads = int_option(name, value, 1, MAX_CONCURRENCY);
 	else if (strcmp(name, OPT_CONNECT_TIMEOUT) == 0)
@@ -829,6 +844,7 @@ CloverGetOptions(Oid foreigntableid)
 	o->busy_timeout_ms = DEFAULT_BUSY_TIMEOUT_MS;
 	o->export_timeout_ms = DEFAULT_EXPORT_TIMEOUT_MS;
 	o->max_concurrent_exports = DEFAULT_MAX_CONCURRENT;
+	o->max_exports_per_statement = DEFAULT_MAX_EXPORTS_PER_STMT;
 	o->max_parallel_downloads = DEFAULT_PARALLEL_DOWNLOADS;
 	o->connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
 	o->request_timeout_ms = DEFAULT_REQUEST_TIMEOUT_MS;

@@ -339,6 +339,28 @@ CloverSplitRange(const CloverRange *range, int *nwindows)
 }
 
 /*
+ * CloverSplitRangeByDays
+ *		Like CloverSplitRange, but the windows export whole UTC days (up to
+ *		limit, the statement's start) while returning only the range's rows
+ *
+ * For scans whose bounds change with each rescan: neighbouring parameters
+ * then need the same exports (see statement_exports.c).
+ */
+CloverWindow *
+CloverSplitRangeByDays(const CloverRange *range, TimestampTz limit,
+					   int *nwindows)
+{
+	CloverRange days = *range;
+	CloverWindow *windows;
+
+	Assert(range->has_lo && !range->empty);
+	CloverWholeDays(range->lo, range->hi, limit, &days.lo, &days.hi);
+	windows = CloverSplitRange(&days, nwindows);
+	CloverClipWindows(windows, *nwindows, range->lo, range->hi);
+	return windows;
+}
+
+/*
  * CloverFormatUtc
  *		A time as "YYYY-MM-DD HH:MM:SS[.ffffff] UTC", whatever the session's
  *		TimeZone, palloc'd

@@ -81,3 +81,47 @@ CloverSplitWindows(TimestampTz lo, TimestampTz hi, CloverWindow *windows,
 			(void) CloverUnixMsToTimestamp(w->end_ms, &w->hi);
 	}
 }
+
+/*
+ * CloverWholeDays
+ *		[lo, hi) widened to whole UTC days, the end no later than limit
+ *		(but never before hi)
+ *
+ * The windows of a parameterized scan: the rescans for neighbouring outer
+ * rows then ask for the same days, and are served by one export.  UTC
+ * midnights are whole multiples of a day from PostgreSQL's epoch.
+ */
+void
+CloverWholeDays(TimestampTz lo, TimestampTz hi, TimestampTz limit,
+				TimestampTz *day_lo, TimestampTz *day_hi)
+{
+	int64		lo_rem = lo % USECS_PER_DAY;
+	int64		hi_rem = hi % USECS_PER_DAY;
+
+	/* floor and ceiling to a multiple of a day, before 2000 as well */
+	*day_lo = lo - (lo_rem < 0 ? lo_rem + USECS_PER_DAY : lo_rem);
+	*day_hi = hi_rem == 0 ? hi :
+		hi - (hi_rem < 0 ? hi_rem + USECS_PER_DAY : hi_rem) + USECS_PER_DAY;
+	*day_hi = Max(Min(*day_hi, limit), hi);
+}
+
+/*
+ * CloverClipWindows
+ *		Keep each window's export times, but let it return only the rows of
+ *		[lo, hi), the range the scan needs
+ *
+ * For windows split from a range that contains [lo, hi) and meets it
+ * (CloverWholeDays): every window keeps a non-empty part.
+ */
+void
+CloverClipWindows(CloverWindow *windows, int64 nwindows, TimestampTz lo,
+				  TimestampTz hi)
+{
+	int64		i;
+
+	for (i = 0; i < nwindows; i++)
+	{
+		windows[i].lo = Max(windows[i].lo, lo);
+		windows[i].hi = Min(windows[i].hi, hi);
+	}
+}

@@ -188,6 +188,51 @@ test_windows(void)
 		  RANDOM_RANGES, windows);
 }
 
+static void
+test_whole_days(void)
+{
+	CloverWindow w[4];
+	TimestampTz day = at_ms(1709251200000); /* 2024-03-01 */
+	TimestampTz lo = day + 41 * USECS_PER_SEC;
+	TimestampTz dlo,
+				dhi,
+				other_lo,
+				other_hi;
+	int64		n;
+
+	CloverWholeDays(lo, lo + USECS_PER_DAY, DT_NOEND, &dlo, &dhi);
+	check(dlo == day && dhi == day + 2 * USECS_PER_DAY,
+		  "a day from 00:00:41 is exported as two whole UTC days");
+	CloverWholeDays(day + 23 * USECS_PER_HOUR, day + 47 * USECS_PER_HOUR,
+					DT_NOEND, &other_lo, &other_hi);
+	check(other_lo == dlo && other_hi == dhi,
+		  "a neighbouring day's range asks for the same days");
+	CloverWholeDays(day, day + USECS_PER_DAY, DT_NOEND, &dlo, &dhi);
+	check(dlo == day && dhi == day + USECS_PER_DAY,
+		  "a whole day stays that day");
+	CloverWholeDays(lo, lo + USECS_PER_HOUR, lo + 2 * USECS_PER_HOUR,
+					&dlo, &dhi);
+	check(dlo == day && dhi == lo + 2 * USECS_PER_HOUR,
+		  "the days end no later than the limit");
+	CloverWholeDays(lo, lo + USECS_PER_HOUR, lo, &dlo, &dhi);
+	check(dhi == lo + USECS_PER_HOUR, "nor before the range's end");
+	CloverWholeDays(at_ms(-1000), at_ms(-500), DT_NOEND, &dlo, &dhi);
+	check(dlo == at_ms(-MS_PER_DAY) && dhi == at_ms(0),
+		  "before 1970, days are floored and ceiled too");
+
+	/* 40 days from 00:00:41: two windows of whole days, clipped */
+	CloverWholeDays(lo, lo + 40 * USECS_PER_DAY, DT_NOEND, &dlo, &dhi);
+	n = CloverWindowCount(dlo, dhi);
+	CloverSplitWindows(dlo, dhi, w, n);
+	CloverClipWindows(w, n, lo, lo + 40 * USECS_PER_DAY);
+	check(n == 2 && w[0].start_ms == 1709251200000 &&
+		  w[0].end_ms == 1709251200000 + 30 * MS_PER_DAY &&
+		  w[1].end_ms == 1709251200000 + 41 * MS_PER_DAY &&
+		  w[0].lo == lo && w[0].hi == w[1].lo &&
+		  w[1].hi == lo + 40 * USECS_PER_DAY,
+		  "clipped windows export whole days but return only the range");
+}
+
 /* the instant of a weekday (0 = Sunday) of the week of 2024-01-07 */
 static TimestampTz
 week_time(int weekday, int hour, int minute)
@@ -401,6 +446,7 @@ main(void)
 {
 	test_conversions();
 	test_windows();
+	test_whole_days();
 	test_service_hours();
 	test_export_concurrency();
 	test_polling();
