@@ -16,11 +16,13 @@ EXPLAIN (COSTS OFF)
 SELECT id, created_time FROM clover_orders
  WHERE created_time >= '2024-01-01' AND created_time < '2024-04-01'
  ORDER BY created_time LIMIT 5;
--- without a LIMIT too; a second key sorts only within equal times
+-- without a LIMIT too
 EXPLAIN (COSTS OFF)
 SELECT id FROM clover_orders
  WHERE created_time >= '2024-01-01' AND created_time < '2024-04-01'
  ORDER BY created_time DESC;
+-- a second key without a LIMIT: one Sort of all the rows costs less than
+-- sorting each window and then the rows of equal times
 EXPLAIN (COSTS OFF)
 SELECT id FROM clover_orders
  WHERE created_time >= '2024-01-01' AND created_time < '2024-04-01'
