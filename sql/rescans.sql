@@ -70,6 +70,13 @@ SELECT (SELECT count(*) FROM clover_orders
        AS day_matches;
 \! "$FAKECTL" stats exports_created
 \! test "$("$FAKECTL" stats file_downloads)" -ge 2 && echo "files downloaded again"
+-- EXPLAIN ANALYZE shows it
+SELECT * FROM clover_explain($$
+SELECT (SELECT count(*) FROM clover_orders
+         WHERE created_time >= '2024-03-01' AND created_time < '2024-03-08'),
+       (SELECT count(*) FROM clover_orders
+         WHERE created_time >= '2024-03-02' AND created_time < '2024-03-03')$$,
+    '{Exports Created,Exports Reused}');
 -- ... but not once Clover is about to delete the files: availableUntil is
 -- five minutes away (the fake's clock runs 23 h 55 min behind)
 \! "$FAKECTL" reset
