@@ -97,6 +97,19 @@ SELECT count(*) = (SELECT jsonb_array_length(raw->'lineItems'->'elements')
                      FROM clover_orders WHERE created_time = '2024-04-30')
        AS one_order
   FROM clover_line_items WHERE created_time = '2024-04-30';
+-- ORDER BY created_time is served by the scan too (no Sort): the latest
+-- line items come from the newest window's export alone
+EXPLAIN (COSTS OFF)
+SELECT id, created_time FROM clover_line_items
+ WHERE :range ORDER BY created_time DESC LIMIT 5;
+\! "$FAKECTL" reset
+SELECT array_agg(created_time) = (SELECT array_agg(created_time)
+                                    FROM (SELECT created_time FROM li
+                                           ORDER BY created_time DESC LIMIT 20) l)
+       AS latest_20
+  FROM (SELECT created_time FROM clover_line_items
+         WHERE :range ORDER BY created_time DESC LIMIT 20) s;
+\! "$FAKECTL" stats exports_created
 DROP TABLE li, li_pg;
 
 -- The odd cases, each in PostgreSQL's terms: a list that is absent, null,
