@@ -1,5 +1,6 @@
 --
--- import: IMPORT FOREIGN SCHEMA creates clover_orders and clover_payments
+-- import: IMPORT FOREIGN SCHEMA creates clover_orders, clover_line_items
+-- (one row per element of an order's lineItems) and clover_payments
 --
 -- Clover has no schemas: any remote schema name gives the same tables, and
 -- LIMIT TO / EXCEPT choose among them.  Nothing is sent to Clover.
@@ -12,6 +13,7 @@ CREATE SCHEMA imp_all;
 IMPORT FOREIGN SCHEMA clover FROM SERVER imp_srv INTO imp_all;
 \det+ imp_all.*
 \d+ imp_all.clover_orders
+\d+ imp_all.clover_line_items
 \d+ imp_all.clover_payments
 
 -- LIMIT TO and EXCEPT; any remote schema name
@@ -21,6 +23,12 @@ IMPORT FOREIGN SCHEMA "whatever you like" LIMIT TO (clover_payments)
 CREATE SCHEMA imp_except;
 IMPORT FOREIGN SCHEMA clover EXCEPT (clover_payments)
     FROM SERVER imp_srv INTO imp_except;
+CREATE SCHEMA imp_items;
+IMPORT FOREIGN SCHEMA clover LIMIT TO (clover_line_items)
+    FROM SERVER imp_srv INTO imp_items;
+CREATE SCHEMA imp_no_items;
+IMPORT FOREIGN SCHEMA clover EXCEPT (clover_line_items)
+    FROM SERVER imp_srv INTO imp_no_items;
 CREATE SCHEMA imp_none;
 IMPORT FOREIGN SCHEMA clover LIMIT TO (no_such_table)
     FROM SERVER imp_srv INTO imp_none;
@@ -41,5 +49,6 @@ SELECT o.id, p.amount
  WHERE o.created_time >= '2024-01-01 00:00+00' AND o.created_time < '2024-01-08 00:00+00'
    AND p.created_time >= '2024-01-01 00:00+00' AND p.created_time < '2024-01-08 00:00+00';
 
-DROP SCHEMA imp_all, imp_limit, imp_except, imp_none CASCADE;
+DROP SCHEMA imp_all, imp_limit, imp_except, imp_items, imp_no_items, imp_none
+    CASCADE;
 DROP SERVER imp_srv;

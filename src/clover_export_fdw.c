@@ -355,23 +355,32 @@ time_column_of(Relation rel, AttrNumber attno, CloverTimeColumn *timecol)
 
 /*
  * find_time_column
- *		The column mapped to createdTime, if it is of a timestamp type
+ *		The column mapped to the exported object's createdTime, if it is of
+ *		a timestamp type
+ *
+ * With rows_from, that is json_path '$parent.createdTime': every row of
+ * an object is placed in a window by the object's createdTime.
  */
 static void
 find_time_column(Relation rel, CloverTimeColumn *timecol)
 {
 	TupleDesc	tupdesc = RelationGetDescr(rel);
+	bool		nested = (CloverTableRowsFrom(RelationGetRelid(rel)) != NULL);
 	int			i;
 
 	for (i = 0; i < tupdesc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+		List	   *keys;
+		bool		from_parent;
 
 		time_column_of(rel, att->attnum, timecol);
-		if (timecol->attno != InvalidAttrNumber &&
-			strcmp(CloverColumnJsonPath(RelationGetRelid(rel), att->attnum,
-										NameStr(att->attname)),
-				   CLOVER_TIME_KEY) == 0)
+		if (timecol->attno == InvalidAttrNumber)
+			continue;
+		keys = CloverColumnJsonKeys(RelationGetRelid(rel), att->attnum,
+									NameStr(att->attname), &from_parent);
+		if (from_parent == nested && list_length(keys) == 1 &&
+			strcmp(linitial(keys), CLOVER_TIME_KEY) == 0)
 			return;
 	}
 	timecol->attno = InvalidAttrNumber;
@@ -946,7 +955,8 @@ next_row_in_file(ForeignScanState *node, CloverFdwScanState *fsstate,
 					 errmsg("Clover object \"%s\" has no valid createdTime",
 							CloverRowId(fsstate->rows, idx)),
 					 errdetail("Element %d of file %d of %d of export \"%s\" has no createdTime in whole epoch milliseconds, so it cannot be placed in a window.",
-							   idx + 1, fsstate->file.file_no + 1,
+							   CloverRowObjectNo(fsstate->rows, idx),
+							   fsstate->file.file_no + 1,
 							   fsstate->file.nfiles, fsstate->file.export_id)));
 		if (created < window->lo || created >= window->hi)
 		{
@@ -1321,8 +1331,8 @@ cloverExplainForeignScan(ForeignScanState *node, ExplainState *es)
 }
 
 /*
- * The tables IMPORT FOREIGN SCHEMA creates: name, export type and columns
- * (name, type, json_path)
+ * The tables IMPORT FOREIGN SCHEMA creates: name, export type, rows_from
+ * and columns (name, type, json_path)
  */
 typedef struct ImportColumn
 {
@@ -1356,6 +1366,22 @@ static const ImportColumn order_columns[] = {
 	{NULL, NULL, NULL}
 };
 
+/* one row per line item; the order's createdTime carries the bounds */
+static const ImportColumn line_item_columns[] = {
+	{"order_id", "text", "$parent.id"},
+	{"id", "text", "id"},
+	{"name", "text", "name"},
+	{"price", "bigint", "price"},
+	{"unit_qty", "integer", "unitQty"},
+	{"is_revenue", "boolean", "isRevenue"},
+	{"refunded", "boolean", "refunded"},
+	{"exchanged", "boolean", "exchanged"},
+	{"item_id", "text", "item.id"},
+	{"created_time", "timestamptz", "$parent.createdTime"},
+	{"raw", "jsonb", "$"},
+	{NULL, NULL, NULL}
+};
+
 static const ImportColumn payment_columns[] = {
 	{"id", "text", "id"},
 	{"order_id", "text", "order.id"},
@@ -1383,11 +1409,13 @@ static const struct
 {
 	const char *table;
 	const char *export_type;
+	const char *rows_from;		/* NULL: the exported objects are the rows */
 	const ImportColumn *columns;
 }			import_tables[] = {
-	{"clover_orders", "ORDERS", order_columns},
-	{"clover_payments", "PAYMENTS", payment_columns},
-	{NULL, NULL, NULL}
+	{"clover_orders", "ORDERS", NULL, order_columns},
+	{"clover_line_items", "ORDERS", "lineItems.elements", line_item_columns},
+	{"clover_payments", "PAYMENTS", NULL, payment_columns},
+	{NULL, NULL, NULL, NULL}
 };
 
 /*
@@ -1412,9 +1440,10 @@ import_wanted(ImportForeignSchemaStmt *stmt, const char *table)
 
 /*
  * cloverImportForeignSchema
- *		CREATE FOREIGN TABLE commands for clover_orders and clover_payments
+ *		CREATE FOREIGN TABLE commands for clover_orders, clover_line_items
+ *		and clover_payments
  *
- * Clover has no schemas: any remote schema name gives the same two tables.
+ * Clover has no schemas: any remote schema name gives the same tables.
  */
 static List *
 cloverImportForeignSchema(ImportForeignSchemaStmt *stmt, Oid serverOid)
@@ -1440,9 +1469,13 @@ cloverImportForeignSchema(ImportForeignSchemaStmt *stmt, Oid serverOid)
 							 quote_identifier(col->name), col->type,
 							 quote_literal_cstr(col->path),
 							 (col + 1)->name ? "," : "");
-		appendStringInfo(&buf, ") SERVER %s OPTIONS (export_type %s)",
+		appendStringInfo(&buf, ") SERVER %s OPTIONS (export_type %s",
 						 quote_identifier(server->servername),
 						 quote_literal_cstr(import_tables[t].export_type));
+		if (import_tables[t].rows_from)
+			appendStringInfo(&buf, ", rows_from %s",
+							 quote_literal_cstr(import_tables[t].rows_from));
+		appendStringInfoChar(&buf, ')');
 		commands = lappend(commands, buf.data);
 	}
 	return commands;

@@ -108,10 +108,10 @@ typedef struct CloverFdwOptions
 
 extern CloverFdwOptions *CloverGetOptions(Oid foreigntableid);
 extern char *CloverGetAccessToken(Oid serverid, Oid userid);
-extern char *CloverColumnJsonPath(Oid relid, AttrNumber attnum,
-								  const char *attname);
 extern List *CloverColumnJsonKeys(Oid relid, AttrNumber attnum,
-								  const char *attname);
+								  const char *attname, bool *from_parent);
+extern char *CloverTableRowsFrom(Oid relid);
+extern List *CloverTableRowsFromKeys(Oid relid);
 extern char *CloverDefaultJsonPath(const char *colname);
 extern const char *CloverExportTypeName(CloverExportType type);
 
@@ -236,6 +236,7 @@ extern int	CloverFileRowCount(const CloverFileRows *rows);
 extern bool CloverRowCreatedTime(const CloverFileRows *rows, int idx,
 								 TimestampTz *created);
 extern char *CloverRowId(const CloverFileRows *rows, int idx);
+extern int	CloverRowObjectNo(const CloverFileRows *rows, int idx);
 extern void CloverFillRow(const CloverRowPlan *plan, const CloverFileRows *rows,
 						  int idx, const CloverRowOrigin *origin, int natts,
 						  Datum *values, bool *nulls);

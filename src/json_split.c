@@ -11,6 +11,12 @@
  * quotes.  Nothing is converted or copied here; the file is rejected as a
  * whole, with the byte offset of the first problem, if any byte is wrong.
  *
+ * With rows_from, the rows are the elements of a list in each element
+ * (object) of the file: each gets its element's slots, and, once the
+ * object is read, a copy of the object's.  An object whose list is absent
+ * or null has no rows; one whose list is there but not an array gets one
+ * row that says so (row_item -1), reported only if the scan returns it.
+ *
  * This loop runs over every byte Clover sends, so its helpers stay static
  * in this file (or static inline in json_lex.h and row_path.h).
  *
@@ -37,6 +43,9 @@ typedef struct SplitState
 	int			depth;
 	CloverFileRows *rows;
 	JsonSlot   *cur;			/* slots of the element being read */
+	int			nobjects;		/* elements of "elements" read */
+	JsonSlot   *objslots;		/* rows_from: the object's slots */
+	int			obj_first_row;	/* rows_from: the object's first row */
 	bool		seen_elements;
 	char	   *errmsg;
 } SplitState;
@@ -56,6 +65,7 @@ static bool split_error(SplitState *s, const char *fmt,...) pg_attribute_printf(
 static bool scan_value(SplitState *s, const PathNode *node, JsonSlot *target);
 static bool scan_object(SplitState *s, const PathNode *node, bool top);
 static bool scan_array(SplitState *s);
+static bool scan_list(SplitState *s);
 static bool scan_string(SplitState *s, uint32 *start, uint32 *len,
 						bool *escaped);
 static bool scan_number(SplitState *s);
@@ -313,7 +323,7 @@ scan_value(SplitState *s, const PathNode *node, JsonSlot *target)
 			type = SLOT_OBJECT;
 			break;
 		case '[':
-			if (!scan_array(s))
+			if (!(node && node->is_list ? scan_list(s) : scan_array(s)))
 				return false;
 			type = SLOT_ARRAY;
 			break;
@@ -503,6 +513,8 @@ scan_object(SplitState *s, const PathNode *node, bool top)
 				if (child->end_slot > child->first_slot)
 					memset(&s->cur[child->first_slot], 0,
 						   sizeof(JsonSlot) * (child->end_slot - child->first_slot));
+				if (child->holds_list)
+					s->rows->nelems = s->obj_first_row;
 				if (child->slot >= 0)
 					target = &s->cur[child->slot];
 			}
@@ -551,11 +563,100 @@ add_element(CloverFileRows *rows)
 		rows->elem_start = repalloc(rows->elem_start, sizeof(uint32) * newmax);
 		rows->elem_end = repalloc(rows->elem_end, sizeof(uint32) * newmax);
 		rows->slots = repalloc(rows->slots, sizeof(JsonSlot) * nslots * newmax);
+		if (rows->row_object)
+		{
+			rows->row_object = repalloc(rows->row_object, sizeof(int) * newmax);
+			rows->row_item = repalloc(rows->row_item, sizeof(int) * newmax);
+		}
 		rows->maxelems = newmax;
 	}
 	slots = &rows->slots[rows->nelems * nslots];
 	memset(slots, 0, sizeof(JsonSlot) * nslots);
 	return slots;
+}
+
+/*
+ * scan_list
+ *		Check the list of rows_from, making a row of each of its values
+ *
+ * Called while the object's slots are being filled (s->cur); each value
+ * is read into its own row's slots, with the element itself in elem_slot.
+ */
+static bool
+scan_list(SplitState *s)
+{
+	CloverFileRows *rows = s->rows;
+	const CloverRowPlan *plan = rows->plan;
+	JsonSlot   *objslots = s->cur;
+	int			item = 0;
+	int			more = open_container(s, ']');
+
+	if (more <= 0)
+		return more == 0;
+	do
+	{
+		int			r = rows->nelems;
+
+		skip_ws(s);
+		s->cur = add_element(rows);
+		rows->elem_start[r] = (uint32) s->pos;
+		rows->row_object[r] = s->nobjects;
+		rows->row_item[r] = item++;
+		if (!scan_value(s, plan->elem_root, &s->cur[plan->elem_slot]))
+			return false;
+		rows->elem_end[r] = (uint32) s->pos;
+		rows->nelems++;
+		s->cur = objslots;
+	} while ((more = scan_separator(s, ']', "array")) > 0);
+	s->depth--;
+	return more == 0;
+}
+
+/*
+ * scan_nested_object
+ *		Check one element of "elements" of a file read with rows_from: its
+ *		list's rows, each with a copy of the object's slots
+ */
+static bool
+scan_nested_object(SplitState *s)
+{
+	CloverFileRows *rows = s->rows;
+	const CloverRowPlan *plan = rows->plan;
+	size_t		start = s->pos;
+	SlotType	list_type;
+	int			r;
+
+	memset(s->objslots, 0, sizeof(JsonSlot) * plan->object_slots);
+	s->cur = s->objslots;
+	s->obj_first_row = rows->nelems;
+	if (!scan_object(s, plan->root, false))
+		return false;
+	if (plan->root->slot >= 0)
+	{
+		/* json_path '$parent': the object itself */
+		JsonSlot   *whole = &s->objslots[plan->root->slot];
+
+		whole->type = SLOT_OBJECT;
+		whole->start = (uint32) start;
+		whole->len = (uint32) (s->pos - start);
+	}
+
+	list_type = (SlotType) s->objslots[plan->list_slot].type;
+	if (list_type != SLOT_ARRAY && list_type != SLOT_ABSENT &&
+		list_type != SLOT_NULL)
+	{
+		r = rows->nelems;
+		(void) add_element(rows);
+		rows->elem_start[r] = rows->elem_end[r] = (uint32) start;
+		rows->row_object[r] = s->nobjects;
+		rows->row_item[r] = -1;
+		rows->nelems++;
+	}
+	for (r = s->obj_first_row; r < rows->nelems; r++)
+		memcpy(&rows->slots[r * plan->nslots], s->objslots,
+			   sizeof(JsonSlot) * plan->object_slots);
+	s->cur = NULL;
+	return true;
 }
 
 /*
@@ -583,14 +684,23 @@ scan_elements(SplitState *s)
 			return split_error(s, "Unexpected end of data in \"elements\"");
 		if (s->buf[s->pos] != '{')
 			return split_error(s, "Element %d of \"elements\" is not an object",
-							   rows->nelems + 1);
-		s->cur = add_element(rows);
-		rows->elem_start[rows->nelems] = (uint32) s->pos;
-		if (!scan_object(s, rows->plan->root, false))
-			return false;
-		rows->elem_end[rows->nelems] = (uint32) s->pos;
-		rows->nelems++;
-		s->cur = NULL;
+							   s->nobjects + 1);
+		if (rows->plan->elem_root)
+		{
+			if (!scan_nested_object(s))
+				return false;
+		}
+		else
+		{
+			s->cur = add_element(rows);
+			rows->elem_start[rows->nelems] = (uint32) s->pos;
+			if (!scan_object(s, rows->plan->root, false))
+				return false;
+			rows->elem_end[rows->nelems] = (uint32) s->pos;
+			rows->nelems++;
+			s->cur = NULL;
+		}
+		s->nobjects++;
 		CHECK_FOR_INTERRUPTS();
 	} while ((more = scan_separator(s, ']', "\"elements\"")) > 0);
 	s->depth--;
@@ -630,11 +740,18 @@ CloverSplitFile(const CloverRowPlan *plan, const char *data, size_t len,
 	rows->elem_start = palloc(sizeof(uint32) * rows->maxelems);
 	rows->elem_end = palloc(sizeof(uint32) * rows->maxelems);
 	rows->slots = palloc(sizeof(JsonSlot) * Max(plan->nslots, 1) * rows->maxelems);
+	if (plan->elem_root)
+	{
+		rows->row_object = palloc(sizeof(int) * rows->maxelems);
+		rows->row_item = palloc(sizeof(int) * rows->maxelems);
+	}
 
 	memset(&s, 0, sizeof(s));
 	s.buf = (const unsigned char *) data;
 	s.len = len;
 	s.rows = rows;
+	if (plan->elem_root)
+		s.objslots = palloc(sizeof(JsonSlot) * plan->object_slots);
 
 	skip_ws(&s);
 	if (s.pos >= s.len)

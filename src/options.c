@@ -69,8 +69,12 @@ void		_PG_init(void);
 #define OPT_CA_FILE					"ca_file"
 #define OPT_EXPORT_TYPE				"export_type"
 #define OPT_ROWS_PER_DAY			"rows_per_day"
+#define OPT_ROWS_FROM				"rows_from"
 #define OPT_JSON_PATH				"json_path"
 #define OPT_ACCESS_TOKEN			"access_token"
+
+/* json_path's first key for the exported object of a rows_from row */
+#define PARENT_KEY					"$parent"
 
 /* defaults */
 #define DEFAULT_REGION				"us"
@@ -117,6 +121,7 @@ static void check_exports_per_statement(const char *name, const char *value);
 static void check_ca_file(const char *name, const char *value);
 static void check_export_type(const char *name, const char *value);
 static void check_rows_per_day(const char *name, const char *value);
+static void check_rows_from(const char *name, const char *value);
 static void check_json_path(const char *name, const char *value);
 static void check_access_token(const char *name, const char *value);
 
@@ -152,6 +157,8 @@ static const CloverOptionDef clover_options[] = {
 	check_export_type},
 	{OPT_ROWS_PER_DAY, ForeignTableRelationId, InvalidOid, false,
 	check_rows_per_day},
+	{OPT_ROWS_FROM, ForeignTableRelationId, InvalidOid, false,
+	check_rows_from},
 	{OPT_JSON_PATH, AttributeRelationId, InvalidOid, false, check_json_path},
 	{OPT_ACCESS_TOKEN, UserMappingRelationId, InvalidOid, false,
 	check_access_token},
@@ -211,6 +218,7 @@ static int	int_option(const char *name, const char *value, int min, int max);
 static TimestampTz history_start_value(const char *name, const char *value);
 static double rows_per_day_value(const char *name, const char *value);
 static const CloverRegion *find_region(const char *name);
+static bool path_is_parent(const char *path);
 static void invalid_value(const char *name, const char *value,
 						  const char *hint) pg_attribute_noreturn();
 
@@ -707,17 +715,15 @@ check_rows_per_day(const char *name, const char *value)
 }
 
 /*
- * check_json_path
- *		"$" or a dotted path of non-empty keys, optionally after "$."
+ * dotted_keys_valid
+ *		Is the path, after an optional "$.", a dotted list of non-empty keys?
  */
-static void
-check_json_path(const char *name, const char *value)
+static bool
+dotted_keys_valid(const char *path)
 {
-	const char *p = value;
+	const char *p = path;
 	bool		empty_key = true;
 
-	if (strcmp(value, CLOVER_WHOLE_OBJECT_PATH) == 0)
-		return;
 	if (strncmp(p, "$.", 2) == 0)
 		p += 2;
 	for (; *p; p++)
@@ -725,15 +731,48 @@ check_json_path(const char *name, const char *value)
 		if (*p == '.')
 		{
 			if (empty_key)
-				break;
+				return false;
 			empty_key = true;
 		}
 		else
 			empty_key = false;
 	}
-	if (empty_key)
+	return !empty_key;
+}
+
+/*
+ * check_json_path
+ *		"$" or a dotted path of non-empty keys, optionally after "$."
+ *
+ * A first key "$parent" is checked when the table is scanned: only a
+ * table with rows_from has a parent (the validator sees one column).
+ */
+static void
+check_json_path(const char *name, const char *value)
+{
+	if (strcmp(value, CLOVER_WHOLE_OBJECT_PATH) == 0)
+		return;
+	if (!dotted_keys_valid(value))
 		invalid_value(name, value,
 					  "Give \"$\" for the whole object or a dotted path of keys, such as \"employee.id\".");
+}
+
+/*
+ * check_rows_from
+ *		A dotted path of non-empty keys to a list inside the exported object
+ */
+static void
+check_rows_from(const char *name, const char *value)
+{
+	if (strcmp(value, CLOVER_WHOLE_OBJECT_PATH) == 0)
+		invalid_value(name, value,
+					  "\"$\" is the exported object itself, not a list in it; give the path of a list, such as \"lineItems.elements\".");
+	if (path_is_parent(value))
+		invalid_value(name, value,
+					  "The path starts at the exported object, which has no parent; give the path of a list in it, such as \"lineItems.elements\".");
+	if (!dotted_keys_valid(value))
+		invalid_value(name, value,
+					  "Give a dotted path of keys to a list in each exported object, such as \"lineItems.elements\".");
 }
 
 /*
@@ -1008,44 +1047,32 @@ json_path_option(Oid relid, AttrNumber attnum)
 }
 
 /*
- * CloverColumnJsonPath
- *		The JSON path of a column: its json_path option, else its default,
- *		without any leading "$.", palloc'd
+ * path_is_parent
+ *		Does a json_path start with the key "$parent" (the exported object
+ *		of a row of a rows_from table)?
  */
-char *
-CloverColumnJsonPath(Oid relid, AttrNumber attnum, const char *attname)
+static bool
+path_is_parent(const char *path)
 {
-	char	   *path = json_path_option(relid, attnum);
+	size_t		n = strlen(PARENT_KEY);
 
-	if (path == NULL)
-		return CloverDefaultJsonPath(attname);
-	if (strncmp(path, "$.", 2) == 0)
-		path += 2;
-	return pstrdup(path);
+	return strncmp(path, PARENT_KEY, n) == 0 &&
+		(path[n] == '\0' || path[n] == '.');
 }
 
 /*
- * CloverColumnJsonKeys
- *		The keys of a column's JSON path, in the database encoding: a List
- *		of palloc'd strings, or NIL for the whole object (json_path '$')
+ * split_keys
+ *		The keys of a dotted path: a List of palloc'd strings
  *
  * The one place where a path is split.  Every '.' separates two keys, so
  * a default path may hold empty keys (column "_" is the key "", "a..b" the
  * keys a, "", b); json_path '$.$' is the key "$".
  */
-List *
-CloverColumnJsonKeys(Oid relid, AttrNumber attnum, const char *attname)
+static List *
+split_keys(const char *path)
 {
-	char	   *path = json_path_option(relid, attnum);
 	List	   *keys = NIL;
-	char	   *dot;
-
-	if (path == NULL)
-		path = CloverDefaultJsonPath(attname);
-	else if (strcmp(path, CLOVER_WHOLE_OBJECT_PATH) == 0)
-		return NIL;
-	else if (strncmp(path, "$.", 2) == 0)
-		path += 2;
+	const char *dot;
 
 	while ((dot = strchr(path, '.')) != NULL)
 	{
@@ -1053,6 +1080,84 @@ CloverColumnJsonKeys(Oid relid, AttrNumber attnum, const char *attname)
 		path = dot + 1;
 	}
 	return lappend(keys, pstrdup(path));
+}
+
+/*
+ * CloverTableRowsFrom
+ *		The table's rows_from option as given, or NULL if it has none
+ */
+char *
+CloverTableRowsFrom(Oid relid)
+{
+	ListCell   *lc;
+
+	foreach(lc, GetForeignTable(relid)->options)
+	{
+		DefElem    *def = (DefElem *) lfirst(lc);
+
+		if (strcmp(def->defname, OPT_ROWS_FROM) == 0)
+			return defGetString(def);
+	}
+	return NULL;
+}
+
+/*
+ * CloverTableRowsFromKeys
+ *		The keys of the table's rows_from path, in the database encoding,
+ *		or NIL if it has none
+ */
+List *
+CloverTableRowsFromKeys(Oid relid)
+{
+	char	   *path = CloverTableRowsFrom(relid);
+
+	if (path == NULL)
+		return NIL;
+	if (strncmp(path, "$.", 2) == 0)
+		path += 2;
+	return split_keys(path);
+}
+
+/*
+ * CloverColumnJsonKeys
+ *		The keys of a column's JSON path, in the database encoding: a List
+ *		of palloc'd strings, or NIL for the whole object (json_path '$')
+ *
+ * *from_parent tells whether the path starts with "$parent", so that the
+ * keys after it are read in the exported object rather than in the
+ * element of rows_from that is the row; only a table with rows_from has
+ * one ('$.$parent' is the key "$parent").
+ */
+List *
+CloverColumnJsonKeys(Oid relid, AttrNumber attnum, const char *attname,
+					 bool *from_parent)
+{
+	char	   *path = json_path_option(relid, attnum);
+
+	*from_parent = false;
+	if (path == NULL)
+		return split_keys(CloverDefaultJsonPath(attname));
+	if (strcmp(path, CLOVER_WHOLE_OBJECT_PATH) == 0)
+		return NIL;
+	if (strncmp(path, "$.", 2) == 0)
+		return split_keys(path + 2);
+	if (!path_is_parent(path))
+		return split_keys(path);
+
+	if (CloverTableRowsFrom(relid) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_OPTION_NAME_NOT_FOUND),
+				 errmsg("column \"%s\" of foreign table \"%s\" reads \"%s\", but the table has no option \"%s\"",
+						attname, get_rel_name(relid), PARENT_KEY,
+						OPT_ROWS_FROM),
+				 errdetail("Only the rows of a table with rows_from, the elements of a list, have a parent: the exported object holding the list."),
+				 errhint("Give the path without \"%s.\", or write \"$.%s\" for a key of that name.",
+						 PARENT_KEY, PARENT_KEY)));
+	*from_parent = true;
+	path += strlen(PARENT_KEY);
+	if (*path == '\0')
+		return NIL;
+	return split_keys(path + 1);
 }
 
 const char *

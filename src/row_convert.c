@@ -7,7 +7,8 @@
  * strings directly; jsonb objects and arrays through jsonb_build.c; other
  * types through PostgreSQL's own input functions, on the text raw->>'key'
  * would give; then a domain's constraints.  Errors name the column, the
- * object and the export (fill_error_callback).
+ * object and the export (fill_error_callback), and with rows_from the
+ * element of the object's list that is the row.
  *
  * IDENTIFICATION
  *		  src/row_convert.c
@@ -73,8 +74,19 @@ CloverRowCreatedTime(const CloverFileRows *rows, int idx, TimestampTz *created)
 }
 
 /*
+ * CloverRowObjectNo
+ *		The 1-based number, in the file's "elements", of the object a row
+ *		comes from, for messages
+ */
+int
+CloverRowObjectNo(const CloverFileRows *rows, int idx)
+{
+	return rows->row_object ? rows->row_object[idx] + 1 : idx + 1;
+}
+
+/*
  * CloverRowId
- *		The element's "id" for messages: printable, truncated, palloc'd
+ *		The object's "id" for messages: printable, truncated, palloc'd
  */
 char *
 CloverRowId(const CloverFileRows *rows, int idx)
@@ -548,10 +560,44 @@ fill_error_callback(void *arg)
 
 	if (ctx->col == NULL)
 		return;
-	errcontext("column \"%s\" of Clover object \"%s\" (element %d of file %d of %d of export \"%s\")",
-			   ctx->col->attname, CloverRowId(ctx->rows, ctx->idx),
-			   ctx->idx + 1, ctx->origin->file_no, ctx->origin->nfiles,
-			   ctx->origin->export_id);
+	if (ctx->rows->row_item)
+		errcontext("column \"%s\" of element %d of \"%s\" in Clover object \"%s\" (element %d of file %d of %d of export \"%s\")",
+				   ctx->col->attname, ctx->rows->row_item[ctx->idx] + 1,
+				   ctx->rows->plan->rows_from, CloverRowId(ctx->rows, ctx->idx),
+				   CloverRowObjectNo(ctx->rows, ctx->idx), ctx->origin->file_no,
+				   ctx->origin->nfiles, ctx->origin->export_id);
+	else
+		errcontext("column \"%s\" of Clover object \"%s\" (element %d of file %d of %d of export \"%s\")",
+				   ctx->col->attname, CloverRowId(ctx->rows, ctx->idx),
+				   ctx->idx + 1, ctx->origin->file_no, ctx->origin->nfiles,
+				   ctx->origin->export_id);
+}
+
+/*
+ * report_not_a_list
+ *		Report an object whose rows_from value is there but not a list
+ */
+static void
+report_not_a_list(const CloverRowPlan *plan, const CloverFileRows *rows,
+				  int idx, const CloverRowOrigin *origin)
+{
+	static const char *const names[] = {
+		[SLOT_STRING] = "a string",
+		[SLOT_NUMBER] = "a number",
+		[SLOT_TRUE] = "a boolean",
+		[SLOT_FALSE] = "a boolean",
+		[SLOT_OBJECT] = "an object",
+	};
+	const JsonSlot *list = row_slot(rows, idx, plan->list_slot);
+
+	ereport(ERROR,
+			(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
+			 errmsg("\"%s\" of Clover object \"%s\" is not a list",
+					plan->rows_from, CloverRowId(rows, idx)),
+			 errdetail("It is %s, in element %d of file %d of %d of export \"%s\"; the rows of a table with rows_from are the elements of a JSON array.",
+					   names[list->type], CloverRowObjectNo(rows, idx),
+					   origin->file_no, origin->nfiles, origin->export_id),
+			 errhint("Check the table's option rows_from: Clover wraps a nested list in an object, as in \"lineItems.elements\".")));
 }
 
 /*
@@ -574,6 +620,8 @@ CloverFillRow(const CloverRowPlan *plan, const CloverFileRows *rows, int idx,
 	int			i;
 
 	memset(nulls, true, sizeof(bool) * natts);
+	if (plan->elem_root && rows->row_item[idx] < 0)
+		report_not_a_list(plan, rows, idx, origin);
 	if (plan->ncolumns == 0)
 		return;
 
@@ -586,11 +634,19 @@ CloverFillRow(const CloverRowPlan *plan, const CloverFileRows *rows, int idx,
 	errcallback.previous = error_context_stack;
 	error_context_stack = &errcallback;
 
-	/* the whole object as jsonb first: other jsonb columns reuse it */
-	whole.type = SLOT_OBJECT;
-	whole.escaped = false;
-	whole.start = rows->elem_start[idx];
-	whole.len = rows->elem_end[idx] - rows->elem_start[idx];
+	/*
+	 * The whole object (with rows_from, the element, of any type) as jsonb
+	 * first: other jsonb columns of the same object reuse it
+	 */
+	if (plan->elem_root)
+		whole = *row_slot(rows, idx, plan->elem_slot);
+	else
+	{
+		whole.type = SLOT_OBJECT;
+		whole.escaped = false;
+		whole.start = rows->elem_start[idx];
+		whole.len = rows->elem_end[idx] - rows->elem_start[idx];
+	}
 	if (plan->raw_jsonb_col >= 0)
 	{
 		const ColumnPlan *col = &plan->columns[plan->raw_jsonb_col];
@@ -598,7 +654,7 @@ CloverFillRow(const CloverRowPlan *plan, const CloverFileRows *rows, int idx,
 		ctx.col = col;
 		fill_column(col, rows, &whole, (Datum) 0, false, values, nulls);
 		raw = values[col->attidx];
-		have_raw = true;
+		have_raw = !nulls[col->attidx];
 	}
 
 	for (i = 0; i < plan->ncolumns; i++)
@@ -610,7 +666,7 @@ CloverFillRow(const CloverRowPlan *plan, const CloverFileRows *rows, int idx,
 		ctx.col = col;
 		fill_column(col, rows,
 					col->whole_object ? &whole : row_slot(rows, idx, col->slot),
-					raw, have_raw, values, nulls);
+					raw, have_raw && !col->from_parent, values, nulls);
 	}
 
 	error_context_stack = errcallback.previous;

@@ -26,6 +26,12 @@
  * but createdTime, which every row needs to be assigned to exactly one
  * export window.
  *
+ * A table with rows_from makes a row of each element of a list inside
+ * each exported object (an order's lineItems.elements): the plan then has
+ * a second trie, of paths in the element, and each row's slots are its
+ * object's slots, copied, followed by its element's.  The object's
+ * createdTime places every row in a window, as for the object itself.
+ *
  * Duplicate keys behave as in jsonb: the last one wins.  JSON null and
  * absent keys both give SQL NULL.  Otherwise a column holds what
  * PostgreSQL's own (raw->>'key')::type gives (raw->'key' for jsonb): the
@@ -79,6 +85,8 @@ typedef struct PathNode
 	int			slot;			/* slot of this path, or -1 */
 	int			first_slot;		/* slots of the whole subtree: */
 	int			end_slot;		/* [first_slot, end_slot) */
+	bool		is_list;		/* the list of rows_from */
+	bool		holds_list;		/* is_list, or above it */
 	int			nchildren;
 	struct PathNode **children;
 } PathNode;
@@ -113,6 +121,8 @@ typedef struct ColumnPlan
 	MemoryContext domain_cxt;	/* context it lives in */
 	ConvKind	kind;			/* from basetypid */
 	bool		whole_object;	/* json_path '$': nkeys is 0 */
+	bool		from_parent;	/* "$parent": a path in the exported
+								 * object, not in the row's element */
 	int			slot;			/* slot of the path, unless whole_object */
 	int			nkeys;			/* the path's keys, in the database */
 	char	  **keys;			/* encoding, for lookups in raw */
@@ -122,10 +132,18 @@ typedef struct ColumnPlan
 
 struct CloverRowPlan
 {
-	PathNode   *root;
+	PathNode   *root;			/* paths in the exported object */
 	int			nslots;
 	int			created_slot;	/* createdTime, always extracted */
 	int			id_slot;		/* id, always extracted (messages) */
+
+	/* rows_from: rows are the elements of a list in each object */
+	PathNode   *elem_root;		/* paths in an element; NULL: no rows_from */
+	const char *rows_from;		/* the option, for messages */
+	int			object_slots;	/* slots [0, object_slots) are the object's */
+	int			list_slot;		/* the list itself */
+	int			elem_slot;		/* the element itself */
+
 	int			ncolumns;
 	ColumnPlan *columns;
 	int			raw_jsonb_col;	/* index into columns, or -1 */
@@ -142,6 +160,11 @@ struct CloverFileRows
 	uint32	   *elem_start;		/* byte span of each element */
 	uint32	   *elem_end;
 	JsonSlot   *slots;			/* nelems * plan->nslots */
+
+	/* rows_from: where each row's element is (0-based), else NULL */
+	int		   *row_object;		/* the object in the file's elements */
+	int		   *row_item;		/* the element in its list; -1: the
+								 * object's rows_from is not a list */
 };
 
 /*

@@ -9,6 +9,10 @@
  * range, which lets the splitter forget a repeated key's subtree with one
  * memset; and, per column, its conversion (see row_convert.c).
  *
+ * With rows_from, that trie also holds the list's path, and a second trie,
+ * numbered after the first, the paths in an element of the list: columns
+ * go into the second unless their json_path starts with "$parent".
+ *
  * IDENTIFICATION
  *		  src/row_plan.c
  *-------------------------------------------------------------------------
@@ -60,6 +64,40 @@ trie_insert(PathNode *root, char **keys, int nkeys, bool *created)
 		*created = true;
 	}
 	return node;
+}
+
+/*
+ * utf8_keys
+ *		A path's keys, given in the database encoding, in UTF-8 (the file's
+ *		encoding, the trie's)
+ */
+static char **
+utf8_keys(List *keys)
+{
+	char	  **utf8 = palloc(sizeof(char *) * Max(list_length(keys), 1));
+	int			n = 0;
+	ListCell   *lc;
+
+	foreach(lc, keys)
+	{
+		char	   *key = lfirst(lc);
+
+		utf8[n++] = pg_server_to_any(key, strlen(key), PG_UTF8);
+	}
+	return utf8;
+}
+
+/*
+ * trie_insert_list
+ *		trie_insert of a path given as a List of keys in the database
+ *		encoding
+ */
+static PathNode *
+trie_insert_list(PathNode *root, List *keys)
+{
+	bool		created;
+
+	return trie_insert(root, utf8_keys(keys), list_length(keys), &created);
 }
 
 /*
@@ -170,24 +208,52 @@ plan_column_path(CloverRowPlan *plan, ColumnPlan *col, Relation rel,
 				 Form_pg_attribute att)
 {
 	List	   *keys = CloverColumnJsonKeys(RelationGetRelid(rel), att->attnum,
-											col->attname);
-	char	  **utf8;
+											col->attname, &col->from_parent);
 	ListCell   *lc;
-	bool		created;
 
-	col->whole_object = (keys == NIL);
+	/* "$parent" alone is the exported object: the object trie's root */
+	col->whole_object = (keys == NIL && !col->from_parent);
 	if (col->whole_object)
 		return NULL;
-	col->keys = palloc(sizeof(char *) * list_length(keys));
-	utf8 = palloc(sizeof(char *) * list_length(keys));
+	col->keys = palloc(sizeof(char *) * Max(list_length(keys), 1));
 	foreach(lc, keys)
-	{
-		char	   *key = lfirst(lc);
+		col->keys[col->nkeys++] = lfirst(lc);
+	if (plan->elem_root && !col->from_parent)
+		return trie_insert_list(plan->elem_root, keys);
+	return trie_insert_list(plan->root, keys);
+}
 
-		col->keys[col->nkeys] = key;
-		utf8[col->nkeys++] = pg_server_to_any(key, strlen(key), PG_UTF8);
+/*
+ * plan_rows_from
+ *		Add the rows_from list to the object trie and start the trie of the
+ *		element, whose own value (the element itself) always has a slot;
+ *		returns the list's node
+ */
+static PathNode *
+plan_rows_from(CloverRowPlan *plan, Relation rel)
+{
+	List	   *keys = CloverTableRowsFromKeys(RelationGetRelid(rel));
+	char	  **utf8;
+	PathNode   *node = plan->root;
+	PathNode   *list;
+	bool		created;
+	int			k;
+
+	if (keys == NIL)
+		return NULL;
+	plan->rows_from = CloverTableRowsFrom(RelationGetRelid(rel));
+	utf8 = utf8_keys(keys);
+	list = trie_insert(plan->root, utf8, list_length(keys), &created);
+	list->is_list = true;
+	for (k = 0; k < list_length(keys); k++)
+	{
+		node = path_child(node, utf8[k], strlen(utf8[k]));
+		node->holds_list = true;
 	}
-	return trie_insert(plan->root, utf8, col->nkeys, &created);
+	plan->elem_root = palloc0(sizeof(PathNode));
+	plan->elem_root->slot = -1;
+	(void) trie_insert(plan->elem_root, NULL, 0, &created);
+	return list;
 }
 
 /*
@@ -205,7 +271,8 @@ CloverMakeRowPlan(Relation rel, Bitmapset *attrs_used, bool need_all)
 	TupleDesc	tupdesc = RelationGetDescr(rel);
 	CloverRowPlan *plan = palloc0(sizeof(CloverRowPlan));
 	PathNode   *created_node,
-			   *id_node;
+			   *id_node,
+			   *list_node;
 	PathNode  **col_nodes;
 	int			i;
 
@@ -218,6 +285,7 @@ CloverMakeRowPlan(Relation rel, Bitmapset *attrs_used, bool need_all)
 
 	created_node = trie_insert_key(plan->root, CLOVER_TIME_KEY);
 	id_node = trie_insert_key(plan->root, "id");
+	list_node = plan_rows_from(plan, rel);
 
 	for (i = 0; i < tupdesc->natts; i++)
 	{
@@ -242,7 +310,13 @@ CloverMakeRowPlan(Relation rel, Bitmapset *attrs_used, bool need_all)
 		plan->ncolumns++;
 	}
 
-	plan->nslots = trie_number(plan->root, 0);
+	plan->nslots = plan->object_slots = trie_number(plan->root, 0);
+	if (plan->elem_root)
+	{
+		plan->nslots = trie_number(plan->elem_root, plan->object_slots);
+		plan->list_slot = list_node->slot;
+		plan->elem_slot = plan->elem_root->slot;
+	}
 	plan->created_slot = created_node->slot;
 	plan->id_slot = id_node->slot;
 	for (i = 0; i < plan->ncolumns; i++)

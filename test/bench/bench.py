@@ -12,7 +12,8 @@ Measured, for the same export window of N orders (--objects):
   2. the wrapper: SELECT count(*), and COPY (SELECT * ...) TO '/dev/null'
      (the whole scan: export, polls, downloads, conversion, output), and
      count(*) of one minute (the fixed cost of an export, which curl's
-     time does not include);
+     time does not include); and count(*) and COPY of clover_line_items,
+     the same exports' line items as rows (rows_from);
   3. PostgreSQL alone, on the same objects' JSON text in a local table:
      SELECT count(raw::jsonb), and COPY (SELECT raw::jsonb ...) TO
      '/dev/null' (the same jsonb output cost the wrapper's SELECT * pays);
@@ -131,6 +132,16 @@ class Bench:
             "COPY (SELECT * FROM clover_orders WHERE %s) TO '/dev/null'" % self.where))
         assert n == self.count, (n, self.count)
         self.record("wrapper COPY SELECT *", secs)
+        # the same exports, a row per line item (rows_from)
+        secs, rows = timed(lambda: self.sql(
+            "SELECT count(*) FROM clover_line_items WHERE " + self.where))
+        self.line_items = rows[0][0]
+        self.record("wrapper line items count(*)", secs)
+        secs, n = timed(lambda: self.sql(
+            "COPY (SELECT * FROM clover_line_items WHERE %s) TO '/dev/null'"
+            % self.where))
+        assert n == self.line_items, (n, self.line_items)
+        self.record("wrapper line items COPY SELECT *", secs)
 
     def run_local(self):
         secs, rows = timed(lambda: self.sql("SELECT count(raw::jsonb) FROM bench_raw"))
@@ -255,6 +266,8 @@ def main():
             print("%-42s %9.3f %12s %9s" % (name, secs, "-", "-"))
         else:
             print("%-42s %9.3f %12.0f %9.1f" % (name, secs, b.objects / secs, b.mb / secs))
+    print("(objects/s counts orders; the line items scans return %d rows, %.2f per order)"
+          % (b.line_items, b.line_items / b.count))
 
     def ratio(label, num, den, target, better):
         r = med[num] / med[den]

@@ -5,8 +5,10 @@ Runs mutated Clover export files (bit flips, truncations, insertions, deep
 nesting, huge strings, wrong types, bad escapes and UTF-8, odd numbers) through
 clover_export_fdw_convert_file(), which is exactly what a scan does with a
 downloaded file: split and validate it, then convert every column of every
-element.  Each file must either convert or raise a clean error; a lost
-connection means the backend crashed.
+element.  Files go in turn to clover_orders and to clover_line_items, whose
+rows are the elements of each object's lineItems (rows_from).  Each file
+must either convert or raise a clean error; a lost connection means the
+backend crashed.
 
 An oracle checks the verdicts: Python's strict JSON parser decides whether
 each file is a well-formed export file ({"elements": [objects]}, UTF-8, no
@@ -33,7 +35,7 @@ TABLE_DDL = """
 DROP SERVER IF EXISTS fuzz_srv CASCADE;
 CREATE SERVER fuzz_srv FOREIGN DATA WRAPPER clover_export_fdw
     OPTIONS (merchant_id '6E72X1BW38A7T');
-IMPORT FOREIGN SCHEMA clover LIMIT TO (clover_orders)
+IMPORT FOREIGN SCHEMA clover LIMIT TO (clover_orders, clover_line_items)
     FROM SERVER fuzz_srv INTO fuzz;
 -- every supported type, on the paths the mutations hit
 ALTER FOREIGN TABLE fuzz.clover_orders
@@ -47,7 +49,17 @@ ALTER FOREIGN TABLE fuzz.clover_orders
     ADD COLUMN raw_json json OPTIONS (json_path '$'),
     ADD COLUMN raw_text text OPTIONS (json_path '$'),
     ADD COLUMN emp jsonb OPTIONS (json_path 'employee');
+-- paths in the element, and in the order next to them
+ALTER FOREIGN TABLE fuzz.clover_line_items
+    ADD COLUMN price_num numeric OPTIONS (json_path 'price'),
+    ADD COLUMN own_created timestamp OPTIONS (json_path 'createdTime'),
+    ADD COLUMN raw_text text OPTIONS (json_path '$'),
+    ADD COLUMN order_raw jsonb OPTIONS (json_path '$parent'),
+    ADD COLUMN order_note text OPTIONS (json_path '$parent.note'),
+    ADD COLUMN order_items jsonb OPTIONS (json_path '$parent.lineItems');
 """
+
+TARGETS = ["fuzz.clover_orders", "fuzz.clover_line_items"]
 
 NOTES = ["Crème brûlée ☕", 'no "ice"\nplease', r"back\slash", "日本語 🍣",
          "tab\there", None, "", "\u00e9\u0301"]
@@ -285,9 +297,10 @@ def main():
         for _ in range(rnd.randint(1, 3)):
             data = rnd.choice(MUTATORS)(rnd, data)
         valid = oracle_valid(data)
+        target = TARGETS[n % len(TARGETS)]
         try:
-            cur.execute("SELECT clover_export_fdw_convert_file(%s, 'fuzz.clover_orders')",
-                        (psycopg2.Binary(data),))
+            cur.execute("SELECT clover_export_fdw_convert_file(%s, %s)",
+                        (psycopg2.Binary(data), target))
             cur.fetchone()
             outcomes["converted"] += 1
             verdict_ok = valid is not False
@@ -296,7 +309,8 @@ def main():
                 # no SQLSTATE and no connection: the backend died
                 crashes += 1
                 outcomes["crash"] += 1
-                print("CRASH on iteration %d: %s" % (n, e), file=sys.stderr)
+                print("CRASH on iteration %d (%s): %s" % (n, target, e),
+                      file=sys.stderr)
                 if args.save:
                     os.makedirs(args.save, exist_ok=True)
                     open(os.path.join(args.save, "crash-%d.json" % n), "wb").write(data)
@@ -316,8 +330,8 @@ def main():
                 os.makedirs(args.save, exist_ok=True)
                 open(os.path.join(args.save, "disagree-%d.json" % n), "wb").write(data)
             if disagreements <= 5:
-                print("disagreement on iteration %d (oracle valid=%s)" % (n, valid),
-                      file=sys.stderr)
+                print("disagreement on iteration %d (%s, oracle valid=%s)"
+                      % (n, target, valid), file=sys.stderr)
 
     elapsed = time.time() - started
     print("files: %d in %.1f s" % (args.iterations, elapsed))
