@@ -4,8 +4,9 @@
 # On a fresh Debian 12 machine, as root: installs what is missing, builds and
 # installs the extension, starts a throwaway PostgreSQL 15 cluster and the
 # bundled fake Clover, and runs test/demo.sql in psql: IMPORT FOREIGN SCHEMA,
-# a query over several export windows with its progress NOTICEs, a join with
-# a local table, a materialized view and its refresh.  Everything is removed
+# a query over several export windows with its progress NOTICEs, the latest
+# orders, line items, a join with a local table, a materialized view and its
+# refresh.  Everything is removed
 # afterwards; KEEP_WORK=1 leaves the cluster and the fake running and prints
 # the psql command that connects to the demo database and the command that
 # stops them.
