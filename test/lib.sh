@@ -166,7 +166,7 @@ start_everything() {
 
 stop_all() {
 	local rc=$?
-	if [ -n "${WORK:-}" ] && [ -n "${KEEP_WORK:-}" ]; then
+	if [ -n "${WORK:-}" ] && [ "${KEEP_WORK:-0}" != 0 ]; then
 		keep_running
 		return $rc
 	fi
