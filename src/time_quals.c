@@ -13,6 +13,11 @@
  *	 and Params are allowed: their values are computed when the scan starts
  *	 (time_range.c), never at plan time.  Every qual is still checked by the
  *	 executor.
+ * - "timecol::date op date" (or date(timecol)) is used too: the column's
+ *	 date is a range of the column, exactly (time_range.c).
+ * - A scan that ends up with no lower bound fails at plan time, with an
+ *	 error that names the conditions on the column that could not bound it,
+ *	 and why (CloverReportNoLowerBound).
  *
  * IDENTIFICATION
  *		  src/time_quals.c
@@ -22,15 +27,45 @@
 
 #include "access/stratnum.h"
 #include "catalog/pg_am.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "clover_export_fdw.h"
 #include "commands/defrem.h"
 #include "nodes/nodeFuncs.h"
 #include "optimizer/optimizer.h"
+#include "nodes/plannodes.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
+#include "utils/ruleutils.h"
+
+/* A condition on the time column that gives no lower bound, and why */
+typedef struct UnusableQual
+{
+	char	   *text;			/* the condition, deparsed */
+	char	   *reason;			/* why it gives no lower bound */
+	char	   *rewrite;		/* a sentence for the hint, or NULL */
+} UnusableQual;
+
+/* How to show conditions: ruleutils' context, and whether to name tables */
+typedef struct Deparser
+{
+	List	   *context;
+	bool		prefix;
+} Deparser;
 
 static bool is_time_var(Node *node, RelOptInfo *baserel, AttrNumber timeattno);
+static bool is_time_date(Node *node, RelOptInfo *baserel,
+						 const CloverTimeColumn *timecol);
 static CloverBoundKind strategy_to_kind(int strategy, bool commuted);
+static bool find_volatile_func(Oid funcid, void *context);
+static bool volatile_func_walker(Node *node, Oid *funcid);
+static Node *time_var_parent(Node *node, RelOptInfo *baserel,
+							 AttrNumber timeattno);
+static void classify_unusable(Expr *clause, RelOptInfo *baserel,
+							  const CloverTimeColumn *timecol,
+							  const char *colname, const Deparser *dp,
+							  UnusableQual *uq);
 
 /*
  * is_time_var
@@ -46,6 +81,28 @@ is_time_var(Node *node, RelOptInfo *baserel, AttrNumber timeattno)
 		((Var *) node)->varno == (int) baserel->relid &&
 		((Var *) node)->varattno == timeattno &&
 		((Var *) node)->varlevelsup == 0;
+}
+
+/*
+ * is_time_date
+ *		Is node the date of the time column (timecol::date, date(timecol)),
+ *		the cast PostgreSQL makes in the session time zone?
+ */
+static bool
+is_time_date(Node *node, RelOptInfo *baserel, const CloverTimeColumn *timecol)
+{
+	FuncExpr   *func;
+
+	if (node == NULL || !IsA(node, FuncExpr))
+		return false;
+	func = (FuncExpr *) node;
+	if (list_length(func->args) != 1 ||
+		!is_time_var(linitial(func->args), baserel, timecol->attno))
+		return false;
+	return (func->funcid == F_DATE_TIMESTAMPTZ &&
+			timecol->basetype == TIMESTAMPTZOID) ||
+		(func->funcid == F_DATE_TIMESTAMP &&
+		 timecol->basetype == TIMESTAMPOID);
 }
 
 static CloverBoundKind
@@ -70,7 +127,8 @@ strategy_to_kind(int strategy, bool commuted)
  *		If rinfo bounds the time column, describe the bound in *bound
  *
  * The value side may reference other relations (a join clause of a
- * parameterized path): the planner turns those Vars into Params.
+ * parameterized path): the planner turns those Vars into Params.  A clause
+ * on the column's date sets bound->on_date, and its value is a date.
  */
 bool
 CloverIsTimeBoundClause(RelOptInfo *baserel, const CloverTimeColumn *timecol,
@@ -81,6 +139,7 @@ CloverIsTimeBoundClause(RelOptInfo *baserel, const CloverTimeColumn *timecol,
 			   *right,
 			   *value;
 	bool		commuted;
+	bool		on_date = false;
 	Oid			opfamily,
 				valuetype;
 	int			strategy;
@@ -107,23 +166,36 @@ CloverIsTimeBoundClause(RelOptInfo *baserel, const CloverTimeColumn *timecol,
 		if (bms_is_member(baserel->relid, rinfo->left_relids))
 			return false;
 	}
+	else if (is_time_date(left, baserel, timecol) ||
+			 is_time_date(right, baserel, timecol))
+	{
+		commuted = !is_time_date(left, baserel, timecol);
+		value = commuted ? left : right;
+		on_date = true;
+		if (bms_is_member(baserel->relid, commuted ? rinfo->left_relids :
+						  rinfo->right_relids))
+			return false;
+	}
 	else
 		return false;
 
 	valuetype = exprType(value);
-	if (valuetype != TIMESTAMPTZOID && valuetype != TIMESTAMPOID &&
-		valuetype != DATEOID)
+	if (on_date ? valuetype != DATEOID :
+		(valuetype != TIMESTAMPTZOID && valuetype != TIMESTAMPOID &&
+		 valuetype != DATEOID))
 		return false;
 	if (contain_volatile_functions(value))
 		return false;
 
-	opfamily = get_opclass_family(GetDefaultOpClass(timecol->basetype,
+	opfamily = get_opclass_family(GetDefaultOpClass(on_date ? DATEOID :
+													timecol->basetype,
 													BTREE_AM_OID));
 	strategy = get_op_opfamily_strategy(op->opno, opfamily);
 	if (strategy == 0)
 		return false;			/* <> or an operator of another family */
 
 	bound->kind = strategy_to_kind(strategy, commuted);
+	bound->on_date = on_date;
 	bound->value = (Expr *) value;
 	bound->rinfo = rinfo;
 	return true;
@@ -159,21 +231,295 @@ CloverExtractTimeBounds(RelOptInfo *baserel, const CloverTimeColumn *timecol,
 	return bounds;
 }
 
-const char *
-CloverBoundKindOperator(CloverBoundKind kind)
+/*
+ * find_volatile_func, volatile_func_walker
+ *		The first volatile function an expression calls, in *funcid
+ */
+static bool
+find_volatile_func(Oid funcid, void *context)
 {
-	switch (kind)
+	if (func_volatile(funcid) != PROVOLATILE_VOLATILE)
+		return false;
+	*(Oid *) context = funcid;
+	return true;
+}
+
+static bool
+volatile_func_walker(Node *node, Oid *funcid)
+{
+	if (node == NULL)
+		return false;
+	if (check_functions_in_node(node, find_volatile_func, funcid))
+		return true;
+	return expression_tree_walker(node, volatile_func_walker, funcid);
+}
+
+/*
+ * time_var_parent
+ *		The innermost node whose own argument is the time column (below
+ *		RelabelTypes), or NULL
+ */
+static Node *
+time_var_parent(Node *node, RelOptInfo *baserel, AttrNumber timeattno)
+{
+	List	   *args;
+	ListCell   *lc;
+
+	if (node == NULL)
+		return NULL;
+	if (IsA(node, FuncExpr))
+		args = ((FuncExpr *) node)->args;
+	else if (IsA(node, OpExpr))
+		args = ((OpExpr *) node)->args;
+	else if (IsA(node, CoerceViaIO))
+		args = list_make1(((CoerceViaIO *) node)->arg);
+	else if (IsA(node, BoolExpr))
+		args = ((BoolExpr *) node)->args;
+	else
+		return NULL;
+	foreach(lc, args)
 	{
-		case CLOVER_BOUND_GE:
-			return ">=";
-		case CLOVER_BOUND_GT:
-			return ">";
-		case CLOVER_BOUND_LE:
-			return "<=";
-		case CLOVER_BOUND_LT:
-			return "<";
-		case CLOVER_BOUND_EQ:
-			return "=";
+		Node	   *found;
+
+		if (is_time_var(lfirst(lc), baserel, timeattno))
+			return node;
+		found = time_var_parent(lfirst(lc), baserel, timeattno);
+		if (found)
+			return found;
 	}
-	return "?";
+	return NULL;
+}
+
+/*
+ * deparse_clause
+ *		A condition as SQL, without the parentheses around the whole
+ */
+static char *
+deparse_clause(Node *clause, const Deparser *dp)
+{
+	char	   *text = deparse_expression(clause, dp->context, dp->prefix,
+										  false);
+	size_t		len = strlen(text);
+	int			depth = 0;
+	size_t		i;
+
+	if (len < 2 || text[0] != '(' || text[len - 1] != ')')
+		return text;
+	/* the first parenthesis must close at the very end */
+	for (i = 0; i < len - 1; i++)
+	{
+		if (text[i] == '\'')
+		{
+			while (++i < len - 1 && text[i] != '\'')
+				;
+			continue;
+		}
+		if (text[i] == '(')
+			depth++;
+		else if (text[i] == ')' && --depth == 0)
+			return text;
+	}
+	return pnstrdup(text + 1, len - 2);
+}
+
+/*
+ * date_trunc_rewrite
+ *		For "date_trunc('unit', col) op value": a sentence saying how to
+ *		write it on the column itself (exactly, for =; for >= and > the
+ *		bound it implies), or NULL
+ */
+static char *
+date_trunc_rewrite(OpExpr *op, FuncExpr *func, const char *colname,
+				   const Deparser *dp)
+{
+	Node	   *unit = linitial(func->args);
+	Node	   *value;
+	char	   *unitname;
+	char	   *v;
+	Oid			opfamily;
+	int			strategy;
+	bool		commuted;
+
+	if ((func->funcid != F_DATE_TRUNC_TEXT_TIMESTAMPTZ &&
+		 func->funcid != F_DATE_TRUNC_TEXT_TIMESTAMP) ||
+		!IsA(unit, Const) || ((Const *) unit)->constisnull ||
+		list_length(op->args) != 2)
+		return NULL;
+	commuted = (lsecond(op->args) == (void *) func);
+	value = commuted ? linitial(op->args) : lsecond(op->args);
+	opfamily = get_opclass_family(GetDefaultOpClass(func->funcresulttype,
+													BTREE_AM_OID));
+	strategy = get_op_opfamily_strategy(op->opno, opfamily);
+	if (strategy == 0 || contain_volatile_functions(value))
+		return NULL;
+	unitname = TextDatumGetCString(((Const *) unit)->constvalue);
+	v = deparse_clause(value, dp);
+	switch (strategy_to_kind(strategy, commuted))
+	{
+		case CLOVER_BOUND_EQ:
+			return psprintf("Write %s as %s >= %s AND %s < %s + interval '%s'.",
+							deparse_clause((Node *) op, dp),
+							colname, v, colname, v,
+							pg_strcasecmp(unitname, "quarter") == 0 ?
+							"3 months" : psprintf("1 %s", unitname));
+		case CLOVER_BOUND_GE:
+		case CLOVER_BOUND_GT:
+			return psprintf("Add %s >= %s, which %s implies.", colname, v,
+							deparse_clause((Node *) op, dp));
+		default:
+			return NULL;
+	}
+}
+
+/*
+ * classify_unusable
+ *		Why a condition on the time column gives no lower bound, and how to
+ *		write it so that it does
+ */
+static void
+classify_unusable(Expr *clause, RelOptInfo *baserel,
+				  const CloverTimeColumn *timecol, const char *colname,
+				  const Deparser *dp, UnusableQual *uq)
+{
+	Node	   *parent;
+	Oid			funcid = InvalidOid;
+
+	uq->text = deparse_clause((Node *) clause, dp);
+	uq->rewrite = NULL;
+	if (is_orclause(clause))
+	{
+		uq->reason = "an OR, whose branches would each need a range of their own";
+		uq->rewrite = psprintf("Add a lower bound that holds for every branch of the OR, outside it (AND %s >= ...).",
+							   colname);
+		return;
+	}
+	if (volatile_func_walker((Node *) clause, &funcid))
+	{
+		uq->reason = psprintf("%s() is volatile: its value changes while the scan runs",
+							  get_func_name(funcid));
+		uq->rewrite = psprintf("Compare %s with now() or statement_timestamp() instead of %s(): they are fixed for the statement.",
+							   colname, get_func_name(funcid));
+		return;
+	}
+	parent = time_var_parent((Node *) clause, baserel, timecol->attno);
+	if (parent && parent != (Node *) clause &&
+		(IsA(parent, CoerceViaIO) ||
+		 (IsA(parent, FuncExpr) &&
+		  ((FuncExpr *) parent)->funcformat != COERCE_EXPLICIT_CALL)))
+	{
+		uq->reason = psprintf("a cast of %s to %s", colname,
+							  format_type_be(exprType(parent)));
+		return;
+	}
+	if (parent && parent != (Node *) clause && IsA(parent, FuncExpr))
+	{
+		uq->reason = psprintf("a function of %s, %s()", colname,
+							  get_func_name(((FuncExpr *) parent)->funcid));
+		if (IsA(clause, OpExpr) &&
+			list_member_ptr(((OpExpr *) clause)->args, parent))
+			uq->rewrite = date_trunc_rewrite((OpExpr *) clause,
+											 (FuncExpr *) parent, colname,
+											 dp);
+		return;
+	}
+	if (parent && parent != (Node *) clause && IsA(parent, OpExpr))
+	{
+		uq->reason = psprintf("an expression of %s (operator %s)", colname,
+							  get_opname(((OpExpr *) parent)->opno));
+		return;
+	}
+	uq->reason = psprintf("not a comparison (=, <, <=, >, >=) of %s with a value",
+						  colname);
+}
+
+/*
+ * CloverReportNoLowerBound
+ *		Fail the planning of a scan that has no lower bound on the time
+ *		column, naming each condition on the column that could not give one
+ *
+ * clauses are those the chosen path uses; the conditions listed are those
+ * of the relation and its join clauses that mention the column.
+ */
+void
+CloverReportNoLowerBound(PlannerInfo *root, RelOptInfo *baserel,
+						 const CloverTimeColumn *timecol,
+						 const char *table_name, const char *colname)
+{
+	PlannedStmt *pstmt = makeNode(PlannedStmt);
+	Deparser	dp;
+	List	   *rinfos;
+	StringInfoData detail,
+				hint;
+	ListCell   *lc;
+	int			nconds = 0;
+	bool		upper_only = false;
+
+	pstmt->rtable = root->parse->rtable;
+	dp.context = deparse_context_for_plan_tree(pstmt,
+											   select_rtable_names_for_explain(pstmt->rtable,
+																			   bms_add_range(NULL, 1, list_length(pstmt->rtable))));
+	dp.prefix = list_length(pstmt->rtable) > 1;
+	initStringInfo(&detail);
+	initStringInfo(&hint);
+	if (timecol->attno == InvalidAttrNumber)
+		appendStringInfo(&detail, "Every Clover export needs a start time; the table has no timestamp column for createdTime to give one, and no option history_start.");
+	else
+		appendStringInfo(&detail, "Every Clover export needs a start time, and the table has no option history_start.");
+
+	rinfos = list_concat_copy(baserel->baserestrictinfo, baserel->joininfo);
+	foreach(lc, rinfos)
+	{
+		RestrictInfo *rinfo = lfirst_node(RestrictInfo, lc);
+		Bitmapset  *attnos = NULL;
+		CloverTimeBound bound;
+		UnusableQual uq;
+
+		if (timecol->attno == InvalidAttrNumber)
+			break;
+		pull_varattnos((Node *) rinfo->clause, baserel->relid, &attnos);
+		if (!bms_is_member(timecol->attno - FirstLowInvalidHeapAttributeNumber,
+						   attnos))
+			continue;
+		if (CloverIsTimeBoundClause(baserel, timecol, rinfo, &bound))
+		{
+			if (bound.kind == CLOVER_BOUND_LT || bound.kind == CLOVER_BOUND_LE)
+			{
+				upper_only = true;
+				continue;
+			}
+			uq.text = deparse_clause((Node *) rinfo->clause, &dp);
+			uq.reason = "a comparison with another table, which the chosen plan does not scan first";
+			uq.rewrite = NULL;
+		}
+		else
+			classify_unusable(rinfo->clause, baserel, timecol, colname,
+							  &dp, &uq);
+		appendStringInfo(&detail, "%s%s: %s.",
+						 nconds++ == 0 ?
+						 psprintf("\nThese conditions on %s cannot give one:\n",
+								  colname) : "\n",
+						 uq.text, uq.reason);
+		if (uq.rewrite)
+			appendStringInfo(&hint, "%s ", uq.rewrite);
+	}
+	if (nconds == 0 && timecol->attno != InvalidAttrNumber)
+		appendStringInfo(&detail, upper_only ?
+						 " The query's conditions on %s give only an upper bound." :
+						 " The query has no condition on %s.",
+						 colname);
+
+	if (hint.len == 0 && timecol->attno != InvalidAttrNumber)
+		appendStringInfo(&hint, "Add a condition such as \"WHERE %s >= now() - interval '30 days'\", or set",
+						 colname);
+	else
+		appendStringInfoString(&hint, hint.len ? "Or set" : "Set");
+	appendStringInfo(&hint, " a default with ALTER FOREIGN TABLE %s OPTIONS (ADD history_start '2023-01-01 00:00+00').",
+					 quote_identifier(table_name));
+
+	ereport(ERROR,
+			(errcode(ERRCODE_FDW_DYNAMIC_PARAMETER_VALUE_NEEDED),
+			 errmsg("foreign table \"%s\" needs a lower bound on %s",
+					table_name, colname),
+			 errdetail_internal("%s", detail.data),
+			 errhint("%s", hint.data)));
 }
