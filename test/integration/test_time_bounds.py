@@ -1,9 +1,11 @@
 """Time bounds, tested against PostgreSQL's own filter.
 
 For random ranges, bound kinds (<, <=, =, >, >=, BETWEEN), bound types
-(timestamptz, timestamp, date), session time zones (with DST changes, half-
-hour offsets and none) and time column types (timestamptz, timestamptz(0..3),
-timestamp, timestamp(0), a domain), the rows of a scan must be exactly the
+(timestamptz, timestamp, date), conditions on the column's date
+(created_time::date = d, date(created_time) >= d, ...), session time zones
+(with DST changes, half-hour offsets and none) and time column types
+(timestamptz, timestamptz(0..3), timestamp, timestamp(0), a domain), the
+rows of a scan must be exactly the
 rows PostgreSQL keeps when it applies the same condition, in the same
 session, to a superset fetched with wide bounds.  The values are drawn near
 DST changes and near the objects' own times (a microsecond and half a second
@@ -16,6 +18,7 @@ is printed, and CLOVER_BOUNDS_SEED replays a run.
 import datetime
 import os
 import random
+import zoneinfo
 
 from common import MERCHANT, Tap, fake_config, fake_reset, fresh_database
 
@@ -50,7 +53,7 @@ TABLES = {
     "b_ts0": "timestamp(0)",
     "b_dom": "created_at",
 }
-SUPERSET_DAYS = 3
+SUPERSET_DAYS = 4
 JITTER_US = [0, 1, -1, 499000, 500000, 501000, -499000, -500000, -501000,
              1000000, -1000000]
 
@@ -124,10 +127,33 @@ def random_instant(rng, anchor, times):
     return anchor + datetime.timedelta(seconds=rng.uniform(-86400, 86400))
 
 
+def date_condition(rng, lo, hi, zone):
+    """Conditions on the column's date: days from the day before lo's date
+    in the session's zone to the day after it (inside the superset)."""
+    d = (lo.astimezone(zoneinfo.ZoneInfo(zone)).date()
+         + datetime.timedelta(days=rng.choice([-1, 0, 0])))
+    d1 = d + datetime.timedelta(days=1)
+    col = rng.choice(["created_time::date", "date(created_time)",
+                      "CAST(created_time AS date)"])
+    form = rng.choice(["=", "=", "between", "mixed", "range"])
+    if form == "=":
+        return "%s = '%s'" % (col, d)
+    if form == "between":
+        return "%s BETWEEN '%s' AND '%s'" % (col, d, rng.choice([d, d1]))
+    if form == "mixed":
+        return "%s >= '%s' AND created_time %s %s" % (
+            col, d, rng.choice(["<", "<="]), literal(rng, hi, zone))
+    low = rng.choice([">= '%s'" % d, "> '%s'" % (d - datetime.timedelta(1))])
+    high = rng.choice(["<= '%s'" % d, "< '%s'" % d1, "<= '%s'" % d1])
+    return "%s %s AND %s %s" % (col, low, col, high)
+
+
 def random_condition(rng, anchor, times, zone):
     lo = random_instant(rng, anchor, times)
     hi = lo + datetime.timedelta(seconds=rng.choice(
         [0, 0.001, 0.5, 1, 60, 1800, 3600, 7200, rng.uniform(0, 86400)]))
+    if rng.random() < 0.3:
+        return date_condition(rng, lo, hi, zone)
     form = rng.choice([">=", ">", "=", "between", "between"])
     if form == "=":
         return "created_time = %s" % literal(rng, lo, zone)
