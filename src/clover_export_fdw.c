@@ -391,6 +391,27 @@ has_lower_bound(CloverFdwRelationInfo *fpinfo, List *bounds)
 }
 
 /*
+ * has_lower_kind
+ *		Does a plan's list of bound kinds hold a lower bound?
+ */
+static bool
+has_lower_kind(List *kinds)
+{
+	ListCell   *lc;
+
+	foreach(lc, kinds)
+	{
+		CloverBoundKind kind = (CloverBoundKind) (lfirst_int(lc) &
+												  ~PLAN_BOUND_ON_DATE);
+
+		if (kind == CLOVER_BOUND_GE || kind == CLOVER_BOUND_GT ||
+			kind == CLOVER_BOUND_EQ)
+			return true;
+	}
+	return false;
+}
+
+/*
  * estimate_days
  *		Length of the range the bounds describe, for row estimates
  *
@@ -580,6 +601,22 @@ cloverGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel,
 }
 
 /*
+ * limit_zero
+ *		Does the query end in LIMIT 0?  Then no scan under it runs (tools
+ *		ask for a query's columns so), and a scan without a lower bound is
+ *		left to fail only if it ever starts.
+ */
+static bool
+limit_zero(PlannerInfo *root)
+{
+	Node	   *count = root->parse->limitCount;
+
+	return count != NULL && IsA(count, Const) &&
+		!((Const *) count)->constisnull &&
+		DatumGetInt64(((Const *) count)->constvalue) == 0;
+}
+
+/*
  * path_tlist
  *		In *tlist, the target list of the columns a path must return, as the
  *		planner builds it when it needs an exact one; false if the path
@@ -638,7 +675,7 @@ cloverGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel,
 	/* scan_clauses also holds the join clauses of a parameterized path */
 	bounds = CloverExtractTimeBounds(baserel, &fpinfo->timecol,
 									 scan_clauses);
-	if (!has_lower_bound(fpinfo, bounds))
+	if (!has_lower_bound(fpinfo, bounds) && !limit_zero(root))
 		CloverReportNoLowerBound(root, baserel, &fpinfo->timecol,
 								 fpinfo->opts->table_name,
 								 fpinfo->timecol.attno == InvalidAttrNumber ?
@@ -802,13 +839,18 @@ start_scan(ForeignScanState *node, CloverFdwScanState *fsstate)
 		fsstate->nwindows = 0;
 		return;
 	}
-	/* the plan has a lower bound (cloverGetForeignPlan): it was -infinity */
+	/*
+	 * Planning has made sure of a lower bound (cloverGetForeignPlan) unless
+	 * under LIMIT 0: here it was -infinity.
+	 */
 	if (!fsstate->range.has_lo)
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_DYNAMIC_PARAMETER_VALUE_NEEDED),
 				 errmsg("foreign table \"%s\" needs a lower bound on created_time",
 						fsstate->opts->table_name),
-				 errdetail("The query's lower bound is -infinity, and the table has no option history_start."),
+				 has_lower_kind(fsstate->bound_kinds) ?
+				 errdetail("The query's lower bound is -infinity, and the table has no option history_start.") :
+				 errdetail("Every Clover export needs a start time, and the table has no option history_start."),
 				 errhint("Add a condition such as \"WHERE created_time >= now() - interval '30 days'\", or set a default with ALTER FOREIGN TABLE %s OPTIONS (ADD history_start '2023-01-01 00:00+00').",
 						 quote_identifier(fsstate->opts->table_name))));
 

@@ -32,8 +32,8 @@
 #include "clover_export_fdw.h"
 #include "commands/defrem.h"
 #include "nodes/nodeFuncs.h"
-#include "optimizer/optimizer.h"
 #include "nodes/plannodes.h"
+#include "optimizer/optimizer.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
@@ -437,8 +437,9 @@ classify_unusable(Expr *clause, RelOptInfo *baserel,
  *		Fail the planning of a scan that has no lower bound on the time
  *		column, naming each condition on the column that could not give one
  *
- * clauses are those the chosen path uses; the conditions listed are those
- * of the relation and its join clauses that mention the column.
+ * The conditions listed are those of the relation and its join clauses
+ * that mention the column; a lower bound from another table is listed too
+ * when the chosen plan could not use it.
  */
 void
 CloverReportNoLowerBound(PlannerInfo *root, RelOptInfo *baserel,
