@@ -37,8 +37,9 @@ ANCHORS = [
     datetime.datetime(2024, 4, 6, 15, 0, tzinfo=UTC),
     datetime.datetime(2024, 5, 15, 12, 0, tzinfo=UTC),
 ]
+# (Beirut changes at midnight: some days start at 01:00, some hour repeats)
 ZONES = ["UTC", "America/New_York", "Europe/Berlin", "Australia/Lord_Howe",
-         "Asia/Tokyo", "America/St_Johns"]
+         "Asia/Tokyo", "America/St_Johns", "Asia/Beirut"]
 # the zone whose DST change each anchor is (most cases use it)
 ANCHOR_ZONES = ["America/New_York", "America/New_York", "Europe/Berlin",
                 "Europe/Berlin", "Australia/Lord_Howe", "UTC"]
@@ -165,6 +166,34 @@ def random_condition(rng, anchor, times, zone):
                literal(rng, hi, zone)))
 
 
+def date_ranges_exact(cur):
+    """For created_time::date = d on a timestamptz column, in every zone and
+    on the days around each anchor: the cases whose EXPLAIN range is not
+    PostgreSQL's own [d::timestamptz, (d + 1)::timestamptz)."""
+    bad = []
+    for zone in ZONES:
+        cur.execute("SET timezone = %s", (zone,))
+        for anchor in ANCHORS:
+            for shift in (-1, 0, 1):
+                d = (anchor.astimezone(zoneinfo.ZoneInfo(zone)).date()
+                     + datetime.timedelta(days=shift))
+                cur.execute("EXPLAIN (FORMAT JSON) SELECT id FROM b_tz "
+                            "WHERE created_time::date = %s", (d,))
+                got = cur.fetchone()[0][0]["Plan"]["Time Range"]
+                cur.execute(
+                    "SELECT format('[%%s UTC, %%s UTC)', "
+                    "to_char(%(d)s::date::timestamptz AT TIME ZONE 'UTC', "
+                    "'YYYY-MM-DD HH24:MI:SS'), "
+                    "to_char((%(d)s::date + 1)::timestamptz AT TIME ZONE "
+                    "'UTC', 'YYYY-MM-DD HH24:MI:SS'))", {"d": d})
+                want = cur.fetchone()[0]
+                if got != want:
+                    bad.append("TimeZone %s, created_time::date = '%s': "
+                               "%s, PostgreSQL's day %s" % (zone, d, got, want))
+    cur.execute("SET timezone = 'UTC'")
+    return bad
+
+
 def ids(cur, sql):
     cur.execute(sql)
     return [r[0] for r in cur.fetchall()]
@@ -213,6 +242,11 @@ def main():
         tap.check(not bad, "%s (%s): %d random ranges, %d rows, as PostgreSQL "
                   "filters them" % (name, TABLES[name], n, rows),
                   "; ".join(bad[:3]) + (" (%d cases differ)" % len(bad)))
+    with conn.cursor() as cur:
+        bad = date_ranges_exact(cur)
+    tap.check(not bad, "created_time::date = d asks Clover for exactly the day "
+              "PostgreSQL's cast gives, in %d zones" % len(ZONES),
+              "; ".join(bad[:3]) + (" (%d cases differ)" % len(bad)))
     nonempty = sum(r[2] for r in results.values())
     tap.check(nonempty >= total // 3,
               "at least a third of the cases select rows (%d of %d)"
