@@ -80,6 +80,10 @@ SELECT count(*) FROM clover_orders
    AND created_time >= clock_timestamp() - interval '1 day'
    AND (created_time >= '2024-03-01' OR created_time >= '2024-04-01')
    AND created_time < '2024-05-01';
+-- an equality with another table's column is named too
+SELECT count(*) FROM clover_orders o
+  JOIN clover_payments p ON p.created_time = o.created_time
+ WHERE o.created_time >= '2024-03-01' AND o.created_time < '2024-03-02';
 -- history_start gives the default lower bound
 ALTER FOREIGN TABLE clover_orders OPTIONS (ADD history_start '2024-01-30 00:00+00');
 \! "$FAKECTL" reset

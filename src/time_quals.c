@@ -66,6 +66,14 @@ static void classify_unusable(Expr *clause, RelOptInfo *baserel,
 							  const CloverTimeColumn *timecol,
 							  const char *colname, const Deparser *dp,
 							  UnusableQual *uq);
+static int	list_join_equalities(PlannerInfo *root, RelOptInfo *baserel,
+								 const CloverTimeColumn *timecol,
+								 const char *colname, const Deparser *dp,
+								 StringInfo detail, int nconds);
+static int	list_unusable(PlannerInfo *root, RelOptInfo *baserel,
+						  const CloverTimeColumn *timecol,
+						  const char *colname, StringInfo detail,
+						  StringInfo hint, bool *upper_only);
 
 /*
  * is_time_var
@@ -433,50 +441,43 @@ classify_unusable(Expr *clause, RelOptInfo *baserel,
 }
 
 /*
- * CloverReportNoLowerBound
- *		Fail the planning of a scan that has no lower bound on the time
- *		column, naming each condition on the column that could not give one
+ * list_unusable
+ *		Append to detail each condition on the time column that gives no
+ *		lower bound, with why, and to hint their rewrites; returns how many,
+ *		and in *upper_only whether usable conditions gave upper bounds only
  *
- * The conditions listed are those of the relation and its join clauses
- * that mention the column; a lower bound from another table is listed too
- * when the chosen plan could not use it.
+ * The conditions are those of the relation and its join clauses; a lower
+ * bound from another table is listed too when the chosen plan could not
+ * use it.
  */
-void
-CloverReportNoLowerBound(PlannerInfo *root, RelOptInfo *baserel,
-						 const CloverTimeColumn *timecol,
-						 const char *table_name, const char *colname)
+static int
+list_unusable(PlannerInfo *root, RelOptInfo *baserel,
+			  const CloverTimeColumn *timecol, const char *colname,
+			  StringInfo detail, StringInfo hint, bool *upper_only)
 {
 	PlannedStmt *pstmt = makeNode(PlannedStmt);
+	Bitmapset  *all_rels;
 	Deparser	dp;
-	List	   *rinfos;
-	StringInfoData detail,
-				hint;
 	ListCell   *lc;
 	int			nconds = 0;
-	bool		upper_only = false;
 
+	/* ruleutils names the query's tables as EXPLAIN does */
 	pstmt->rtable = root->parse->rtable;
+	all_rels = bms_add_range(NULL, 1, list_length(pstmt->rtable));
 	dp.context = deparse_context_for_plan_tree(pstmt,
 											   select_rtable_names_for_explain(pstmt->rtable,
-																			   bms_add_range(NULL, 1, list_length(pstmt->rtable))));
+																			   all_rels));
 	dp.prefix = list_length(pstmt->rtable) > 1;
-	initStringInfo(&detail);
-	initStringInfo(&hint);
-	if (timecol->attno == InvalidAttrNumber)
-		appendStringInfo(&detail, "Every Clover export needs a start time; the table has no timestamp column for createdTime to give one, and no option history_start.");
-	else
-		appendStringInfo(&detail, "Every Clover export needs a start time, and the table has no option history_start.");
 
-	rinfos = list_concat_copy(baserel->baserestrictinfo, baserel->joininfo);
-	foreach(lc, rinfos)
+	*upper_only = false;
+	foreach(lc, list_concat_copy(baserel->baserestrictinfo,
+								 baserel->joininfo))
 	{
 		RestrictInfo *rinfo = lfirst_node(RestrictInfo, lc);
 		Bitmapset  *attnos = NULL;
 		CloverTimeBound bound;
 		UnusableQual uq;
 
-		if (timecol->attno == InvalidAttrNumber)
-			break;
 		pull_varattnos((Node *) rinfo->clause, baserel->relid, &attnos);
 		if (!bms_is_member(timecol->attno - FirstLowInvalidHeapAttributeNumber,
 						   attnos))
@@ -485,7 +486,7 @@ CloverReportNoLowerBound(PlannerInfo *root, RelOptInfo *baserel,
 		{
 			if (bound.kind == CLOVER_BOUND_LT || bound.kind == CLOVER_BOUND_LE)
 			{
-				upper_only = true;
+				*upper_only = true;
 				continue;
 			}
 			uq.text = deparse_clause((Node *) rinfo->clause, &dp);
@@ -495,27 +496,103 @@ CloverReportNoLowerBound(PlannerInfo *root, RelOptInfo *baserel,
 		else
 			classify_unusable(rinfo->clause, baserel, timecol, colname,
 							  &dp, &uq);
-		appendStringInfo(&detail, "%s%s: %s.",
-						 nconds++ == 0 ?
-						 psprintf("\nThese conditions on %s cannot give one:\n",
-								  colname) : "\n",
-						 uq.text, uq.reason);
+		if (nconds++ == 0)
+			appendStringInfo(detail, "\nThese conditions on %s cannot give one:",
+							 colname);
+		appendStringInfo(detail, "\n%s: %s.", uq.text, uq.reason);
 		if (uq.rewrite)
-			appendStringInfo(&hint, "%s ", uq.rewrite);
+			appendStringInfo(hint, "%s ", uq.rewrite);
 	}
-	if (nconds == 0 && timecol->attno != InvalidAttrNumber)
-		appendStringInfo(&detail, upper_only ?
-						 " The query's conditions on %s give only an upper bound." :
-						 " The query has no condition on %s.",
-						 colname);
+	nconds += list_join_equalities(root, baserel, timecol, colname, &dp,
+								   detail, nconds);
+	return nconds;
+}
 
-	if (hint.len == 0 && timecol->attno != InvalidAttrNumber)
-		appendStringInfo(&hint, "Add a condition such as \"WHERE %s >= now() - interval '30 days'\", or set",
-						 colname);
+/*
+ * list_join_equalities
+ *		Append to detail the equalities that join the time column to another
+ *		table (the planner keeps them apart, as equivalence classes); returns
+ *		how many, nconds being the number listed before them
+ */
+static int
+list_join_equalities(PlannerInfo *root, RelOptInfo *baserel,
+					 const CloverTimeColumn *timecol, const char *colname,
+					 const Deparser *dp, StringInfo detail, int nconds)
+{
+	int			n = 0;
+	ListCell   *lc;
+
+	foreach(lc, root->eq_classes)
+	{
+		EquivalenceClass *ec = (EquivalenceClass *) lfirst(lc);
+		EquivalenceMember *ours = NULL,
+				   *other = NULL;
+		ListCell   *lm;
+
+		if (ec->ec_has_const || !bms_is_member(baserel->relid, ec->ec_relids))
+			continue;
+		foreach(lm, ec->ec_members)
+		{
+			EquivalenceMember *em = (EquivalenceMember *) lfirst(lm);
+			Bitmapset  *attnos = NULL;
+
+			if (em->em_is_child)
+				continue;
+			pull_varattnos((Node *) em->em_expr, baserel->relid, &attnos);
+			if (bms_equal(em->em_relids, baserel->relids) &&
+				bms_is_member(timecol->attno - FirstLowInvalidHeapAttributeNumber,
+							  attnos))
+				ours = em;
+			else if (!bms_is_member(baserel->relid, em->em_relids))
+				other = em;
+		}
+		if (ours == NULL || other == NULL)
+			continue;
+		if (nconds + n++ == 0)
+			appendStringInfo(detail, "\nThese conditions on %s cannot give one:",
+							 colname);
+		appendStringInfo(detail, "\n%s = %s: an equality with another table, from which the scan does not take its range.",
+						 deparse_clause((Node *) ours->em_expr, dp),
+						 deparse_clause((Node *) other->em_expr, dp));
+	}
+	return n;
+}
+
+/*
+ * CloverReportNoLowerBound
+ *		Fail the planning of a scan that has no lower bound on the time
+ *		column, naming each condition on the column that could not give one
+ */
+void
+CloverReportNoLowerBound(PlannerInfo *root, RelOptInfo *baserel,
+						 const CloverTimeColumn *timecol,
+						 const char *table_name, const char *colname)
+{
+	StringInfoData detail,
+				hint;
+	bool		upper_only;
+
+	initStringInfo(&detail);
+	initStringInfo(&hint);
+	if (timecol->attno == InvalidAttrNumber)
+		appendStringInfo(&detail, "Every Clover export needs a start time; the table has no timestamp column for createdTime to give one, and no option history_start.");
 	else
-		appendStringInfoString(&hint, hint.len ? "Or set" : "Set");
-	appendStringInfo(&hint, " a default with ALTER FOREIGN TABLE %s OPTIONS (ADD history_start '2023-01-01 00:00+00').",
-					 quote_identifier(table_name));
+	{
+		appendStringInfo(&detail, "Every Clover export needs a start time, and the table has no option history_start.");
+		if (list_unusable(root, baserel, timecol, colname, &detail, &hint,
+						  &upper_only) == 0)
+			appendStringInfo(&detail, upper_only ?
+							 " The query's conditions on %s give only an upper bound." :
+							 " The query has no condition on %s.",
+							 colname);
+		if (hint.len == 0)
+			appendStringInfo(&hint, "Add a condition such as \"WHERE %s >= now() - interval '30 days'\", or ",
+							 colname);
+		else
+			appendStringInfoString(&hint, "Or ");
+	}
+	appendStringInfo(&hint, "%s a default with ALTER FOREIGN TABLE %s OPTIONS (ADD history_start '2023-01-01 00:00+00').",
+					 hint.len ? "set" : "Set", quote_identifier(table_name));
 
 	ereport(ERROR,
 			(errcode(ERRCODE_FDW_DYNAMIC_PARAMETER_VALUE_NEEDED),
