@@ -20,6 +20,7 @@ OBJS = \
 	src/row_convert.o \
 	src/row_plan.o \
 	src/service_hours.o \
+	src/sorted_scan.o \
 	src/time_quals.o \
 	src/time_range.o \
 	src/windows.o
@@ -28,7 +29,7 @@ EXTENSION = clover_export_fdw
 DATA = sql/clover_export_fdw--1.0.sql
 PGFILEDESC = "clover_export_fdw - foreign data wrapper for Clover's export API"
 
-REGRESS = setup options import scan types edges bounds errors prepared joins planner faults rows_review
+REGRESS = setup options import scan types edges bounds errors prepared joins planner order faults rows_review
 REGRESS_OPTS = --encoding=UTF8 --inputdir=.
 
 PG_CPPFLAGS = -Isrc $(shell curl-config --cflags) $(shell pkg-config --cflags json-c)

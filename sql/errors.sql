@@ -31,6 +31,16 @@ SELECT count(*) FROM bad_orders
 DROP USER MAPPING FOR CURRENT_USER SERVER clover_badtoken;
 SELECT count(*) FROM bad_orders
  WHERE created_time >= '2024-01-01' AND created_time < '2024-01-02';
+-- through a view the owner's mapping is used: the hint names the owner
+CREATE ROLE clover_view_owner;
+GRANT SELECT ON bad_orders TO clover_view_owner;
+CREATE VIEW bad_orders_view AS SELECT * FROM bad_orders;
+ALTER VIEW bad_orders_view OWNER TO clover_view_owner;
+SELECT count(*) FROM bad_orders_view
+ WHERE created_time >= '2024-01-01' AND created_time < '2024-01-02';
+DROP VIEW bad_orders_view;
+REVOKE SELECT ON bad_orders FROM clover_view_owner;
+DROP ROLE clover_view_owner;
 CREATE USER MAPPING FOR CURRENT_USER SERVER clover_badtoken;
 SELECT count(*) FROM bad_orders
  WHERE created_time >= '2024-01-01' AND created_time < '2024-01-02';

@@ -42,6 +42,23 @@ CREATE SERVER opt_bad FOREIGN DATA WRAPPER clover_export_fdw
     OPTIONS (base_url 'https://user:pw@api.clover.com');
 CREATE SERVER opt_bad FOREIGN DATA WRAPPER clover_export_fdw
     OPTIONS (merchant_id '../../v2');
+-- a merchant id is 13 upper-case letters and digits (clover-api.md)
+CREATE SERVER opt_bad FOREIGN DATA WRAPPER clover_export_fdw
+    OPTIONS (merchant_id 'ABC');
+CREATE SERVER opt_bad FOREIGN DATA WRAPPER clover_export_fdw
+    OPTIONS (merchant_id '');
+CREATE SERVER opt_bad FOREIGN DATA WRAPPER clover_export_fdw
+    OPTIONS (merchant_id '6E72X1BW38A7');
+CREATE SERVER opt_bad FOREIGN DATA WRAPPER clover_export_fdw
+    OPTIONS (merchant_id '6E72X1BW38A7TT');
+CREATE SERVER opt_bad FOREIGN DATA WRAPPER clover_export_fdw
+    OPTIONS (merchant_id '6E72X1BW-38A7');
+CREATE SERVER opt_bad FOREIGN DATA WRAPPER clover_export_fdw
+    OPTIONS (merchant_id ' 6E72X1BW38A7');
+CREATE SERVER opt_bad FOREIGN DATA WRAPPER clover_export_fdw
+    OPTIONS (merchant_id '6E72X1BW38A7Ä');
+CREATE SERVER opt_bad FOREIGN DATA WRAPPER clover_export_fdw
+    OPTIONS (merchant_id '6e72x1bw38a7t');
 CREATE SERVER opt_bad FOREIGN DATA WRAPPER clover_export_fdw
     OPTIONS (history_start 'not a time');
 CREATE SERVER opt_bad FOREIGN DATA WRAPPER clover_export_fdw
@@ -90,10 +107,18 @@ CREATE FOREIGN TABLE opt_bad (id text) SERVER opt_all
     OPTIONS (export_type 'ORDERS', region 'us');
 CREATE FOREIGN TABLE opt_bad (id text) SERVER opt_all
     OPTIONS (export_type 'ORDERS', rows_per_day '-5');
+-- a table must say what it exports: from its CREATE on, for good
+CREATE FOREIGN TABLE opt_bad (id text) SERVER opt_all;
+CREATE FOREIGN TABLE opt_bad (id text) SERVER opt_all
+    OPTIONS (rows_per_day '50');
+ALTER FOREIGN TABLE opt_orders OPTIONS (DROP export_type);
+ALTER FOREIGN TABLE opt_orders OPTIONS (SET export_type 'PAYMENTS');
+ALTER FOREIGN TABLE opt_orders OPTIONS (SET export_type 'orders');
 -- merchant_id and history_start may be overridden per table
 ALTER FOREIGN TABLE opt_orders OPTIONS (ADD merchant_id 'AAAAAAAAAAAAA',
     ADD history_start '2024-06-01 00:00+00');
 ALTER FOREIGN TABLE opt_orders OPTIONS (SET merchant_id 'not valid!');
+ALTER FOREIGN TABLE opt_orders OPTIONS (SET merchant_id 'abc');
 
 -- columns
 ALTER FOREIGN TABLE opt_orders ALTER COLUMN id OPTIONS (json_path 'id');
@@ -117,8 +142,6 @@ CREATE USER MAPPING FOR PUBLIC SERVER opt_all OPTIONS (region 'us');
 CREATE SERVER opt_nomerchant FOREIGN DATA WRAPPER clover_export_fdw;
 CREATE FOREIGN TABLE opt_t1 (id text) SERVER opt_nomerchant OPTIONS (export_type 'ORDERS');
 EXPLAIN (COSTS OFF) SELECT * FROM opt_t1;
-CREATE FOREIGN TABLE opt_t2 (id text) SERVER opt_all;
-EXPLAIN (COSTS OFF) SELECT * FROM opt_t2;
 -- the table's merchant and history_start win over the server's
 EXPLAIN (COSTS OFF) SELECT id FROM opt_orders
  WHERE created_time < '2024-07-01 00:00+00';

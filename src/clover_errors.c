@@ -477,6 +477,19 @@ CloverReportApiFailure(const CloverExportRef *ref, const CloverHttpResult *res,
 						   "(no location)"),
 				 errhint("API requests carry the access token and are never redirected; check the option base_url of server \"%s\".",
 						 opts->server_name)));
+	if (ref->is_create && res->outcome == CLOVER_HTTP_NOT_SENT)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION),
+				 errmsg("could not connect to Clover at \"%s\"",
+						url_for_display(ref, opts->api_base)),
+				 errdetail("%s for the %s window %s never reached Clover: %s%s.",
+						   request, CloverExportTypeName(opts->export_type),
+						   CloverWindowText(ref->window), why, tries),
+				 res->unreachable ?
+				 errhint("No connection could be made, so nothing was sent and no export was created. Check the options base_url and region of server \"%s\", and this host's network and DNS.",
+						 opts->server_name) :
+				 errhint("Nothing was sent, so no export was created. Check the connection to Clover (the options base_url, connect_timeout and ca_file of server \"%s\"), or raise max_retries (now %d).",
+						 opts->server_name, opts->max_retries)));
 	if (ref->is_create)
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_EXECUTION),
@@ -540,15 +553,35 @@ CloverNoticeWaitingForService(const CloverExportRef *ref, const char *message,
 /*
  * CloverReportClosed
  *		Clover is closed and we may not wait: fail with the hours and the
- *		next opening (or, when the calendar says open, point at it)
+ *		next opening (or, when the calendar says open, point at it).  When
+ *		wait_for_service is set but the opening is further away than it
+ *		allows (waited: seconds already spent waiting), say so.
  */
 void
 CloverReportClosed(const CloverExportRef *ref, const char *message,
-				   TimestampTz opening, double until_open, bool calendar_open)
+				   TimestampTz opening, double until_open, double waited,
+				   bool calendar_open)
 {
 	const CloverFdwOptions *opts = ref->opts;
 
 	CHECK_FOR_INTERRUPTS();
+	if (opts->wait_for_service_ms > 0 && opening != DT_NOEND &&
+		!calendar_open)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_EXECUTION),
+				 errmsg("Clover's export service is closed"),
+				 errdetail("Clover answered HTTP 503 to the %s export for window %s: %s. The server option wait_for_service (%s) is shorter than the time until the next opening at %s, in %s%s.",
+						   CloverExportTypeName(opts->export_type),
+						   CloverWindowText(ref->window), message,
+						   CloverFormatDuration(opts->wait_for_service_ms / 1000.0),
+						   CloverFormatUtc(opening),
+						   CloverFormatDuration(until_open),
+						   waited > 0 ?
+						   psprintf(" after %s already spent waiting",
+									CloverFormatDuration(waited)) : ""),
+				 errhint("Raise wait_for_service above %s, or run the query during the service hours (%s, UTC).",
+						 CloverFormatDuration(waited + until_open),
+						 CloverFormatServiceHours(&opts->hours))));
 	ereport(ERROR,
 			(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_EXECUTION),
 			 errmsg("Clover's export service is closed"),

@@ -12,7 +12,8 @@
  * and turns each file into rows (row_path.h), keeping only the rows of each
  * file's own window so that no object is returned twice where windows
  * meet.  All quals stay in the plan's qpqual: the windows only decide what
- * to fetch.
+ * to fetch.  When the query wants the rows by created_time, a path runs
+ * the windows in that direction and sorts each one (sorted_scan.c).
  *
  * Nothing is fetched at plan time, and EXPLAIN without ANALYZE sends no
  * request to Clover.
@@ -93,7 +94,9 @@ enum FdwScanPrivateIndex
 {
 	FdwScanPrivateBoundKinds,	/* IntList of CloverBoundKind */
 	FdwScanPrivateRetrievedAttrs,	/* IntList of attnums to fill */
-	FdwScanPrivateTimeAttno		/* Integer: the time column, or 0 */
+	FdwScanPrivateTimeAttno,	/* Integer: the time column, or 0 */
+	FdwScanPrivateSortDir		/* Integer: rows by the time column, 1
+								 * ascending, -1 descending; 0 unsorted */
 };
 
 /*
@@ -128,6 +131,10 @@ typedef struct CloverFdwScanState
 	int			nrows;
 	int			next_row;
 	int			rows_since_pump;
+
+	/* a sorted scan: its windows' sort (sorted_scan.c), else NULL */
+	CloverWindowSort *sort;
+	bool		descending;
 
 	/*
 	 * Rows kept for rescans with unchanged parameters (the inner side of a
@@ -508,6 +515,8 @@ cloverGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel,
  * add_scan_path
  *		Add a path scanning the range that bounds describe
  *
+ * pathkeys: NIL, or the order of a sorted scan (sorted_scan.c).
+ *
  * Each export is a remote job of seconds, which the startup cost says, so
  * a plan that would run exports once per outer row is chosen only when the
  * outer side is small.  A scan without a lower bound would fail at
@@ -515,7 +524,7 @@ cloverGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel,
  */
 static void
 add_scan_path(PlannerInfo *root, RelOptInfo *baserel, List *bounds,
-			  Relids required_outer)
+			  List *pathkeys, Relids required_outer)
 {
 	CloverFdwRelationInfo *fpinfo = baserel->fdw_private;
 	double		days = estimate_days(root, fpinfo, bounds);
@@ -525,6 +534,9 @@ add_scan_path(PlannerInfo *root, RelOptInfo *baserel, List *bounds,
 	Cost		startup = CLOVER_EXPORT_STARTUP_COST * windows;
 	Cost		total = startup + tuples * CLOVER_ROW_COST + rows * cpu_tuple_cost;
 
+	if (pathkeys != NIL)
+		CloverSortedScanCosts(windows, tuples, CLOVER_ROW_COST, &startup,
+							  &total);
 	if (days == 0)
 		startup = total = 0;
 	if (!has_lower_bound(fpinfo, bounds))
@@ -534,7 +546,22 @@ add_scan_path(PlannerInfo *root, RelOptInfo *baserel, List *bounds,
 	}
 	add_path(baserel, (Path *)
 			 create_foreignscan_path(root, baserel, NULL, rows, startup, total,
-									 NIL, required_outer, NULL, NIL));
+									 pathkeys, required_outer, NULL, NIL));
+}
+
+/*
+ * add_scan_path_if_sorted
+ *		Add the unparameterized path with these pathkeys, unless there are
+ *		none
+ */
+static void
+add_scan_path_if_sorted(PlannerInfo *root, RelOptInfo *baserel,
+						List *pathkeys)
+{
+	CloverFdwRelationInfo *fpinfo = baserel->fdw_private;
+
+	if (pathkeys != NIL)
+		add_scan_path(root, baserel, fpinfo->bounds, pathkeys, NULL);
 }
 
 static bool
@@ -552,9 +579,10 @@ relids_listed(List *list, Relids relids)
 
 /*
  * cloverGetForeignPaths
- *		A path over the query's own range, and, for time bounds that come
- *		from other tables (o.created_time >= d.lo), paths parameterized by
- *		those tables
+ *		A path over the query's own range, the same sorted by the time
+ *		column in each direction the query can use, and, for time bounds
+ *		that come from other tables (o.created_time >= d.lo), paths
+ *		parameterized by those tables
  */
 static void
 cloverGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel,
@@ -564,7 +592,13 @@ cloverGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel,
 	List	   *outer_sets = NIL;
 	ListCell   *lc;
 
-	add_scan_path(root, baserel, fpinfo->bounds, NULL);
+	add_scan_path(root, baserel, fpinfo->bounds, NIL, NULL);
+	add_scan_path_if_sorted(root, baserel,
+							CloverSortedPathkeys(root, baserel,
+												 &fpinfo->timecol, false));
+	add_scan_path_if_sorted(root, baserel,
+							CloverSortedPathkeys(root, baserel,
+												 &fpinfo->timecol, true));
 
 	/* the sets of outer relations that join clauses on the time need */
 	foreach(lc, baserel->joininfo)
@@ -596,7 +630,7 @@ cloverGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel,
 														  &fpinfo->timecol,
 														  ppi->ppi_clauses),
 								  fpinfo->bounds),
-					  required_outer);
+					  NIL, required_outer);
 	}
 }
 
@@ -671,6 +705,7 @@ cloverGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel,
 	Bitmapset  *attrs_used = NULL;
 	ListCell   *lc;
 	int			i;
+	int			sort_dir = 0;
 
 	/* scan_clauses also holds the join clauses of a parameterized path */
 	bounds = CloverExtractTimeBounds(baserel, &fpinfo->timecol,
@@ -697,6 +732,13 @@ cloverGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel,
 	foreach(lc, scan_clauses)
 		pull_varattnos((Node *) lfirst_node(RestrictInfo, lc)->clause,
 					   baserel->relid, &attrs_used);
+	/* a sorted scan sorts by the time column */
+	if (best_path->path.pathkeys != NIL)
+	{
+		sort_dir = CloverPathkeysDescending(best_path->path.pathkeys) ? -1 : 1;
+		attrs_used = bms_add_member(attrs_used, fpinfo->timecol.attno -
+									FirstLowInvalidHeapAttributeNumber);
+	}
 	if (bms_is_member(0 - FirstLowInvalidHeapAttributeNumber, attrs_used))
 	{
 		Relation	rel = table_open(foreigntableid, NoLock);
@@ -722,8 +764,9 @@ cloverGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel,
 		tlist = exact_tlist;
 
 	return make_foreignscan(tlist, scan_clauses, baserel->relid, fdw_exprs,
-							list_make3(kinds, retrieved,
-									   makeInteger(fpinfo->timecol.attno)),
+							list_make4(kinds, retrieved,
+									   makeInteger(fpinfo->timecol.attno),
+									   makeInteger(sort_dir)),
 							NIL, NIL, outer_plan);
 }
 
@@ -742,6 +785,7 @@ cloverBeginForeignScan(ForeignScanState *node, int eflags)
 	Bitmapset  *attrs = NULL;
 	ListCell   *lc;
 	AttrNumber	timeattno;
+	int			sort_dir;
 
 	fsstate = palloc0(sizeof(CloverFdwScanState));
 	node->fdw_state = fsstate;
@@ -777,6 +821,20 @@ cloverBeginForeignScan(ForeignScanState *node, int eflags)
 	fsstate->row_cxt = AllocSetContextCreate(estate->es_query_cxt,
 											 "clover_export_fdw row",
 											 ALLOCSET_SMALL_SIZES);
+
+	sort_dir = intVal(list_nth(fsplan->fdw_private, FdwScanPrivateSortDir));
+	if (sort_dir != 0)
+	{
+		TupleTableSlot *sort_slot;
+
+		sort_slot = ExecInitExtraTupleSlot(estate,
+										   RelationGetDescr(fsstate->rel),
+										   &TTSOpsMinimalTuple);
+		fsstate->descending = (sort_dir < 0);
+		fsstate->sort = CloverWindowSortCreate(estate->es_query_cxt,
+											   sort_slot, &fsstate->timecol,
+											   fsstate->descending);
+	}
 
 	if ((eflags & EXEC_FLAG_REWIND) && !(eflags & EXEC_FLAG_EXPLAIN_ONLY))
 	{
@@ -856,6 +914,8 @@ start_scan(ForeignScanState *node, CloverFdwScanState *fsstate)
 
 	old = MemoryContextSwitchTo(fsstate->scan_cxt);
 	fsstate->windows = CloverSplitRange(&fsstate->range, &fsstate->nwindows);
+	if (fsstate->descending)
+		CloverReverseWindows(fsstate->windows, fsstate->nwindows);
 	if (fsstate->token == NULL)
 		fsstate->token = CloverGetAccessToken(GetForeignTable(RelationGetRelid(fsstate->rel))->serverid,
 											  fsstate->userid);
@@ -865,6 +925,8 @@ start_scan(ForeignScanState *node, CloverFdwScanState *fsstate)
 	config.access_token = fsstate->token;
 	config.windows = fsstate->windows;
 	config.nwindows = fsstate->nwindows;
+	config.rows_returned = &fsstate->stats.rows_returned;
+	config.whole_windows = (fsstate->sort != NULL);
 	fsstate->run = CloverRunCreate(fsstate->scan_cxt, &config);
 }
 
@@ -934,35 +996,16 @@ elapsed_since(const struct timespec *start)
 }
 
 /*
- * cloverIterateForeignScan
- *		The next row whose createdTime lies in its own file's window
+ * next_row_in_file
+ *		The next row of the current file whose createdTime lies in the
+ *		file's own window, stored in slot (its values in row_cxt); false
+ *		when the file has no more
  */
-static TupleTableSlot *
-cloverIterateForeignScan(ForeignScanState *node)
+static bool
+next_row_in_file(ForeignScanState *node, CloverFdwScanState *fsstate,
+				 TupleTableSlot *slot)
 {
-	CloverFdwScanState *fsstate = node->fdw_state;
-	TupleTableSlot *slot = node->ss.ss_ScanTupleSlot;
-
-	ExecClearTuple(slot);
-	MemoryContextReset(fsstate->row_cxt);
-
-	if (fsstate->replaying)
-	{
-		if (tuplestore_gettupleslot(fsstate->cache, true, false,
-									fsstate->cache_slot))
-		{
-			fsstate->stats.rows_replayed++;
-			return ExecCopySlot(slot, fsstate->cache_slot);
-		}
-		/* the cache is read; go on where the run stopped, if it did */
-		fsstate->replaying = false;
-	}
-	if (!fsstate->started)
-		start_scan(node, fsstate);
-	if (fsstate->run == NULL || fsstate->run_finished)
-		return slot;
-
-	for (;;)
+	while (fsstate->next_row < fsstate->nrows)
 	{
 		const CloverWindow *window;
 		TimestampTz created;
@@ -971,15 +1014,6 @@ cloverIterateForeignScan(ForeignScanState *node)
 		struct timespec t0;
 		int			idx;
 
-		if (fsstate->next_row >= fsstate->nrows)
-		{
-			if (!next_file(fsstate))
-			{
-				fsstate->run_finished = true;
-				return slot;
-			}
-			continue;
-		}
 		idx = fsstate->next_row++;
 		if (++fsstate->rows_since_pump >= PUMP_EVERY_ROWS)
 		{
@@ -1016,12 +1050,100 @@ cloverIterateForeignScan(ForeignScanState *node)
 		if (node->ss.ps.instrument)
 			fsstate->stats.convert_secs += elapsed_since(&t0);
 
-		fsstate->stats.rows_returned++;
 		ExecStoreVirtualTuple(slot);
-		if (fsstate->cache)
-			tuplestore_puttupleslot(fsstate->cache, slot);
+		return true;
+	}
+	return false;
+}
+
+/*
+ * next_sorted_row
+ *		The next row of a sorted scan; false when there is none
+ *
+ * When the sorted window is used up, every file of the next window (in
+ * the scan's direction) goes into the sort before a row comes out.
+ */
+static bool
+next_sorted_row(ForeignScanState *node, CloverFdwScanState *fsstate,
+				TupleTableSlot *slot)
+{
+	while (!CloverWindowSortNext(fsstate->sort, slot, fsstate->run))
+	{
+		do
+		{
+			if (!next_file(fsstate))
+				return false;
+			while (next_row_in_file(node, fsstate, slot))
+			{
+				/* a window may hold many rows: stay cancellable */
+				CHECK_FOR_INTERRUPTS();
+				CloverWindowSortPut(fsstate->sort, slot);
+				ExecClearTuple(slot);
+				MemoryContextReset(fsstate->row_cxt);
+			}
+		} while (fsstate->file.file_no + 1 < fsstate->file.nfiles);
+		CloverWindowSortPerform(fsstate->sort, &fsstate->stats);
+	}
+	/* the next window's export and files advance while rows go out */
+	if (++fsstate->rows_since_pump >= PUMP_EVERY_ROWS)
+	{
+		fsstate->rows_since_pump = 0;
+		CloverRunPump(fsstate->run);
+	}
+	return true;
+}
+
+/*
+ * cloverIterateForeignScan
+ *		The next row whose createdTime lies in its own file's window: in
+ *		the files' order, or for a sorted scan by the time column
+ */
+static TupleTableSlot *
+cloverIterateForeignScan(ForeignScanState *node)
+{
+	CloverFdwScanState *fsstate = node->fdw_state;
+	TupleTableSlot *slot = node->ss.ss_ScanTupleSlot;
+	bool		found;
+
+	ExecClearTuple(slot);
+	MemoryContextReset(fsstate->row_cxt);
+
+	if (fsstate->replaying)
+	{
+		if (tuplestore_gettupleslot(fsstate->cache, true, false,
+									fsstate->cache_slot))
+		{
+			fsstate->stats.rows_replayed++;
+			return ExecCopySlot(slot, fsstate->cache_slot);
+		}
+		/* the cache is read; go on where the run stopped, if it did */
+		fsstate->replaying = false;
+	}
+	if (!fsstate->started)
+		start_scan(node, fsstate);
+	if (fsstate->run == NULL || fsstate->run_finished)
+		return slot;
+
+	if (fsstate->sort)
+		found = next_sorted_row(node, fsstate, slot);
+	else
+	{
+		while (!(found = next_row_in_file(node, fsstate, slot)))
+		{
+			if (!next_file(fsstate))
+				break;
+		}
+	}
+	if (!found)
+	{
+		fsstate->run_finished = true;
 		return slot;
 	}
+
+	fsstate->stats.rows_returned++;
+	if (fsstate->cache)
+		tuplestore_puttupleslot(fsstate->cache, slot);
+	return slot;
 }
 
 /*
@@ -1040,6 +1162,8 @@ stop_run(CloverFdwScanState *fsstate)
 	MemoryContextReset(fsstate->file_cxt);
 	fsstate->rows = NULL;
 	fsstate->nrows = fsstate->next_row = 0;
+	if (fsstate->sort)
+		CloverWindowSortReset(fsstate->sort);
 }
 
 /*
@@ -1154,6 +1278,12 @@ explain_scan_stats(const CloverScanStats *s, ExplainState *es)
 	if (s->rows_replayed > 0)
 		ExplainPropertyInteger("Rows Replayed On Rescans", NULL,
 							   s->rows_replayed, es);
+	if (s->windows_sorted > 0)
+	{
+		ExplainPropertyInteger("Windows Sorted", NULL, s->windows_sorted, es);
+		ExplainPropertyInteger("Windows Sorted On Disk", NULL,
+							   s->windows_sorted_on_disk, es);
+	}
 	if (s->export_recreated || s->retries || s->file_redownloads)
 		ExplainPropertyText("Retries",
 							psprintf("requests " INT64_FORMAT ", exports recreated " INT64_FORMAT ", files downloaded again " INT64_FORMAT,
@@ -1190,6 +1320,18 @@ cloverExplainForeignScan(ForeignScanState *node, ExplainState *es)
 								 CloverExportTypeName(fsstate->opts->export_type),
 								 fsstate->opts->merchant_id),
 						es);
+	if (fsstate->sort)
+	{
+		Form_pg_attribute att = TupleDescAttr(RelationGetDescr(fsstate->rel),
+											  fsstate->timecol.attno - 1);
+
+		ExplainPropertyText("Window Order",
+							psprintf("%s, each window sorted by %s",
+									 fsstate->descending ? "newest first" :
+									 "oldest first",
+									 quote_identifier(NameStr(att->attname))),
+							es);
+	}
 
 	if (fsstate->started)
 		explain_windows(fsstate, &fsstate->range, es);

@@ -13,6 +13,8 @@
  *	time_range.c		 evaluated bounds -> half-open range of createdTime
  *	exports.c			 runs a scan's exports: jobs, scheduling, polling,
  *						 downloads, retries and Clover's rules
+ *	sorted_scan.c		 scans ordered by the time column: pathkeys, costs,
+ *						 windows in either direction, each sorted locally
  *	clover_errors.c		 Clover's answers -> messages: every ereport about
  *						 one, redaction of secrets
  *	http.c				 every libcurl call: concurrent requests,
@@ -42,6 +44,7 @@
 #include "access/tupdesc.h"
 #include "clover_core.h"
 #include "datatype/timestamp.h"
+#include "executor/tuptable.h"
 #include "lib/stringinfo.h"
 #include "nodes/bitmapset.h"
 #include "nodes/pathnodes.h"
@@ -289,6 +292,8 @@ typedef struct CloverHttpBuffer
 typedef struct CloverHttpResult
 {
 	CloverHttpOutcome outcome;
+	bool		unreachable;	/* NOT_SENT because no connection could be
+								 * made: refused, or the host is unknown */
 	long		status;			/* HTTP status, 0 if none */
 	CloverHttpBuffer body;		/* the caller's; data set when ANSWERED */
 	long		retry_after_secs;	/* -1 if absent */
@@ -361,6 +366,7 @@ extern void CloverNoticeWaitingForService(const CloverExportRef *ref,
 										  double until_open);
 extern void CloverReportClosed(const CloverExportRef *ref, const char *message,
 							   TimestampTz opening, double until_open,
+							   double waited,
 							   bool calendar_open) pg_attribute_noreturn();
 extern void CloverReportBusy(const CloverExportRef *ref, const char *message,
 							 int answers, double secs) pg_attribute_noreturn();
@@ -389,8 +395,13 @@ typedef struct CloverClientConfig
 {
 	const CloverFdwOptions *opts;
 	const char *access_token;
+	const int64 *rows_returned; /* the scan's count, for progress NOTICEs */
 	const CloverWindow *windows;
 	int			nwindows;
+	bool		whole_windows;	/* the consumer reads each window whole
+								 * before it returns a row (sorted scans):
+								 * only CloverRunAllowPrefetch, or the end
+								 * of a window, lets the run prefetch */
 } CloverClientConfig;
 
 /*
@@ -401,6 +412,7 @@ typedef struct CloverClientConfig
  */
 #define CLOVER_SCAN_STATS(X) \
 	X(int64, exports_created) \
+	X(int64, exports_reused)	/* served from the statement's exports */ \
 	X(int64, export_recreated) \
 	X(int64, polls) \
 	X(int64, busy_waits) \
@@ -418,7 +430,9 @@ typedef struct CloverClientConfig
 	X(int64, rows_returned) \
 	X(int64, rows_replayed)		/* from the rescan cache */ \
 	X(int64, rows_outside_window)	/* Clover's, outside their window */ \
-	X(double, convert_secs)
+	X(double, convert_secs) \
+	X(int64, windows_sorted)	/* by a sorted scan */ \
+	X(int64, windows_sorted_on_disk)	/* of those, spilled past work_mem */
 
 typedef struct CloverScanStats
 {
@@ -446,9 +460,36 @@ extern CloverExportRun *CloverRunCreate(MemoryContext parent,
 extern bool CloverRunNextFile(CloverExportRun *run, CloverFile *file);
 extern void CloverRunRedownload(CloverExportRun *run);
 extern void CloverRunPump(CloverExportRun *run);
+extern void CloverRunAllowPrefetch(CloverExportRun *run);
 extern const CloverScanStats *CloverRunGetStats(CloverExportRun *run);
 extern void CloverRunDestroy(CloverExportRun *run);
 extern void CloverScanStatsAdd(CloverScanStats *total,
 							   const CloverScanStats *s);
+
+/* ----------------------------------------------------------------
+ *		sorted_scan.c
+ * ----------------------------------------------------------------
+ */
+
+/* The local sort of a sorted scan's windows, one window at a time */
+typedef struct CloverWindowSort CloverWindowSort;
+
+extern List *CloverSortedPathkeys(PlannerInfo *root, RelOptInfo *baserel,
+								  const CloverTimeColumn *timecol,
+								  bool descending);
+extern bool CloverPathkeysDescending(List *pathkeys);
+extern void CloverSortedScanCosts(double windows, double tuples,
+								  Cost row_cost, Cost *startup, Cost *total);
+extern void CloverReverseWindows(CloverWindow *windows, int nwindows);
+extern CloverWindowSort *CloverWindowSortCreate(MemoryContext cxt,
+												TupleTableSlot *slot,
+												const CloverTimeColumn *timecol,
+												bool descending);
+extern void CloverWindowSortPut(CloverWindowSort *ws, TupleTableSlot *slot);
+extern void CloverWindowSortPerform(CloverWindowSort *ws,
+									CloverScanStats *stats);
+extern bool CloverWindowSortNext(CloverWindowSort *ws, TupleTableSlot *slot,
+								 CloverExportRun *run);
+extern void CloverWindowSortReset(CloverWindowSort *ws);
 
 #endif							/* CLOVER_EXPORT_FDW_H */

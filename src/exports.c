@@ -17,7 +17,10 @@
  *	 Clover asks), counting every run of the same server in this backend;
  *	 the next window's export is created as soon as an earlier one is DONE.
  *	 Until the consumer has finished a whole file, nothing is prefetched (a
- *	 LIMIT 10 creates one export and downloads at most two files).
+ *	 LIMIT 10 creates one export and downloads at most two files).  A
+ *	 sorted scan reads whole windows (whole_windows): its files are all
+ *	 downloaded at once, and it says itself when to prefetch
+ *	 (CloverRunAllowPrefetch).
  * - 503 answers mean "outside service hours" or "busy": Clover's words
  *	 decide, the configured hours only when the words say neither.  Closed:
  *	 wait for the opening if wait_for_service allows, else fail with the
@@ -33,7 +36,10 @@
  *	 request_timeout, truncated bodies) are retried with backoff up to
  *	 max_retries for polls and downloads; a download's 429 too, after its
  *	 Retry-After.  A POST is retried only when it cannot have created an
- *	 export (nothing was sent, or Clover refused it with 503/429).
+ *	 export (nothing was sent, or Clover refused it with 503/429); when it
+ *	 found no server at all (refused, unknown host) before the API host
+ *	 ever answered, only for about a second: base_url, region or the
+ *	 network is wrong, and waiting will not fix that.
  * - Files deleted at Clover (404/403/410): the export is created again once
  *	 if nothing of that window was returned yet; an export ending in an
  *	 unknown status likewise gets one more try.
@@ -76,6 +82,7 @@
  */
 #define CREATE_RETRY_BASE_SECS	0.5 /* a POST that sent nothing */
 #define CREATE_RETRY_MAX_SECS	30.0
+#define UNREACHABLE_RETRY_BASE_SECS 0.4 /* ... and found no server */
 #define POLL_RETRY_BASE_SECS	0.5 /* a failed status poll */
 #define POLL_RETRY_MAX_SECS		30.0
 #define FILE_RETRY_BASE_SECS	0.25	/* a failed download */
@@ -84,6 +91,12 @@
 #define BUSY_RETRY_MAX_SECS		30.0
 #define RATE_RETRY_BASE_SECS	1.0 /* a 429 without Retry-After */
 #define RATE_RETRY_MAX_SECS		60.0
+
+/*
+ * Retries of a POST that found no server (refused, unknown host) before the
+ * API host answered anything: about a second in all
+ */
+#define UNREACHABLE_RETRIES		2
 
 /* a Retry-After is waited out a little longer: calling early is punished */
 #define RETRY_AFTER_MARGIN_SECS 0.05
@@ -191,13 +204,20 @@ struct CloverExportRun
 	int			cur;			/* job whose files are handed out next */
 	CloverHttp *http;
 	CloverRateLimiter api;		/* requests to the API host */
+	bool		api_answered;	/* the API host answered a request */
 	int			files_outstanding;	/* in flight, waiting or ready */
 	bool		prefetch_unlocked;
+	bool		whole_windows;	/* see CloverClientConfig */
 	int			rate_limit_streak;
 	double		rate_limited_since;
 	Download   *handed;
 	CloverScanStats stats;
+	/* progress NOTICEs (report_progress and friends) */
 	double		last_notice_at;
+	double		started_at;
+	const int64 *rows_returned; /* the scan's count */
+	int64		rows_before;	/* *rows_returned when the run began */
+	bool		summed_up;
 };
 
 /*
@@ -221,6 +241,8 @@ static void apply_export_info(CloverExportRun *run, CloverJob *job,
 static void restart_job(CloverExportRun *run, CloverJob *job);
 static void poll_again(CloverExportRun *run, CloverJob *job);
 static void report_progress(CloverExportRun *run, double now);
+static void report_window_done(CloverExportRun *run, CloverJob *job);
+static void report_summary(CloverExportRun *run);
 
 /* ----------------------------------------------------------------
  *		Small helpers
@@ -465,8 +487,12 @@ schedule(CloverExportRun *run, double now)
 			start_poll(run, job);
 	}
 
-	/* downloads: before prefetching is unlocked, one at a time */
-	limit = run->prefetch_unlocked ? opts->max_parallel_downloads : 1;
+	/*
+	 * downloads: before prefetching is unlocked, one at a time, unless the
+	 * consumer reads whole windows (only the current one has an export then)
+	 */
+	limit = (run->prefetch_unlocked || run->whole_windows) ?
+		opts->max_parallel_downloads : 1;
 	for (j = run->cur; j < run->njobs; j++)
 	{
 		CloverJob  *job = &run->jobs[j];
@@ -549,6 +575,8 @@ handle_completion(CloverExportRun *run, CloverHttpResult *res)
 	{
 		job->request = NULL;
 		CloverRateLimiterDone(&run->api);
+		if (res->outcome == CLOVER_HTTP_ANSWERED)
+			run->api_answered = true;
 	}
 	else
 		job->files[res->tag].request = NULL;
@@ -730,6 +758,7 @@ wait_or_fail_closed(CloverExportRun *run, CloverJob *job, const char *message,
 	if (opts->wait_for_service_ms <= 0 || opening == DT_NOEND ||
 		now + until_open - job->closed_since > opts->wait_for_service_ms / 1000.0)
 		CloverReportClosed(&ref, message, opening, until_open,
+						   now - job->closed_since,
 						   CloverServiceOpenAt(&opts->hours, wall));
 
 	CloverNoticeWaitingForService(&ref, message, opening, until_open);
@@ -780,18 +809,36 @@ wait_or_fail_busy(CloverExportRun *run, CloverJob *job, const char *message,
 }
 
 /*
+ * found_no_server
+ *		Did a request of a run that has had no answer from the API host find
+ *		no server at all (connection refused, unknown host)?  Then base_url,
+ *		region or the network is wrong far more likely than Clover is
+ *		briefly away, so the POST is retried only UNREACHABLE_RETRIES times.
+ *		Once the host has answered, such a failure is a blip and gets the
+ *		usual retries.
+ */
+static bool
+found_no_server(const CloverExportRun *run, const CloverHttpResult *res)
+{
+	return res->unreachable && !run->api_answered;
+}
+
+/*
  * handle_create
  *		Act on the answer to a POST that creates job's export
  *
  * Created (2xx): the export object says what next (apply_export_info).
  * 503: closed or busy, retried later or failed (closed_or_busy).  429:
  * retried after the pause.  A POST that cannot have reached Clover is
- * retried with backoff; anything else fails, since repeating a POST that
- * may have created an export could create a second one.
+ * retried with backoff (briefly when it found no server, found_no_server);
+ * anything else fails, since repeating a POST that may have created an
+ * export could create a second one.
  */
 static void
 handle_create(CloverExportRun *run, CloverJob *job, CloverHttpResult *res)
 {
+	bool		no_server = found_no_server(run, res);
+
 	if (res->outcome == CLOVER_HTTP_ANSWERED &&
 		res->status >= 200 && res->status < 300)
 	{
@@ -821,14 +868,19 @@ handle_create(CloverExportRun *run, CloverJob *job, CloverHttpResult *res)
 		job->due_at = run->api.paused_until;
 	}
 	else if (res->outcome == CLOVER_HTTP_NOT_SENT &&
-			 job->create_failures < run->opts->max_retries)
+			 job->create_failures < (no_server ?
+									 Min(run->opts->max_retries,
+										 UNREACHABLE_RETRIES) :
+									 run->opts->max_retries))
 	{
 		job->create_failures++;
 		run->stats.retries++;
 		job->state = JOB_WAITING;
-		job->due_at = mono_now() + backoff_secs(job->create_failures,
-												CREATE_RETRY_BASE_SECS,
-												CREATE_RETRY_MAX_SECS);
+		job->due_at = mono_now() +
+			backoff_secs(job->create_failures,
+						 no_server ? UNREACHABLE_RETRY_BASE_SECS :
+						 CREATE_RETRY_BASE_SECS,
+						 CREATE_RETRY_MAX_SECS);
 	}
 	else
 	{
@@ -1085,9 +1137,24 @@ handle_file(CloverExportRun *run, CloverJob *job, int file_no,
  */
 
 /*
+ * rows_so_far
+ *		Rows the scan has returned from this run's files
+ */
+static int64
+rows_so_far(CloverExportRun *run)
+{
+	return run->rows_returned ? *run->rows_returned - run->rows_before : 0;
+}
+
+/*
  * report_progress
  *		With clover_export_fdw.progress on, say where the scan is, at most
- *		every few seconds (the one place that reads the setting)
+ *		every few seconds (this section is the one place that reads the
+ *		setting)
+ *
+ * This NOTICE, report_window_done's and report_summary's are worded for
+ * tests to read: each names the window or the table, and ends with the
+ * rows returned so far.  None ever shows a token or a file URL.
  */
 static void
 report_progress(CloverExportRun *run, double now)
@@ -1116,23 +1183,69 @@ report_progress(CloverExportRun *run, double now)
 	}
 	if (job->state == JOB_WAITING && job->due_at > now)
 		ereport(NOTICE,
-				(errmsg("clover_export_fdw: window %d of %d (%s): waiting %s for Clover (%s)",
+				(errmsg("clover_export_fdw: window %d of %d (%s): waiting %s for Clover (%s); rows so far: %lld",
 						run->cur + 1, run->njobs, CloverWindowText(job->window),
 						CloverFormatDuration(job->due_at - now),
 						job->closed_since ? "service closed" :
-						job->busy_since ? "service busy" : "retrying")));
+						job->busy_since ? "service busy" : "retrying",
+						(long long) rows_so_far(run))));
 	else if (job->state == JOB_DONE)
 		ereport(NOTICE,
-				(errmsg("clover_export_fdw: window %d of %d (%s): export %s DONE, %d of %d files downloaded",
+				(errmsg("clover_export_fdw: window %d of %d (%s): export %s DONE, %d of %d files downloaded; rows so far: %lld",
 						run->cur + 1, run->njobs, CloverWindowText(job->window),
-						job->export_id, done_files, job->nfiles)));
+						job->export_id, done_files, job->nfiles,
+						(long long) rows_so_far(run))));
 	else
 		ereport(NOTICE,
-				(errmsg("clover_export_fdw: window %d of %d (%s): export %s %s, %d%% complete",
+				(errmsg("clover_export_fdw: window %d of %d (%s): export %s %s, %d%% complete; rows so far: %lld",
 						run->cur + 1, run->njobs, CloverWindowText(job->window),
 						job->export_id ? job->export_id : "(being created)",
 						job->status ? job->status : "requested",
-						Max(job->percent, 0))));
+						Max(job->percent, 0), (long long) rows_so_far(run))));
+}
+
+/*
+ * report_window_done
+ *		With clover_export_fdw.progress on, say that every row of job's
+ *		window has been returned: one NOTICE per window, however fast
+ */
+static void
+report_window_done(CloverExportRun *run, CloverJob *job)
+{
+	if (!clover_progress)
+		return;
+	/* the next periodic report comes an interval after this one */
+	run->last_notice_at = mono_now();
+	ereport(NOTICE,
+			(errmsg("clover_export_fdw: window %d of %d (%s): done (export %s, files: %d); rows so far: %lld",
+					job->index + 1, run->njobs, CloverWindowText(job->window),
+					job->export_id ? job->export_id : "none", job->nfiles,
+					(long long) rows_so_far(run))));
+}
+
+/*
+ * report_summary
+ *		With clover_export_fdw.progress on, sum the run up, once: when its
+ *		last row has been returned ("done"), or when the scan ends or
+ *		restarts before that, e.g. under a LIMIT ("stopped")
+ */
+static void
+report_summary(CloverExportRun *run)
+{
+	if (run->summed_up)
+		return;
+	run->summed_up = true;
+	if (!clover_progress)
+		return;
+	ereport(NOTICE,
+			(errmsg("clover_export_fdw: scan of %s %s: rows: %lld, windows: %d of %d, exports created: %lld, exports reused: %lld, files: %lld, time: %.3f s",
+					run->opts->table_name,
+					run->cur >= run->njobs ? "done" : "stopped",
+					(long long) rows_so_far(run), run->cur, run->njobs,
+					(long long) run->stats.exports_created,
+					(long long) run->stats.exports_reused,
+					(long long) run->stats.files_downloaded,
+					mono_now() - run->started_at)));
 }
 
 /* ----------------------------------------------------------------
@@ -1169,6 +1282,7 @@ CloverRunCreate(MemoryContext parent, const CloverClientConfig *config)
 	run->exports_url = psprintf("%s%s", config->opts->api_base,
 								run->exports_path);
 	run->njobs = config->nwindows;
+	run->whole_windows = config->whole_windows;
 	run->jobs = palloc0(sizeof(CloverJob) * Max(config->nwindows, 1));
 	for (i = 0; i < config->nwindows; i++)
 	{
@@ -1178,6 +1292,9 @@ CloverRunCreate(MemoryContext parent, const CloverClientConfig *config)
 	}
 	CloverRateLimiterInit(&run->api, API_RATE_PER_SEC, API_BURST,
 						  MAX_API_IN_FLIGHT, mono_now());
+	run->started_at = mono_now();
+	run->rows_returned = config->rows_returned;
+	run->rows_before = config->rows_returned ? *config->rows_returned : 0;
 
 	cb = palloc0(sizeof(MemoryContextCallback));
 	cb->func = run_reset_callback;
@@ -1208,7 +1325,8 @@ release_handed(CloverExportRun *run)
 	free_download(run, dl);
 	dl->state = DOWNLOAD_RELEASED;
 	/* the consumer finished a whole file: it wants more than a peek */
-	run->prefetch_unlocked = true;
+	if (!run->whole_windows)
+		run->prefetch_unlocked = true;
 }
 
 /*
@@ -1259,6 +1377,7 @@ CloverRunNextFile(CloverExportRun *run, CloverFile *file)
 		{
 			job->state = JOB_FINISHED;
 			run->cur++;
+			report_window_done(run, job);
 			/* an empty window still means the consumer wants more */
 			run->prefetch_unlocked = true;
 			continue;
@@ -1273,6 +1392,8 @@ CloverRunNextFile(CloverExportRun *run, CloverFile *file)
 		if (!run_step(run))
 			wait_for_activity(run);
 	}
+	if (!found)
+		report_summary(run);
 	MemoryContextSwitchTo(old);
 	return found;
 }
@@ -1312,6 +1433,17 @@ CloverRunPump(CloverExportRun *run)
 }
 
 /*
+ * CloverRunAllowPrefetch
+ *		The consumer of whole windows wants more than a peek: create the
+ *		next windows' exports ahead, as Clover's limits allow
+ */
+void
+CloverRunAllowPrefetch(CloverExportRun *run)
+{
+	run->prefetch_unlocked = true;
+}
+
+/*
  * CloverRunGetStats
  *		What the run has done so far (its scan-side figures stay 0)
  */
@@ -1336,9 +1468,12 @@ CloverScanStatsAdd(CloverScanStats *total, const CloverScanStats *s)
 /*
  * CloverRunDestroy
  *		Abandon whatever is in flight and free the run
+ *
+ * A run stopped before its last row (a LIMIT, a rescan) is summed up here.
  */
 void
 CloverRunDestroy(CloverExportRun *run)
 {
+	report_summary(run);
 	MemoryContextDelete(run->cxt);
 }

@@ -11,7 +11,9 @@
  * multi handle, with kept-alive connections.  This file knows nothing of
  * Clover: a finished request comes back as an outcome (answered, not sent,
  * transient failure, fatal failure) with the status, Retry-After, body and
- * libcurl's words; what that means is the caller's business.
+ * libcurl's words, and whether the server could not be reached at all (a
+ * refused connection, an unknown host); what that means is the caller's
+ * business.
  *
  * Rules this file keeps:
  *
@@ -603,6 +605,9 @@ CloverHttpNextResult(CloverHttp *http, CloverHttpResult *result)
 							  &location) == CURLE_OK && location != NULL)
 			result->redirect_url = MemoryContextStrdup(http->cxt, location);
 		result->outcome = classify(req, rc, request_bytes);
+		result->unreachable = (result->outcome == CLOVER_HTTP_NOT_SENT &&
+							   (rc == CURLE_COULDNT_CONNECT ||
+								rc == CURLE_COULDNT_RESOLVE_HOST));
 		if (result->outcome != CLOVER_HTTP_ANSWERED)
 			result->error = error_text(req, rc);
 		detach_request(req);

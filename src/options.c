@@ -8,10 +8,10 @@
  * the access token only in a user mapping (so pg_user_mappings hides it from
  * other users), connection settings on the server, what to export on the
  * table, json_path on columns.  The validator sees one object at a time, so
- * it checks names, places, privileges and value syntax only; rules that span
- * objects (a merchant is needed somewhere) are checked when a scan is
- * planned, after CloverGetOptions() has merged table over server over
- * defaults.
+ * it checks names, places, privileges, value syntax and the options an
+ * object must have (a table's export_type); rules that span objects (a
+ * merchant is needed somewhere) are checked when a scan is planned, after
+ * CloverGetOptions() has merged table over server over defaults.
  *
  * Options that decide where the token is sent (base_url, ca_file) may only
  * be set by a superuser: whoever sets base_url receives every user's token.
@@ -44,6 +44,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 PG_FUNCTION_INFO_V1(clover_export_fdw_validator);
@@ -84,6 +85,9 @@ void		_PG_init(void);
 /* limits */
 #define MAX_CONCURRENCY				16
 #define MAX_RETRIES					100
+
+/* a Clover id: this many upper-case letters and digits */
+#define CLOVER_ID_LEN				13
 
 typedef void (*CloverOptionCheck) (const char *name, const char *value);
 
@@ -181,7 +185,7 @@ _PG_init(void)
 {
 	DefineCustomBoolVariable("clover_export_fdw.progress",
 							 "Report the progress of Clover exports as NOTICEs.",
-							 "Every few seconds, a long scan says which export window it is on, the export's status and the files downloaded so far.",
+							 "Each export window says when it is done, a waiting scan says every few seconds where it is, and a last NOTICE sums the scan up; each gives the rows returned so far.",
 							 &clover_progress,
 							 false,
 							 PGC_USERSET,
@@ -192,6 +196,7 @@ _PG_init(void)
 }
 
 static const CloverOptionDef *find_option(const char *name);
+static void require_export_type(List *options_list);
 static const char *catalog_description(Oid catalog);
 static char *valid_option_list(Oid catalog);
 static Datum parse_session_independent(PGFunction input, const char *value);
@@ -286,7 +291,32 @@ clover_export_fdw_validator(PG_FUNCTION_ARGS)
 	}
 
 	error_context_stack = errcallback.previous;
+	if (catalog == ForeignTableRelationId)
+		require_export_type(options_list);
 	PG_RETURN_VOID();
+}
+
+/*
+ * require_export_type
+ *		A foreign table must say what it exports.  The validator sees the
+ *		whole list the CREATE or ALTER leaves, so this also refuses
+ *		OPTIONS (DROP export_type).
+ */
+static void
+require_export_type(List *options_list)
+{
+	ListCell   *cell;
+
+	foreach(cell, options_list)
+	{
+		if (strcmp(((DefElem *) lfirst(cell))->defname, OPT_EXPORT_TYPE) == 0)
+			return;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_FDW_OPTION_NAME_NOT_FOUND),
+			 errmsg("a foreign table of clover_export_fdw needs option \"%s\"",
+					OPT_EXPORT_TYPE),
+			 errhint("Give OPTIONS (export_type 'ORDERS') or OPTIONS (export_type 'PAYMENTS'); it may be changed with SET but not dropped.")));
 }
 
 /*
@@ -411,22 +441,54 @@ check_base_url(const char *name, const char *value)
 
 /*
  * check_merchant_id
- *		Clover ids are upper-case letters and digits; anything else could
- *		change the request path, so it is refused
+ *		A Clover id: exactly CLOVER_ID_LEN upper-case letters and digits
+ *		(clover-api.md, section 3).  Anything else would only fail at query
+ *		time with a 404, or could change the request path.
  */
 static void
 check_merchant_id(const char *name, const char *value)
 {
+	const char *hint = "A Clover merchant id has 13 upper-case letters and digits, such as \"6E72X1BW38A7T\".";
+	bool		lower = false;
 	const char *p;
+	int			len = strlen(value);
 
-	if (*value == '\0' || strlen(value) > 64)
-		invalid_value(name, value,
-					  "A Clover merchant id has 13 upper-case letters and digits, such as \"6E72X1BW38A7T\".");
 	for (p = value; *p; p++)
 	{
-		if (!isalnum((unsigned char) *p))
-			invalid_value(name, value,
-						  "A Clover merchant id has 13 upper-case letters and digits, such as \"6E72X1BW38A7T\".");
+		unsigned char c = (unsigned char) *p;
+
+		if (c >= 'a' && c <= 'z')
+			lower = true;
+		else if (!(c >= 'A' && c <= 'Z') && !(c >= '0' && c <= '9'))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid value for option \"%s\": \"%s\"",
+							name, value),
+					 (c > ' ' && c < 127) ?
+					 errdetail("\"%c\" is not a letter or a digit.", c) :
+					 errdetail("It contains white space, a control character or a non-ASCII character."),
+					 errhint("%s", hint)));
+	}
+	if (len != CLOVER_ID_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid value for option \"%s\": \"%s\"", name, value),
+				 errdetail_plural("It has %d character.",
+								  "It has %d characters.", len, len),
+				 errhint("%s", hint)));
+	if (lower)
+	{
+		char	   *upper = pstrdup(value);
+		char	   *u;
+
+		for (u = upper; *u; u++)
+			*u = pg_ascii_toupper((unsigned char) *u);
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid value for option \"%s\": \"%s\"", name, value),
+				 errdetail("It contains lower-case letters."),
+				 errhint("Clover writes merchant ids in upper case: \"%s\".",
+						 upper)));
 	}
 }
 
@@ -809,6 +871,49 @@ CloverGetOptions(Oid foreigntableid)
 }
 
 /*
+ * has_user_mapping
+ *		Is there a user mapping for (userid, serverid)?  (userid InvalidOid:
+ *		the one for PUBLIC)
+ */
+static bool
+has_user_mapping(Oid serverid, Oid userid)
+{
+	HeapTuple	tp = SearchSysCache2(USERMAPPINGUSERSERVER,
+									 ObjectIdGetDatum(userid),
+									 ObjectIdGetDatum(serverid));
+
+	if (!HeapTupleIsValid(tp))
+		return false;
+	ReleaseSysCache(tp);
+	return true;
+}
+
+/*
+ * require_user_mapping
+ *		Fail as GetUserMapping() would (same SQLSTATE) when userid has no
+ *		user mapping for the server, own or PUBLIC, but naming the server and
+ *		saying which statement creates it
+ */
+static void
+require_user_mapping(Oid serverid, Oid userid)
+{
+	const char *server;
+
+	if (has_user_mapping(serverid, userid) ||
+		has_user_mapping(serverid, InvalidOid))
+		return;
+	server = GetForeignServer(serverid)->servername;
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_OBJECT),
+			 errmsg("user mapping not found for user \"%s\", server \"%s\"",
+					GetUserNameFromId(userid, false), server),
+			 errhint("Create one with the merchant's Clover API token: CREATE USER MAPPING FOR %s SERVER %s OPTIONS (access_token '...').",
+					 userid == GetUserId() ? "CURRENT_USER" :
+					 quote_identifier(GetUserNameFromId(userid, false)),
+					 quote_identifier(server))));
+}
+
+/*
  * CloverGetAccessToken
  *		The access token of the user mapping for (userid, serverid), palloc'd
  *
@@ -817,8 +922,11 @@ CloverGetOptions(Oid foreigntableid)
 char *
 CloverGetAccessToken(Oid serverid, Oid userid)
 {
-	UserMapping *um = GetUserMapping(userid, serverid);
+	UserMapping *um;
 	ListCell   *lc;
+
+	require_user_mapping(serverid, userid);
+	um = GetUserMapping(userid, serverid);
 
 	foreach(lc, um->options)
 	{

@@ -1,6 +1,7 @@
 -- test/demo.sql: what a Clover app developer does with clover_export_fdw.
 -- Run by test/demo.sh against the bundled fake Clover (:fake_api).
 \pset footer off
+\timing on
 SET timezone = 'UTC';
 
 CREATE EXTENSION clover_export_fdw;
@@ -15,7 +16,8 @@ IMPORT FOREIGN SCHEMA clover FROM SERVER clover INTO public;
 \det
 
 -- a quarter of orders: four exports of at most 30 days, run one after
--- another while the rows stream
+-- another while the rows stream; with progress on, a NOTICE as each window
+-- is done and one that sums the scan up
 SET clover_export_fdw.progress = on;
 SELECT date_trunc('month', created_time)::date AS month,
        count(*) AS orders,

@@ -10,7 +10,10 @@
 #
 # Source it, then call start_everything (or its steps: ensure_packages,
 # build_and_install, start_work, start_cluster, start_fake).  stop_all runs
-# on exit.
+# on exit: it stops the cluster and the fake and removes the work directory,
+# unless KEEP_WORK=1, which leaves them running and prints how to connect
+# and the one command that stops them ($WORK/stop).  CLOVER_NO_BUILD=1
+# skips the build and uses the extension already installed.
 
 set -euo pipefail
 
@@ -42,8 +45,18 @@ ensure_packages() {
 		fi
 		log "installing ${missing[*]}"
 		export DEBIAN_FRONTEND=noninteractive
-		apt-get update -qq
-		apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+		# apt's chatter (debconf's "delaying package configuration", ...)
+		# is shown only when something fails
+		local apt_log
+		apt_log=$(mktemp /tmp/clover_export_fdw-apt.XXXXXX)
+		if ! { apt-get update -qq && apt-get install -y -qq \
+			--no-install-recommends "${missing[@]}"; } >"$apt_log" 2>&1; then
+			cat "$apt_log" >&2
+			rm -f "$apt_log"
+			log "installing ${missing[*]} failed"
+			exit 1
+		fi
+		rm -f "$apt_log"
 	fi
 	# CLOVER_PG_CONFIG: another (relocated) copy of PostgreSQL $PG_MAJOR, so
 	# that two work trees can build and test side by side
@@ -141,7 +154,11 @@ start_everything() {
 		shift 2
 	done
 	ensure_packages "${extra[@]}"
-	build_and_install
+	if [ -n "${CLOVER_NO_BUILD:-}" ]; then
+		log "using the clover_export_fdw installed in $($PG_CONFIG --pkglibdir) (CLOVER_NO_BUILD)"
+	else
+		build_and_install
+	fi
 	start_work
 	start_cluster "$@"
 	start_fake
@@ -149,6 +166,10 @@ start_everything() {
 
 stop_all() {
 	local rc=$?
+	if [ -n "${WORK:-}" ] && [ -n "${KEEP_WORK:-}" ]; then
+		keep_running
+		return $rc
+	fi
 	if [ -n "${FAKE_REAL_PID:-}" ]; then
 		kill "$FAKE_REAL_PID" 2>/dev/null || true
 	fi
@@ -160,12 +181,48 @@ stop_all() {
 		as_pg "$PGBIN/pg_ctl" -D "$WORK/data" -m immediate -w stop \
 			>/dev/null 2>&1 || true
 	fi
-	if [ -n "${WORK:-}" ] && [ -z "${KEEP_WORK:-}" ]; then
+	if [ -n "${WORK:-}" ]; then
 		rm -rf "$WORK"
-	elif [ -n "${WORK:-}" ]; then
-		log "kept $WORK"
 	fi
 	return $rc
+}
+
+# keep_running: KEEP_WORK=1 at exit: leave the cluster and the fake running,
+# write $WORK/stop, and say how to connect and how to stop
+keep_running() {
+	local as_owner=
+	[ "$(id -u)" = 0 ] && as_owner="runuser -u postgres -- "
+	{
+		echo '#!/bin/sh'
+		echo '# Stops the cluster and the fake Clover that KEEP_WORK=1 kept'
+		echo '# running, then removes their work directory.'
+		printf 'WORK=%q\n' "$WORK"
+		# a pid is still the fake's (or its runuser's) only while its
+		# command line names the work directory
+		printf 'for pid in %s; do\n' "${FAKE_REAL_PID:-} ${FAKE_PID:-}"
+		echo '	tr "\0" " " <"/proc/$pid/cmdline" 2>/dev/null |'
+		echo '		grep -qF "$WORK/" && kill "$pid" 2>/dev/null'
+		echo 'done'
+		echo 'i=0'
+		printf 'while [ $i -lt 50 ] && [ -d /proc/%s ]; do\n' "${FAKE_REAL_PID:-0}"
+		echo '	sleep 0.1; i=$((i + 1))'
+		echo 'done'
+		echo 'if [ -f "$WORK/data/postmaster.pid" ]; then'
+		printf '\t%s%q -D "$WORK/data" -m fast -w stop >/dev/null\n' \
+			"$as_owner" "$PGBIN/pg_ctl"
+		echo 'fi'
+		echo 'rm -rf "$WORK"'
+		echo 'echo "stopped the cluster and the fake Clover; removed $WORK"'
+	} >"$WORK/stop"
+	chmod 755 "$WORK/stop"
+	log "KEEP_WORK: kept $WORK (logs: postgresql.log, fake.log)"
+	if [ -n "${PGPORT:-}" ] && [ -f "$WORK/data/postmaster.pid" ]; then
+		log "connect:  ${as_owner}$PGBIN/psql -h $WORK -p $PGPORT -U postgres -d ${CONNECT_DB:-postgres}"
+	fi
+	if [ -n "${FAKE_CLOVER_API:-}" ]; then
+		log "fake Clover: $FAKE_CLOVER_API (FAKE_CLOVER_ADMIN=$FAKE_CLOVER_ADMIN $FAKECTL stats)"
+	fi
+	log "stop:     $WORK/stop"
 }
 
 # psql_pg ARGS...: psql as the cluster owner

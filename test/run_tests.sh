@@ -10,10 +10,13 @@
 #   2. the unit tests of the pure parts (test/unit) and the fake Clover's
 #      own self-test,
 #   3. the integration suites in test/integration/ (cancellation, leaks,
-#      faults, security), each a Python script printing "ok"/"not ok" lines.
+#      faults, security), each a Python script printing "ok"/"not ok" lines,
+#   4. test/scripts_test.sh ("scripts"): test/demo.sh and KEEP_WORK.
 #
 # The last line is "N passed, M failed"; the exit status is 1 on any
-# failure.  KEEP_WORK=1 keeps the work directory (logs, diffs) for a look.
+# failure.  KEEP_WORK=1 leaves the cluster and the fake running with the
+# work directory (logs, diffs) for a look, and prints the psql command that
+# connects and the command that stops them.
 #
 #   test/run_tests.sh                      everything (the README's command)
 #   test/run_tests.sh types test_cancel    only these pg_regress suites and
@@ -113,6 +116,7 @@ for suite in "$WORK"/src/test/integration/test_*.py; do
 	wanted "$(basename "$suite" .py)" || continue
 	run_tap "integration/$(basename "$suite" .py)" as_pg "$PYTHON" "$suite"
 done
+wanted scripts && run_tap "scripts" "$REPO/test/scripts_test.sh"
 
 if [ "$failed" -gt 0 ]; then
 	log "failed:"

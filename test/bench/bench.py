@@ -40,7 +40,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 from common import API, fake_config, fake_reset, fake_stats  # noqa: E402
 
-MERCHANT = "BENCHMERCHANT1"
+MERCHANT = "BENCHMERCHANT"
 TOKEN = "test-token"
 PER_DAY = 10000
 DAY_MS = 86400000

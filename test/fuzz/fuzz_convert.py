@@ -32,7 +32,7 @@ import psycopg2
 TABLE_DDL = """
 DROP SERVER IF EXISTS fuzz_srv CASCADE;
 CREATE SERVER fuzz_srv FOREIGN DATA WRAPPER clover_export_fdw
-    OPTIONS (merchant_id 'FUZZ');
+    OPTIONS (merchant_id '6E72X1BW38A7T');
 IMPORT FOREIGN SCHEMA clover LIMIT TO (clover_orders)
     FROM SERVER fuzz_srv INTO fuzz;
 -- every supported type, on the paths the mutations hit

@@ -52,9 +52,35 @@ def main():
               repr(err and (err.diag.message_primary, err.diag.message_hint)))
     tap.check(time.monotonic() - t0 < 5, "closed: the failure is immediate")
 
-    # with it: wait, then the complete answer
+    # a wait_for_service shorter than the time to the opening: an error at
+    # once that says so, not the same error as without it
     with conn.cursor() as cur:
-        cur.execute("ALTER SERVER clover OPTIONS (ADD wait_for_service '3 min')")
+        cur.execute("ALTER SERVER clover OPTIONS (ADD wait_for_service '3s')")
+    posts_before = fake_stats()["posts"]
+    try:
+        with conn.cursor() as cur:
+            cur.execute(WEEK)
+        err = None
+    except psycopg2.Error as e:
+        err = e
+    detail = (err and err.diag.message_detail) or ""
+    hint = (err and err.diag.message_hint) or ""
+    tap.note("wait_for_service 3s: %s" % (err and " | ".join(
+        (err.diag.message_primary, detail, hint))))
+    tap.check(err is not None and "closed" in err.diag.message_primary
+              and "wait_for_service (3 s) is shorter than the time until the next opening at "
+              + opening.strftime("%Y-%m-%d %H:%M:00 UTC") in detail,
+              "wait_for_service 3s: the detail says the wait is shorter than the time "
+              "to the opening, and names it", detail)
+    tap.check("Raise wait_for_service" in hint and "service hours" in hint
+              and hours in hint,
+              "wait_for_service 3s: the hint says to raise it or run in the hours", hint)
+    tap.check(fake_stats()["posts"] == posts_before + 1,
+              "wait_for_service 3s: one POST, no waiting retries")
+
+    # with it long enough: wait, then the complete answer
+    with conn.cursor() as cur:
+        cur.execute("ALTER SERVER clover OPTIONS (SET wait_for_service '3 min')")
     del conn.notices[:]
     t0 = time.monotonic()
     with conn.cursor() as cur:
