@@ -156,6 +156,51 @@ SELECT count(*) FROM clover_orders WHERE created_time >= '1960-01-01'
 SELECT min((e->>'startTime')::bigint) AS earliest_start_time
   FROM jsonb_array_elements(:'exports'::jsonb) e;
 
+-- 16. A condition on the column's date bounds the range: the date of a
+-- timestamptz in the session's zone, as PostgreSQL's cast takes it (New
+-- York's spring-forward day has 23 hours, its fall-back day 25)
+CREATE TEMP TABLE s_tz_dst AS
+    SELECT id, created_time FROM clover_orders
+     WHERE created_time >= '2024-03-09' AND created_time < '2024-03-12'
+    UNION ALL
+    SELECT id, created_time FROM clover_orders
+     WHERE created_time >= '2024-11-02' AND created_time < '2024-11-05';
+SET timezone = 'America/New_York';
+EXPLAIN (COSTS OFF)
+SELECT id FROM clover_orders WHERE created_time::date = '2024-03-10';
+SELECT (SELECT count(*) FROM clover_orders
+         WHERE created_time::date = '2024-03-10') AS wrapper,
+       (SELECT count(*) FROM s_tz_dst
+         WHERE created_time::date = '2024-03-10') AS postgres;
+EXPLAIN (COSTS OFF)
+SELECT id FROM clover_orders WHERE date(created_time) > '2024-11-02'
+                               AND date(created_time) <= '2024-11-03';
+SELECT (SELECT count(*) FROM clover_orders
+         WHERE date(created_time) > '2024-11-02'
+           AND date(created_time) <= '2024-11-03') AS wrapper,
+       (SELECT count(*) FROM s_tz_dst
+         WHERE date(created_time) > '2024-11-02'
+           AND date(created_time) <= '2024-11-03') AS postgres;
+SELECT (SELECT count(*) FROM clover_orders
+         WHERE CAST(created_time AS date) BETWEEN '2024-11-03' AND '2024-11-04'
+           AND created_time < '2024-11-04 12:00') AS wrapper,
+       (SELECT count(*) FROM s_tz_dst
+         WHERE CAST(created_time AS date) BETWEEN '2024-11-03' AND '2024-11-04'
+           AND created_time < '2024-11-04 12:00') AS postgres;
+-- a timestamp column holds UTC wall time: its date is that of the value,
+-- whatever the session's zone
+EXPLAIN (COSTS OFF)
+SELECT id FROM o_ts WHERE created_time::date = '2024-03-10';
+SELECT (SELECT count(*) FROM o_ts WHERE created_time::date = '2024-03-10') AS wrapper,
+       (SELECT count(*) FROM s_ts WHERE created_time::date = '2024-03-10') AS postgres;
+-- a domain over timestamptz(0): its date, from createdTime rounded
+SET timezone = 'Asia/Tokyo';
+EXPLAIN (COSTS OFF)
+SELECT id FROM o_dom WHERE created_time::date = '2024-05-02';
+SELECT (SELECT count(*) FROM o_dom WHERE created_time::date = '2024-05-02') AS wrapper,
+       (SELECT count(*) FROM s_dom WHERE created_time::date = '2024-05-02') AS postgres;
+SET timezone = 'UTC';
+
 DROP FOREIGN TABLE o_ts, o_tz0, o_dom, o_hist;
 DROP TABLE s_dom;
 DROP DOMAIN created_at;

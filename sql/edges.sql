@@ -7,14 +7,14 @@
 --
 SET timezone = 'UTC';
 
--- inclusive endTime: Clover returns the edge objects twice; each window
--- keeps only its own
+-- inclusive endTime: Clover returns the edge objects twice, once outside
+-- their window (Clover Rows Outside Windows); each window keeps only its own
 \! "$FAKECTL" reset
 \! "$FAKECTL" config end_inclusive=true
 SELECT * FROM clover_explain($$
     SELECT id FROM clover_orders
      WHERE created_time >= '2024-03-01' AND created_time < '2024-05-01'$$,
-    '{Export Windows,Exports Created,Rows Returned,Rows Dropped At Window Edges}');
+    '{Export Windows,Exports Created,Rows Returned,Clover Rows Outside Windows}');
 \set e `"$FAKECTL" expect ORDERS 6E72X1BW38A7T 2024-03-01T00:00:00Z 2024-05-01T00:00:00Z`
 SELECT count(*) = (:'e'::jsonb->>'count')::bigint AS count_matches,
        md5(string_agg(id, E'\n' ORDER BY id)) = :'e'::jsonb->>'ids_md5' AS ids_match,
@@ -33,7 +33,7 @@ SELECT created_time FROM clover_orders
 SELECT * FROM clover_explain($$
     SELECT id FROM clover_orders
      WHERE created_time >= '2024-03-01' AND created_time < '2024-05-01'$$,
-    '{Export Windows,Exports Created,Rows Returned,Rows Dropped At Window Edges}');
+    '{Export Windows,Exports Created,Rows Returned,Clover Rows Outside Windows}');
 SELECT count(*) = (:'e'::jsonb->>'count')::bigint AS count_matches,
        md5(string_agg(id, E'\n' ORDER BY id)) = :'e'::jsonb->>'ids_md5' AS ids_match,
        count(DISTINCT id) = count(*) AS no_duplicates

@@ -28,12 +28,25 @@ SELECT (j->0->'Plan'->>'Startup Cost')::float >= 1000 AS expensive_startup
   FROM (SELECT clover_plan_json($$SELECT * FROM clover_orders
           WHERE created_time >= '2024-01-01' AND created_time < '2024-01-01 00:01'$$) j) s;
 
--- EXPLAIN VERBOSE lists each window and the quals that made them; every
--- qual is still checked by PostgreSQL (the Filter line)
+-- EXPLAIN shows the time range once, and VERBOSE where its windows meet;
+-- every qual is still checked by PostgreSQL (the Filter line)
 EXPLAIN (VERBOSE, COSTS OFF)
 SELECT id FROM clover_orders
  WHERE created_time >= '2024-01-01' AND created_time < '2024-02-15'
    AND total > 1000 AND state = 'locked';
+
+-- the range ends where the query ends it: "<=" gives a closed end, and
+-- no upper bound the statement start (no instant that changes each run)
+EXPLAIN (COSTS OFF)
+SELECT id FROM clover_orders
+ WHERE created_time >= '2024-01-01' AND created_time <= '2024-01-02 12:00';
+SELECT j->0->'Plan'->>'Time Range' AS time_range
+  FROM (SELECT clover_plan_json($$SELECT id FROM clover_orders
+          WHERE created_time >= '2024-01-01'$$) j) s;
+-- the scan outputs the columns the query uses: for count(*), none
+EXPLAIN (VERBOSE, COSTS OFF)
+SELECT count(*) FROM clover_orders
+ WHERE created_time >= '2024-01-01' AND created_time < '2024-01-02';
 
 -- LIMIT stops the scan early: one export, at most two files, over a year
 \! "$FAKECTL" reset

@@ -62,6 +62,28 @@ SELECT count(*) FROM clover_orders
 -- an OR is not a bound: PostgreSQL checks it, the windows cannot use it
 SELECT count(*) FROM clover_orders
  WHERE created_time >= '2024-01-01' OR created_time < '2023-01-01';
+-- the error comes at plan time: plain EXPLAIN fails, and a join fails
+-- before the other table's export is created
+EXPLAIN (COSTS OFF)
+SELECT count(*) FROM clover_orders WHERE created_time < '2024-01-01';
+\! "$FAKECTL" reset
+SELECT count(*) FROM clover_orders o JOIN clover_payments p ON p.order_id = o.id
+ WHERE o.created_time >= '2024-03-01' AND o.created_time < '2024-03-02';
+\! "$FAKECTL" stats exports_created
+-- but LIMIT 0 (how some tools ask for a query's columns) runs no scan
+SELECT id, total FROM clover_orders LIMIT 0;
+-- the detail names each condition on created_time that cannot bound the
+-- range, and why; the hint rewrites those it can
+SELECT count(*) FROM clover_orders
+ WHERE created_time::text >= '2024-03'
+   AND date_trunc('day', created_time) = '2024-03-01'
+   AND created_time >= clock_timestamp() - interval '1 day'
+   AND (created_time >= '2024-03-01' OR created_time >= '2024-04-01')
+   AND created_time < '2024-05-01';
+-- an equality with another table's column is named too
+SELECT count(*) FROM clover_orders o
+  JOIN clover_payments p ON p.created_time = o.created_time
+ WHERE o.created_time >= '2024-03-01' AND o.created_time < '2024-03-02';
 -- history_start gives the default lower bound
 ALTER FOREIGN TABLE clover_orders OPTIONS (ADD history_start '2024-01-30 00:00+00');
 \! "$FAKECTL" reset

@@ -84,6 +84,9 @@ PG_MODULE_MAGIC;
 /* Let downloads advance every this many rows */
 #define PUMP_EVERY_ROWS				64
 
+/* In a plan's list of bound kinds: the bound is on the column's date */
+#define PLAN_BOUND_ON_DATE			0x100
+
 /*
  * Planner information about a foreign table, in baserel->fdw_private
  */
@@ -419,6 +422,27 @@ has_lower_bound(CloverFdwRelationInfo *fpinfo, List *bounds)
 }
 
 /*
+ * has_lower_kind
+ *		Does a plan's list of bound kinds hold a lower bound?
+ */
+static bool
+has_lower_kind(List *kinds)
+{
+	ListCell   *lc;
+
+	foreach(lc, kinds)
+	{
+		CloverBoundKind kind = (CloverBoundKind) (lfirst_int(lc) &
+												  ~PLAN_BOUND_ON_DATE);
+
+		if (kind == CLOVER_BOUND_GE || kind == CLOVER_BOUND_GT ||
+			kind == CLOVER_BOUND_EQ)
+			return true;
+	}
+	return false;
+}
+
+/*
  * estimate_days
  *		Length of the range the bounds describe, for row estimates
  *
@@ -441,7 +465,12 @@ estimate_days(PlannerInfo *root, CloverFdwRelationInfo *fpinfo, List *bounds)
 		CloverTimeBound *b = (CloverTimeBound *) lfirst(lc);
 		Node	   *v = estimate_expression_value(root, (Node *) b->value);
 
-		if (IsA(v, Const))
+		if (IsA(v, Const) && b->on_date)
+			CloverRangeApplyDateBound(&range, b->kind,
+									  ((Const *) v)->constvalue,
+									  ((Const *) v)->constisnull,
+									  &fpinfo->timecol);
+		else if (IsA(v, Const))
 			CloverRangeApplyBound(&range, b->kind, ((Const *) v)->constvalue,
 								  ((Const *) v)->constisnull,
 								  ((Const *) v)->consttype, &fpinfo->timecol);
@@ -630,8 +659,61 @@ cloverGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel,
 }
 
 /*
+ * limit_zero
+ *		Does the query end in LIMIT 0?  Then no scan under it runs (tools
+ *		ask for a query's columns so), and a scan without a lower bound is
+ *		left to fail only if it ever starts.
+ */
+static bool
+limit_zero(PlannerInfo *root)
+{
+	Node	   *count = root->parse->limitCount;
+
+	return count != NULL && IsA(count, Const) &&
+		!((Const *) count)->constisnull &&
+		DatumGetInt64(((Const *) count)->constvalue) == 0;
+}
+
+/*
+ * path_tlist
+ *		In *tlist, the target list of the columns a path must return, as the
+ *		planner builds it when it needs an exact one; false if the path
+ *		returns more than plain columns of the table
+ */
+static bool
+path_tlist(Path *path, List **tlist)
+{
+	ListCell   *lc;
+	int			i = 0;
+
+	*tlist = NIL;
+	foreach(lc, path->pathtarget->exprs)
+	{
+		Var		   *var = (Var *) lfirst(lc);
+		TargetEntry *tle;
+
+		if (!IsA(var, Var) || var->varno != (int) path->parent->relid ||
+			var->varattno <= 0 || var->varlevelsup != 0)
+			return false;
+		tle = makeTargetEntry((Expr *) var, list_length(*tlist) + 1, NULL,
+							  false);
+
+		if (path->pathtarget->sortgrouprefs)
+			tle->ressortgroupref = path->pathtarget->sortgrouprefs[i];
+		*tlist = lappend(*tlist, tle);
+		i++;
+	}
+	return true;
+}
+
+/*
  * cloverGetForeignPlan
  *		Keep every qual local; pass the bound values to the executor
+ *
+ * A path without a lower bound is chosen only when there is no other (see
+ * add_scan_path): the query fails here, before any scan of it starts.  The
+ * scan's target list is the columns the query uses, not the physical one
+ * the planner offers, so that EXPLAIN VERBOSE shows what is converted.
  */
 static ForeignScan *
 cloverGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel,
@@ -643,6 +725,7 @@ cloverGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel,
 	List	   *fdw_exprs = NIL;
 	List	   *kinds = NIL;
 	List	   *retrieved = NIL;
+	List	   *exact_tlist;
 	Bitmapset  *attrs_used = NULL;
 	ListCell   *lc;
 	int			i;
@@ -651,12 +734,20 @@ cloverGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel,
 	/* scan_clauses also holds the join clauses of a parameterized path */
 	bounds = CloverExtractTimeBounds(baserel, &fpinfo->timecol,
 									 scan_clauses);
+	if (!has_lower_bound(fpinfo, bounds) && !limit_zero(root))
+		CloverReportNoLowerBound(root, baserel, &fpinfo->timecol,
+								 fpinfo->opts->table_name,
+								 fpinfo->timecol.attno == InvalidAttrNumber ?
+								 "created_time" :
+								 get_attname(foreigntableid,
+											 fpinfo->timecol.attno, false));
 	foreach(lc, bounds)
 	{
 		CloverTimeBound *b = (CloverTimeBound *) lfirst(lc);
 
 		fdw_exprs = lappend(fdw_exprs, b->value);
-		kinds = lappend_int(kinds, b->kind);
+		kinds = lappend_int(kinds,
+							b->kind | (b->on_date ? PLAN_BOUND_ON_DATE : 0));
 	}
 
 	/* the columns the plan reads: target list and quals */
@@ -693,6 +784,8 @@ cloverGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel,
 	}
 
 	scan_clauses = extract_actual_clauses(scan_clauses, false);
+	if (path_tlist(&best_path->path, &exact_tlist))
+		tlist = exact_tlist;
 
 	return make_foreignscan(tlist, scan_clauses, baserel->relid, fdw_exprs,
 							list_make4(kinds, retrieved,
@@ -796,10 +889,16 @@ compute_range(ForeignScanState *node, CloverFdwScanState *fsstate,
 	{
 		bool		isnull;
 		Datum		value;
+		int			kind = lfirst_int(lk);
 
 		value = ExecEvalExpr((ExprState *) lfirst(ls), econtext, &isnull);
-		CloverRangeApplyBound(range, (CloverBoundKind) lfirst_int(lk), value,
-							  isnull, lfirst_oid(lt), &fsstate->timecol);
+		if (kind & PLAN_BOUND_ON_DATE)
+			CloverRangeApplyDateBound(range,
+									  (CloverBoundKind) (kind & ~PLAN_BOUND_ON_DATE),
+									  value, isnull, &fsstate->timecol);
+		else
+			CloverRangeApplyBound(range, (CloverBoundKind) kind, value,
+								  isnull, lfirst_oid(lt), &fsstate->timecol);
 	}
 	CloverRangeFinish(range, history_start_of(fsstate->opts),
 					  GetCurrentStatementStartTimestamp());
@@ -823,11 +922,17 @@ start_scan(ForeignScanState *node, CloverFdwScanState *fsstate)
 		fsstate->nwindows = 0;
 		return;
 	}
+	/*
+	 * Planning has made sure of a lower bound (cloverGetForeignPlan) unless
+	 * under LIMIT 0: here it was -infinity.
+	 */
 	if (!fsstate->range.has_lo)
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_DYNAMIC_PARAMETER_VALUE_NEEDED),
-				 errmsg("query on foreign table \"%s\" has no lower bound on created_time",
+				 errmsg("foreign table \"%s\" needs a lower bound on created_time",
 						fsstate->opts->table_name),
+				 has_lower_kind(fsstate->bound_kinds) ?
+				 errdetail("The query's lower bound is -infinity, and the table has no option history_start.") :
 				 errdetail("Every Clover export needs a start time, and the table has no option history_start."),
 				 errhint("Add a condition such as \"WHERE created_time >= now() - interval '30 days'\", or set a default with ALTER FOREIGN TABLE %s OPTIONS (ADD history_start '2023-01-01 00:00+00').",
 						 quote_identifier(fsstate->opts->table_name))));
@@ -961,7 +1066,7 @@ next_row_in_file(ForeignScanState *node, CloverFdwScanState *fsstate,
 		if (created < window->lo || created >= window->hi)
 		{
 			/* the neighbouring window returns it, or the query excludes it */
-			fsstate->stats.rows_dropped++;
+			fsstate->stats.rows_outside_window++;
 			continue;
 		}
 
@@ -1136,12 +1241,18 @@ cloverEndForeignScan(ForeignScanState *node)
 
 /*
  * explain_windows
- *		Add the range and windows to EXPLAIN
+ *		Add the range and the windows it is cut into to EXPLAIN
+ *
+ * The range is shown once, with the end the query gave; VERBOSE adds where
+ * the windows meet (where Clover's rows outside a window are skipped).
  */
 static void
 explain_windows(CloverFdwScanState *fsstate, const CloverRange *range,
 				ExplainState *es)
 {
+	CloverWindow *w;
+	int			n;
+
 	if (range->empty)
 	{
 		ExplainPropertyText("Time Range", "empty (no export)", es);
@@ -1154,31 +1265,17 @@ explain_windows(CloverFdwScanState *fsstate, const CloverRange *range,
 							es);
 		return;
 	}
-	ExplainPropertyText("Time Range",
-						psprintf("[%s, %s)%s", CloverFormatUtc(range->lo),
-								 CloverFormatUtc(range->hi),
-								 range->lo_from_history ?
-								 (range->hi_from_now ?
-								  " (from history_start to statement start)" :
-								  " (from history_start)") :
-								 (range->hi_from_now ? " (to statement start)" : "")),
-						es);
+	ExplainPropertyText("Time Range", CloverRangeText(range), es);
+	w = CloverSplitRange(range, &n);
+	ExplainPropertyInteger("Export Windows", NULL, n, es);
+	if (es->verbose && n > 1)
 	{
-		int			n;
-		CloverWindow *w = CloverSplitRange(range, &n);
+		List	   *edges = NIL;
 		int			i;
 
-		ExplainPropertyInteger("Export Windows", NULL, n, es);
-		if (es->verbose)
-		{
-			List	   *list = NIL;
-
-			for (i = 0; i < n; i++)
-				list = lappend(list,
-							   psprintf("[%s, %s)", CloverFormatUtc(w[i].lo),
-										CloverFormatUtc(w[i].hi)));
-			ExplainPropertyList("Windows", list, es);
-		}
+		for (i = 1; i < n; i++)
+			edges = lappend(edges, CloverFormatUtc(w[i].lo));
+		ExplainPropertyList("Window Edges", edges, es);
 	}
 }
 
@@ -1225,8 +1322,8 @@ explain_scan_stats(const CloverScanStats *s, ExplainState *es)
 	ExplainPropertyInteger("Files Downloaded", NULL, s->files_downloaded, es);
 	ExplainPropertyInteger("Bytes Downloaded", "bytes", s->bytes_downloaded, es);
 	ExplainPropertyInteger("Rows Returned", NULL, s->rows_returned, es);
-	ExplainPropertyInteger("Rows Dropped At Window Edges", NULL,
-						   s->rows_dropped, es);
+	ExplainPropertyInteger("Clover Rows Outside Windows", NULL,
+						   s->rows_outside_window, es);
 	if (s->rows_replayed > 0)
 		ExplainPropertyInteger("Rows Replayed On Rescans", NULL,
 							   s->rows_replayed, es);
@@ -1283,28 +1380,6 @@ cloverExplainForeignScan(ForeignScanState *node, ExplainState *es)
 									 "oldest first",
 									 quote_identifier(NameStr(att->attname))),
 							es);
-	}
-
-	if (es->verbose)
-	{
-		List	   *context;
-		List	   *quals = NIL;
-		ListCell   *lk,
-				   *le;
-
-		context = set_deparse_context_plan(es->deparse_cxt,
-										   (Plan *) fsplan, NIL);
-		forboth(lk, fsstate->bound_kinds, le, fsplan->fdw_exprs)
-			quals = lappend(quals,
-							psprintf("%s %s %s",
-									 quote_identifier(NameStr(TupleDescAttr(RelationGetDescr(fsstate->rel),
-																			fsstate->timecol.attno - 1)->attname)),
-									 CloverBoundKindOperator((CloverBoundKind) lfirst_int(lk)),
-									 deparse_expression((Node *) lfirst(le),
-														context, false, false)));
-		if (quals == NIL)
-			quals = lappend(quals, "none");
-		ExplainPropertyList("Window Bounds", quals, es);
 	}
 
 	if (fsstate->started)

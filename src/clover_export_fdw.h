@@ -150,6 +150,7 @@ typedef enum CloverBoundKind
 typedef struct CloverTimeBound
 {
 	CloverBoundKind kind;
+	bool		on_date;		/* on the column's date: col::date kind value */
 	Expr	   *value;			/* no Vars of the scanned relation */
 	RestrictInfo *rinfo;		/* the clause it came from */
 } CloverTimeBound;
@@ -160,9 +161,11 @@ typedef struct CloverRange
 	bool		empty;			/* provably no rows: no export at all */
 	bool		has_lo;			/* false: no lower bound anywhere */
 	bool		lo_from_history;	/* lower bound came from history_start */
-	bool		hi_from_now;	/* upper bound is the statement start */
 	TimestampTz lo;
 	TimestampTz hi;
+	/* for EXPLAIN: the end the query gave, before the statement start */
+	TimestampTz query_hi;		/* infinity if none */
+	bool		query_hi_closed;	/* it was "<= query_hi - 1" */
 } CloverRange;
 
 extern List *CloverExtractTimeBounds(RelOptInfo *baserel,
@@ -172,10 +175,18 @@ extern bool CloverIsTimeBoundClause(RelOptInfo *baserel,
 									const CloverTimeColumn *timecol,
 									RestrictInfo *rinfo,
 									CloverTimeBound *bound);
+extern void CloverReportNoLowerBound(PlannerInfo *root, RelOptInfo *baserel,
+									 const CloverTimeColumn *timecol,
+									 const char *table_name,
+									 const char *colname) pg_attribute_noreturn();
 extern void CloverRangeInit(CloverRange *range);
 extern void CloverRangeApplyBound(CloverRange *range, CloverBoundKind kind,
 								  Datum value, bool isnull, Oid valuetype,
 								  const CloverTimeColumn *timecol);
+extern void CloverRangeApplyDateBound(CloverRange *range,
+									  CloverBoundKind kind, Datum value,
+									  bool isnull,
+									  const CloverTimeColumn *timecol);
 extern void CloverRangeFinish(CloverRange *range,
 							  const TimestampTz *history_start,
 							  TimestampTz now);
@@ -183,7 +194,7 @@ extern CloverWindow *CloverSplitRange(const CloverRange *range, int *nwindows);
 extern CloverWindow *CloverSplitRangeByDays(const CloverRange *range,
 											TimestampTz limit, int *nwindows);
 extern char *CloverFormatUtc(TimestampTz ts);
-extern const char *CloverBoundKindOperator(CloverBoundKind kind);
+extern char *CloverRangeText(const CloverRange *range);
 
 /* ----------------------------------------------------------------
  *		api_json.c
@@ -465,7 +476,7 @@ typedef struct CloverClientConfig
 	X(double, download_secs)	/* sum of file transfer times */ \
 	X(int64, rows_returned) \
 	X(int64, rows_replayed)		/* from the rescan cache */ \
-	X(int64, rows_dropped)		/* outside their file's window */ \
+	X(int64, rows_outside_window)	/* Clover's, outside their window */ \
 	X(double, convert_secs) \
 	X(int64, windows_sorted)	/* by a sorted scan */ \
 	X(int64, windows_sorted_on_disk)	/* of those, spilled past work_mem */

@@ -19,6 +19,11 @@
  * - A column of lower precision (timestamptz(0)) holds createdTime rounded:
  *	 a bound on the rounded value becomes the range of times that round
  *	 into it.
+ * - A bound on the column's date (col::date op d) is one on the column:
+ *	 days are midnight to midnight of the column's value, for a timestamptz
+ *	 column in the session time zone, as PostgreSQL's cast takes them.  The
+ *	 instants whose local time is past a midnight are found from the zone's
+ *	 offsets near it, so the range is exact even across DST changes.
  *
  * The executor checks every qual anyway, so a wider range costs rows
  * fetched, never a wrong answer; a narrower one would lose rows.
@@ -58,6 +63,12 @@ static void bound_interval(CloverBoundKind kind, TimestampTz vlo,
 						   TimestampTz vhi, TimestampTz *lo, TimestampTz *hi,
 						   bool *empty);
 static void unround_interval(int32 typmod, TimestampTz *lo, TimestampTz *hi);
+static void narrow_range(CloverRange *range, TimestampTz lo, TimestampTz hi,
+						 bool hi_closed);
+static void date_interval(CloverBoundKind kind, DateADT d, Timestamp *lo,
+						  Timestamp *hi, bool *empty);
+static void local_to_instants(Timestamp t, TimestampTz *first_at,
+							  TimestampTz *end_before);
 
 void
 CloverRangeInit(CloverRange *range)
@@ -65,6 +76,7 @@ CloverRangeInit(CloverRange *range)
 	memset(range, 0, sizeof(*range));
 	TIMESTAMP_NOBEGIN(range->lo);
 	TIMESTAMP_NOEND(range->hi);
+	TIMESTAMP_NOEND(range->query_hi);
 }
 
 /*
@@ -267,7 +279,20 @@ CloverRangeApplyBound(CloverRange *range, CloverBoundKind kind,
 
 	bound_interval(kind, vlo, vhi, &lo, &hi, &range->empty);
 	unround_interval(timecol->typmod, &lo, &hi);
+	narrow_range(range, lo, hi,
+				 (kind == CLOVER_BOUND_LE || kind == CLOVER_BOUND_EQ) &&
+				 !TIMESTAMP_NOT_FINITE(vhi) && hi == v + 1);
+}
 
+/*
+ * narrow_range
+ *		Intersect the range with [lo, hi); hi_closed says that hi - 1 is the
+ *		value of a "<=" the query gave
+ */
+static void
+narrow_range(CloverRange *range, TimestampTz lo, TimestampTz hi,
+			 bool hi_closed)
+{
 	if (!TIMESTAMP_IS_NOBEGIN(lo))
 	{
 		range->has_lo = true;
@@ -275,7 +300,170 @@ CloverRangeApplyBound(CloverRange *range, CloverBoundKind kind,
 			range->lo = lo;
 	}
 	if (!TIMESTAMP_IS_NOEND(hi) && hi < range->hi)
+	{
 		range->hi = hi;
+		range->query_hi_closed = hi_closed;
+	}
+}
+
+/*
+ * date_interval
+ *		The local times [lo, hi) whose date satisfies "date kind d"
+ *
+ * Infinities mean no bound on that side; *empty is set when no finite time
+ * has such a date.
+ */
+static void
+date_interval(CloverBoundKind kind, DateADT d, Timestamp *lo, Timestamp *hi,
+			  bool *empty)
+{
+	Timestamp	day_start,
+				day_end;
+	int			overflow = 0;
+
+	if (DATE_NOT_FINITE(d))
+	{
+		/* every finite date is after -infinity and before infinity */
+		if (DATE_IS_NOBEGIN(d))
+			TIMESTAMP_NOBEGIN(day_start);
+		else
+			TIMESTAMP_NOEND(day_start);
+		day_end = day_start;
+	}
+	else
+	{
+		day_start = date2timestamp_opt_overflow(d, &overflow);
+		if (overflow < 0)
+			TIMESTAMP_NOBEGIN(day_start);
+		else if (overflow > 0)
+			TIMESTAMP_NOEND(day_start);
+		overflow = 0;
+		day_end = date2timestamp_opt_overflow(d + 1, &overflow);
+		if (overflow < 0)
+			TIMESTAMP_NOBEGIN(day_end);
+		else if (overflow > 0)
+			TIMESTAMP_NOEND(day_end);
+	}
+
+	TIMESTAMP_NOBEGIN(*lo);
+	TIMESTAMP_NOEND(*hi);
+	switch (kind)
+	{
+		case CLOVER_BOUND_GE:
+			*lo = day_start;
+			break;
+		case CLOVER_BOUND_GT:
+			*lo = day_end;
+			break;
+		case CLOVER_BOUND_LE:
+			*hi = day_end;
+			break;
+		case CLOVER_BOUND_LT:
+			*hi = day_start;
+			break;
+		case CLOVER_BOUND_EQ:
+			*lo = day_start;
+			*hi = day_end;
+			*empty |= TIMESTAMP_NOT_FINITE(day_start);
+			break;
+	}
+	*empty |= TIMESTAMP_IS_NOEND(*lo) || TIMESTAMP_IS_NOBEGIN(*hi);
+}
+
+/*
+ * local_to_instants
+ *		For the local time t of the session time zone: *first_at, the first
+ *		instant whose local time is >= t, and *end_before, the end of the
+ *		instants whose local time is < t
+ *
+ * Local time is the instant plus the UTC offset in force then.  Between
+ * two changes of the offset it runs with the instant, so each stretch has
+ * its own answer; the two are the same instant wherever local time never
+ * runs backwards over t.  Instants farther than ZONE_SEARCH_SECS from t are
+ * on the right side of it whatever the offset.
+ */
+static void
+local_to_instants(Timestamp t, TimestampTz *first_at, TimestampTz *end_before)
+{
+	pg_time_t	from = timestamptz_to_time_t(t) - ZONE_SEARCH_SECS;
+	pg_time_t	until = from + 2 * ZONE_SEARCH_SECS;
+	TimestampTz stretch_start;
+	int			i;
+
+	TIMESTAMP_NOEND(*first_at);
+	TIMESTAMP_NOBEGIN(*end_before);
+	TIMESTAMP_NOBEGIN(stretch_start);
+	for (i = 0; i < ZONE_MAX_TRANSITIONS; i++)
+	{
+		long		before,
+					after;
+		int			before_dst,
+					after_dst;
+		pg_time_t	boundary;
+		TimestampTz stretch_end,
+					at;
+		int			found;
+
+		found = pg_next_dst_boundary(&from, &before, &before_dst, &boundary,
+									 &after, &after_dst, session_timezone);
+		if (found < 0)
+		{
+			/* the zone cannot say: allow any offset PostgreSQL allows */
+			int64		widest = ((int64) MAX_TZDISP_HOUR + 1) * USECS_PER_HOUR;
+
+			*first_at = Max(t - widest, MIN_TIMESTAMP);
+			*end_before = Min(t + widest, END_TIMESTAMP - 1);
+			return;
+		}
+		if (found == 0 || boundary > until)
+			TIMESTAMP_NOEND(stretch_end);
+		else
+			stretch_end = time_t_to_timestamptz(boundary);
+
+		/* in this stretch, local time >= t from instant "at" on */
+		at = t - (int64) before * USECS_PER_SEC;
+		if (Max(stretch_start, at) < stretch_end)
+			*first_at = Min(*first_at, Max(stretch_start, at));
+		if (Min(stretch_end, at) > stretch_start)
+			*end_before = Max(*end_before, Min(stretch_end, at));
+
+		if (TIMESTAMP_IS_NOEND(stretch_end))
+			break;
+		stretch_start = stretch_end;
+		from = boundary + 1;	/* the next call finds boundaries >= from */
+	}
+	*first_at = Max(*first_at, MIN_TIMESTAMP);
+	*end_before = Min(*end_before, END_TIMESTAMP - 1);
+}
+
+/*
+ * CloverRangeApplyDateBound
+ *		Narrow the range by one evaluated bound on the column's date
+ */
+void
+CloverRangeApplyDateBound(CloverRange *range, CloverBoundKind kind,
+						  Datum value, bool isnull,
+						  const CloverTimeColumn *timecol)
+{
+	Timestamp	lo,
+				hi;
+	TimestampTz unused;
+
+	if (isnull)
+	{
+		range->empty = true;
+		return;
+	}
+	date_interval(kind, DatumGetDateADT(value), &lo, &hi, &range->empty);
+	if (timecol->basetype == TIMESTAMPTZOID)
+	{
+		if (!TIMESTAMP_NOT_FINITE(lo))
+			local_to_instants(lo, &lo, &unused);
+		if (!TIMESTAMP_NOT_FINITE(hi))
+			local_to_instants(hi, &unused, &hi);
+	}
+	unround_interval(timecol->typmod, &lo, &hi);
+	narrow_range(range, lo, hi, false);
 }
 
 /*
@@ -301,11 +489,9 @@ CloverRangeFinish(CloverRange *range, const TimestampTz *history_start,
 	}
 	if (range->has_lo && range->lo < CLOVER_UNIX_EPOCH_TIMESTAMP)
 		range->lo = CLOVER_UNIX_EPOCH_TIMESTAMP;
+	range->query_hi = range->hi;
 	if (TIMESTAMP_IS_NOEND(range->hi) || range->hi > now)
-	{
 		range->hi = now;
-		range->hi_from_now = true;
-	}
 	if (range->has_lo && range->lo >= range->hi)
 		range->empty = true;
 	if (range->hi <= CLOVER_UNIX_EPOCH_TIMESTAMP)
@@ -384,4 +570,27 @@ CloverFormatUtc(TimestampTz ts)
 	return psprintf("%04d-%02d-%02d %02d:%02d:%02d UTC",
 					tm.tm_year, tm.tm_mon, tm.tm_mday,
 					tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+/*
+ * CloverRangeText
+ *		A finished, non-empty range for EXPLAIN, with the end the query gave
+ *		("[lo, hi)", "[lo, v]" for "<= v", "[lo, statement start)" when the
+ *		query gave none), palloc'd
+ *
+ * The scan stops at the statement start anyway: nothing later exists yet.
+ */
+char *
+CloverRangeText(const CloverRange *range)
+{
+	char	   *end;
+
+	if (TIMESTAMP_IS_NOEND(range->query_hi))
+		end = pstrdup("statement start)");
+	else if (range->query_hi_closed)
+		end = psprintf("%s]", CloverFormatUtc(range->query_hi - 1));
+	else
+		end = psprintf("%s)", CloverFormatUtc(range->query_hi));
+	return psprintf("[%s, %s%s", CloverFormatUtc(range->lo), end,
+					range->lo_from_history ? " (from history_start)" : "");
 }

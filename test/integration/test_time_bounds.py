@@ -1,9 +1,11 @@
 """Time bounds, tested against PostgreSQL's own filter.
 
 For random ranges, bound kinds (<, <=, =, >, >=, BETWEEN), bound types
-(timestamptz, timestamp, date), session time zones (with DST changes, half-
-hour offsets and none) and time column types (timestamptz, timestamptz(0..3),
-timestamp, timestamp(0), a domain), the rows of a scan must be exactly the
+(timestamptz, timestamp, date), conditions on the column's date
+(created_time::date = d, date(created_time) >= d, ...), session time zones
+(with DST changes, half-hour offsets and none) and time column types
+(timestamptz, timestamptz(0..3), timestamp, timestamp(0), a domain), the
+rows of a scan must be exactly the
 rows PostgreSQL keeps when it applies the same condition, in the same
 session, to a superset fetched with wide bounds.  The values are drawn near
 DST changes and near the objects' own times (a microsecond and half a second
@@ -16,6 +18,7 @@ is printed, and CLOVER_BOUNDS_SEED replays a run.
 import datetime
 import os
 import random
+import zoneinfo
 
 from common import MERCHANT, Tap, fake_config, fake_reset, fresh_database
 
@@ -34,8 +37,9 @@ ANCHORS = [
     datetime.datetime(2024, 4, 6, 15, 0, tzinfo=UTC),
     datetime.datetime(2024, 5, 15, 12, 0, tzinfo=UTC),
 ]
+# (Beirut changes at midnight: some days start at 01:00, some hour repeats)
 ZONES = ["UTC", "America/New_York", "Europe/Berlin", "Australia/Lord_Howe",
-         "Asia/Tokyo", "America/St_Johns"]
+         "Asia/Tokyo", "America/St_Johns", "Asia/Beirut"]
 # the zone whose DST change each anchor is (most cases use it)
 ANCHOR_ZONES = ["America/New_York", "America/New_York", "Europe/Berlin",
                 "Europe/Berlin", "Australia/Lord_Howe", "UTC"]
@@ -50,7 +54,7 @@ TABLES = {
     "b_ts0": "timestamp(0)",
     "b_dom": "created_at",
 }
-SUPERSET_DAYS = 3
+SUPERSET_DAYS = 4
 JITTER_US = [0, 1, -1, 499000, 500000, 501000, -499000, -500000, -501000,
              1000000, -1000000]
 
@@ -124,10 +128,33 @@ def random_instant(rng, anchor, times):
     return anchor + datetime.timedelta(seconds=rng.uniform(-86400, 86400))
 
 
+def date_condition(rng, lo, hi, zone):
+    """Conditions on the column's date: days from the day before lo's date
+    in the session's zone to the day after it (inside the superset)."""
+    d = (lo.astimezone(zoneinfo.ZoneInfo(zone)).date()
+         + datetime.timedelta(days=rng.choice([-1, 0, 0])))
+    d1 = d + datetime.timedelta(days=1)
+    col = rng.choice(["created_time::date", "date(created_time)",
+                      "CAST(created_time AS date)"])
+    form = rng.choice(["=", "=", "between", "mixed", "range"])
+    if form == "=":
+        return "%s = '%s'" % (col, d)
+    if form == "between":
+        return "%s BETWEEN '%s' AND '%s'" % (col, d, rng.choice([d, d1]))
+    if form == "mixed":
+        return "%s >= '%s' AND created_time %s %s" % (
+            col, d, rng.choice(["<", "<="]), literal(rng, hi, zone))
+    low = rng.choice([">= '%s'" % d, "> '%s'" % (d - datetime.timedelta(1))])
+    high = rng.choice(["<= '%s'" % d, "< '%s'" % d1, "<= '%s'" % d1])
+    return "%s %s AND %s %s" % (col, low, col, high)
+
+
 def random_condition(rng, anchor, times, zone):
     lo = random_instant(rng, anchor, times)
     hi = lo + datetime.timedelta(seconds=rng.choice(
         [0, 0.001, 0.5, 1, 60, 1800, 3600, 7200, rng.uniform(0, 86400)]))
+    if rng.random() < 0.3:
+        return date_condition(rng, lo, hi, zone)
     form = rng.choice([">=", ">", "=", "between", "between"])
     if form == "=":
         return "created_time = %s" % literal(rng, lo, zone)
@@ -137,6 +164,34 @@ def random_condition(rng, anchor, times, zone):
     return ("created_time %s %s AND created_time %s %s"
             % (form, literal(rng, lo, zone), rng.choice(["<", "<="]),
                literal(rng, hi, zone)))
+
+
+def date_ranges_exact(cur):
+    """For created_time::date = d on a timestamptz column, in every zone and
+    on the days around each anchor: the cases whose EXPLAIN range is not
+    PostgreSQL's own [d::timestamptz, (d + 1)::timestamptz)."""
+    bad = []
+    for zone in ZONES:
+        cur.execute("SET timezone = %s", (zone,))
+        for anchor in ANCHORS:
+            for shift in (-1, 0, 1):
+                d = (anchor.astimezone(zoneinfo.ZoneInfo(zone)).date()
+                     + datetime.timedelta(days=shift))
+                cur.execute("EXPLAIN (FORMAT JSON) SELECT id FROM b_tz "
+                            "WHERE created_time::date = %s", (d,))
+                got = cur.fetchone()[0][0]["Plan"]["Time Range"]
+                cur.execute(
+                    "SELECT format('[%%s UTC, %%s UTC)', "
+                    "to_char(%(d)s::date::timestamptz AT TIME ZONE 'UTC', "
+                    "'YYYY-MM-DD HH24:MI:SS'), "
+                    "to_char((%(d)s::date + 1)::timestamptz AT TIME ZONE "
+                    "'UTC', 'YYYY-MM-DD HH24:MI:SS'))", {"d": d})
+                want = cur.fetchone()[0]
+                if got != want:
+                    bad.append("TimeZone %s, created_time::date = '%s': "
+                               "%s, PostgreSQL's day %s" % (zone, d, got, want))
+    cur.execute("SET timezone = 'UTC'")
+    return bad
 
 
 def ids(cur, sql):
@@ -187,6 +242,11 @@ def main():
         tap.check(not bad, "%s (%s): %d random ranges, %d rows, as PostgreSQL "
                   "filters them" % (name, TABLES[name], n, rows),
                   "; ".join(bad[:3]) + (" (%d cases differ)" % len(bad)))
+    with conn.cursor() as cur:
+        bad = date_ranges_exact(cur)
+    tap.check(not bad, "created_time::date = d asks Clover for exactly the day "
+              "PostgreSQL's cast gives, in %d zones" % len(ZONES),
+              "; ".join(bad[:3]) + (" (%d cases differ)" % len(bad)))
     nonempty = sum(r[2] for r in results.values())
     tap.check(nonempty >= total // 3,
               "at least a third of the cases select rows (%d of %d)"
