@@ -9,6 +9,7 @@ FAKE_CLOVER_API/FAKE_CLOVER_ADMIN), prints one "ok - name" or
 import json
 import os
 import sys
+import time
 import urllib.request
 
 import psycopg2
@@ -110,6 +111,22 @@ def set_token(conn, token):
         cur.execute("ALTER USER MAPPING FOR CURRENT_USER SERVER clover "
                     "OPTIONS (SET access_token %s)", (token,))
         cur.execute("RESET log_statement")
+
+
+def run_timed(conn, sql):
+    """Run sql and fetch its rows: (the psycopg2 error or None, seconds
+    taken).  The seconds are for notes and lower bounds only: a pass/fail
+    check never asks a query to be fast."""
+    t0 = time.monotonic()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+            if cur.description:
+                cur.fetchall()
+        err = None
+    except psycopg2.Error as e:
+        err = e
+    return err, time.monotonic() - t0
 
 
 def run_seen(conn, sql, seen):

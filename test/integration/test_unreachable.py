@@ -15,11 +15,8 @@ the message; the elapsed time is only printed.
 import os
 import re
 import socket
-import time
 
-import psycopg2
-
-from common import SERVER_LOG, Tap, backend_pid, fake_reset, fake_stats, fresh_database
+from common import SERVER_LOG, Tap, backend_pid, fake_reset, fake_stats, fresh_database, run_timed
 
 DB = "itest_unreachable"
 WEEK = ("SELECT count(*) FROM clover_orders "
@@ -53,14 +50,7 @@ def unreachable(tap, conn, what, base_url):
         cur.execute("ALTER SERVER clover OPTIONS (SET base_url %s)", (base_url,))
     fake_reset()
     log_start = os.path.getsize(SERVER_LOG)
-    t0 = time.monotonic()
-    try:
-        with conn.cursor() as cur:
-            cur.execute(WEEK)
-        err = None
-    except psycopg2.Error as e:
-        err = e
-    secs = time.monotonic() - t0
+    err, secs = run_timed(conn, WEEK)
     logged = attempts_in_log(log_start, backend_pid(conn))
     if err is None:
         tap.check(False, "%s: the query fails" % what, "it returned rows")
