@@ -16,25 +16,36 @@ WEEK = ("SELECT count(*) FROM clover_orders "
         "WHERE created_time >= '2024-01-01' AND created_time < '2024-01-08'")
 
 
-def next_opening():
-    """Hours opening at the next minute boundary at least 10 s away."""
+def opening_after(seconds):
+    """Hours (every day, five minutes long) opening at the first minute
+    boundary at least `seconds` from now."""
     now = datetime.datetime.now(datetime.timezone.utc)
-    start = (now + datetime.timedelta(seconds=70)).replace(second=0, microsecond=0)
-    if (start - now).total_seconds() > 60:
-        start -= datetime.timedelta(minutes=1)
+    start = (now + datetime.timedelta(seconds=seconds + 59.999)).replace(
+        second=0, microsecond=0)
     end = start + datetime.timedelta(minutes=5)
     end_text = "24:00" if end.date() != start.date() else end.strftime("%H:%M")
     return start, "MON-SUN %s-%s" % (start.strftime("%H:%M"), end_text)
 
 
+def set_hours(conn, hours):
+    """The same hours at the fake and in the server's option."""
+    fake_config(region="us", hours=hours)
+    with conn.cursor() as cur:
+        cur.execute("SELECT srvoptions::text LIKE '%%service_hours=%%' "
+                    "FROM pg_foreign_server WHERE srvname = 'clover'")
+        verb = "SET" if cur.fetchone()[0] else "ADD"
+        cur.execute("ALTER SERVER clover OPTIONS (%s service_hours %%s)" % verb,
+                    (hours,))
+
+
 def main():
     tap = Tap()
     conn = fresh_database(DB)
-    opening, hours = next_opening()
+    # the failures are checked against an opening two hours away, so that
+    # however slowly this machine runs them, the service is still closed
     fake_reset()
-    fake_config(region="us", hours=hours)
-    with conn.cursor() as cur:
-        cur.execute("ALTER SERVER clover OPTIONS (ADD service_hours %s)", (hours,))
+    opening, hours = opening_after(2 * 3600)
+    set_hours(conn, hours)
 
     # without wait_for_service: an error at once, naming the opening
     posts_before = fake_stats()["posts"]
@@ -67,7 +78,11 @@ def main():
     tap.check(fake_stats()["posts"] == posts_before + 1,
               "wait_for_service 3s: one POST, no waiting retries")
 
-    # with it long enough: wait, then the complete answer
+    # with it long enough: wait for an opening 10 to 70 s away, then the
+    # complete answer
+    fake_reset()
+    opening, hours = opening_after(10)
+    set_hours(conn, hours)
     with conn.cursor() as cur:
         cur.execute("ALTER SERVER clover OPTIONS (SET wait_for_service '3 min')")
     del conn.notices[:]
