@@ -83,16 +83,17 @@ CloverPollHistoryInit(CloverPollHistory *h, double created_at)
  * the prediction moves out by itself; a poll at or after the predicted time
  * that finds percentComplete no higher than before (stuck at 99, stalled)
  * is a miss, and each miss in a row doubles the floor, so a wrong
- * prediction cannot keep polling at the floor.  Every wait lies within CLOVER_POLL_FLOOR_MS and
- * CLOVER_POLL_CEILING_MS (the caller also stops at export_timeout).
+ * prediction cannot keep polling at the floor.  Every wait lies within
+ * CLOVER_POLL_FLOOR_MS and CLOVER_POLL_CEILING_MS (the caller also stops at
+ * export_timeout).
  *
- * The bound: an export that runs T seconds costs at most about
- * 2.5 * log2(min(T, 20)) + 5 polls to reach the ceiling (the growing
- * interval), then T / 10 at the ceiling; one whose percentComplete rises
- * steadily costs fewer (0.5 s: 2, 3 s: 4, 15 s: 5, 40 s: 8, 600 s: 73 in
- * test_polling, test/unit/test_core.c; the old 50 ms doubling to 5 s cost
- * 4, 6, 9, 14 and 126) and is noticed DONE within about the floor, or
- * within the time it sits at 99%.
+ * The bound: never more than 4 polls a second.  Without a prediction an
+ * export that runs T seconds costs about 1.7 * log2(min(T, 20)) + 4 polls
+ * until the waits reach the ceiling, then T / 10 (stuck for 600 s: 69).  One
+ * whose percentComplete rises steadily costs fewer (0.5 s: 2, 3 s: 4, 15 s:
+ * 5, 40 s: 8, 600 s: 73 in test_polling, test/unit/test_core.c; the old
+ * 50 ms doubling to 5 s cost 4, 6, 9, 14 and 126) and is noticed DONE
+ * within about the floor, or within the time it sits at 99%.
  */
 double
 CloverNextPoll(CloverPollHistory *h, double now, bool in_progress,
