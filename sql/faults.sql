@@ -115,6 +115,12 @@ SELECT key, CASE key WHEN 'Exports Created' THEN value::int = 1
   FROM clover_explain('SELECT count(*) FROM week', '{Exports Created,Status Polls}');
 -- and never comes near Clover's 16 requests/s per token
 \! test "$("$FAKECTL" stats max_polls_per_second)" -le 8 && echo "at most 8 polls/s"
+-- polls go when percentComplete predicts DONE: a 15-second export costs at
+-- most 7 polls (50 ms doubling to 5 s cost 9)
+\! "$FAKECTL" reset
+\! "$FAKECTL" config processing_ms=15000
+SELECT count(*) = (:'e'::jsonb->>'count')::bigint AS complete FROM week;
+\! test "$("$FAKECTL" stats exports.0.polls)" -le 7 && echo "at most 7 polls"
 
 --
 -- Broken files are downloaded again once, then the query fails naming
@@ -212,6 +218,8 @@ END $$;
 \! "$FAKECTL" config queue_ms=600000
 \! "$FAKECTL" fault kind=export_status target=poll stuck=true
 SELECT count(*) FROM week;
+-- a stuck export is polled until export_timeout, on the growing interval
+\! polls="$("$FAKECTL" stats polls)"; test "$polls" -ge 5 -a "$polls" -le 8 && echo "polled 5 to 8 times in 2 s"
 -- polls answered "closed" until export_timeout: the detail says so
 \! "$FAKECTL" reset
 \! "$FAKECTL" fault kind=status target=poll status=503 count=-1 'body={"message":"Export service is only available during these hours (UTC): MON-SUN 10:00-15:00"}'

@@ -149,9 +149,24 @@ extern const char *CloverFormatServiceHours(const CloverServiceHours *hours);
  * ----------------------------------------------------------------
  */
 
-/* polling schedule of a running export */
-#define CLOVER_POLL_FIRST_MS		50
-#define CLOVER_POLL_MAX_MS			5000
+/* polling schedule of a running export (CloverNextPoll) */
+#define CLOVER_POLL_FLOOR_MS		250 /* never polled more often */
+#define CLOVER_POLL_CEILING_MS		10000	/* never a longer wait */
+#define CLOVER_POLL_MARGIN_MS		50	/* poll this long after predicted DONE */
+
+/*
+ * What the polls of one running export have seen so far; times in seconds
+ * on any monotonic clock
+ */
+typedef struct CloverPollHistory
+{
+	double		created_at;		/* when the export was created */
+	double		first_at;		/* first poll that saw IN_PROGRESS */
+	int			first_percent;	/* its percentComplete, -1 before it */
+	int			last_percent;	/* highest percentComplete seen, or -1 */
+	double		done_by;		/* earliest DONE the last poll predicted, or 0 */
+	int			misses;			/* polls in a row after done_by, no progress */
+} CloverPollHistory;
 
 /*
  * A token bucket plus a cap on requests in flight and a pause (after a
@@ -170,7 +185,9 @@ typedef struct CloverRateLimiter
 
 extern bool CloverMayCreateExport(int ahead, int running, int max_concurrent,
 								  bool prefetch_unlocked);
-extern int	CloverNextPollInterval(int interval_ms);
+extern void CloverPollHistoryInit(CloverPollHistory *h, double created_at);
+extern double CloverNextPoll(CloverPollHistory *h, double now,
+							 bool in_progress, int percent);
 extern double CloverBackoff(int attempt, double base, double cap,
 							double random);
 extern double CloverDeadlineWait(double since, double timeout, double now,

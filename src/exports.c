@@ -177,7 +177,7 @@ typedef struct CloverJob
 	char	   *export_id;
 	char	   *status;
 	int			percent;
-	int			poll_interval_ms;
+	CloverPollHistory polls;	/* for the polling schedule */
 	int			poll_failures;	/* consecutive */
 	int			create_failures;	/* POSTs that sent nothing */
 	double		busy_since;		/* first busy answer, or 0 */
@@ -952,7 +952,7 @@ handle_poll(CloverExportRun *run, CloverJob *job, CloverHttpResult *res)
 /*
  * poll_again
  *		Schedule the next poll of a PENDING or IN_PROGRESS export on the
- *		polling schedule (CloverNextPollInterval); fail once the export has
+ *		polling schedule (CloverNextPoll); fail once the export has
  *		run for export_timeout
  */
 static void
@@ -965,12 +965,15 @@ poll_again(CloverExportRun *run, CloverJob *job)
 	{
 		job->state = JOB_RUNNING;
 		job->created_at = now;
-		job->poll_interval_ms = 0;
+		CloverPollHistoryInit(&job->polls, now);
 	}
-	job->poll_interval_ms = CloverNextPollInterval(job->poll_interval_ms);
 	wait = CloverDeadlineWait(job->created_at,
-							  run->opts->export_timeout_ms / 1000.0,
-							  now, job->poll_interval_ms / 1000.0);
+							  run->opts->export_timeout_ms / 1000.0, now,
+							  CloverNextPoll(&job->polls, now,
+											 job->status &&
+											 strcmp(job->status,
+													"IN_PROGRESS") == 0,
+											 job->percent));
 	if (wait < 0)
 	{
 		CloverExportRef ref = job_ref(run, job, false);

@@ -15,6 +15,7 @@
  */
 #include "postgres_fe.h"
 
+#include <math.h>
 #include <stdarg.h>
 
 #include "clover_core.h"
@@ -313,35 +314,156 @@ test_export_concurrency(void)
 		  allowed);
 }
 
+/* how a simulated export's percentComplete moves (test_polling) */
+typedef enum SimKind
+{
+	SIM_STEADY,					/* rises evenly over run seconds */
+	SIM_SILENT,					/* stays 0 until DONE after run seconds */
+	SIM_STALL,					/* to 50 in run / 2, stalls run, then on */
+	SIM_AT_99,					/* steady, then 99 for another run seconds */
+	SIM_STUCK					/* IN_PROGRESS at 0 forever */
+} SimKind;
+
+typedef struct SimResult
+{
+	int			polls;
+	double		late;			/* from DONE to the poll that saw it */
+	double		min_wait;
+	double		max_wait;
+	bool		done;
+} SimResult;
+
+/*
+ * sim_answer
+ *		What a poll at age seconds after the creation of a simulated export
+ *		(PENDING for 0.1 s, then kind over run seconds) answers; returns
+ *		whether it is DONE, and sets *done_age to when it was
+ */
+static bool
+sim_answer(SimKind kind, double run, double age, bool *in_progress,
+		   int *percent, double *done_age)
+{
+	double		queue = 0.1;
+	double		t = age - queue;
+	double		share;
+
+	*done_age = queue + run;
+	if (kind == SIM_STALL || kind == SIM_AT_99)
+		*done_age = queue + 2 * run;
+	*in_progress = t >= 0 || kind == SIM_STUCK;
+	if (kind == SIM_STUCK)
+	{
+		*percent = 0;
+		return false;
+	}
+	if (age >= *done_age)
+		return true;
+	if (kind == SIM_STALL)
+		share = t < run / 2 ? t / run : t < 1.5 * run ? 0.5 : (t - run) / run;
+	else
+		share = t / run;
+	*percent = kind == SIM_SILENT || t < 0 ? 0 :
+		(int) Min(99.0, floor(100 * share));
+	return false;
+}
+
+/*
+ * simulate
+ *		Poll a simulated export on CloverNextPoll's schedule, with answers
+ *		taking no time, until it is DONE or timeout seconds have passed
+ */
+static SimResult
+simulate(SimKind kind, double run, double timeout)
+{
+	CloverPollHistory h;
+	SimResult	r = {0, 0, 1e9, 0, false};
+	double		created = 1000.0;
+	double		now = created;
+	double		wait;
+	bool		in_progress;
+	int			percent;
+	double		done_age;
+
+	CloverPollHistoryInit(&h, created);
+	wait = CloverNextPoll(&h, now, false, 0);	/* the POST's PENDING */
+	for (;;)
+	{
+		r.min_wait = Min(r.min_wait, wait);
+		r.max_wait = Max(r.max_wait, wait);
+		if (now + wait > created + timeout)
+			break;
+		now += wait;
+		r.polls++;
+		if (sim_answer(kind, run, now - created, &in_progress, &percent,
+					   &done_age))
+		{
+			r.done = true;
+			r.late = now - created - done_age;
+			break;
+		}
+		wait = CloverNextPoll(&h, now, in_progress, percent);
+	}
+	return r;
+}
+
 /*
  * test_polling
- *		The polling schedule: 50 ms, doubling, capped at 5 s; a ten-minute
- *		export costs about 125 polls
+ *		The polling schedule: close polls while nothing is known, then a
+ *		poll just after the DONE that percentComplete predicts; robust to a
+ *		percentComplete that stays 0, stalls or sticks at 99
  */
 static void
 test_polling(void)
 {
-	int			interval = 0;
-	int			polls = 0;
-	int64		elapsed_ms = 0;
-	int			i;
-
-	check(CloverNextPollInterval(0) == CLOVER_POLL_FIRST_MS &&
-		  CloverNextPollInterval(CLOVER_POLL_FIRST_MS) == 2 * CLOVER_POLL_FIRST_MS,
-		  "the first poll waits 50 ms, the next twice that");
-	for (i = 0; i < 30; i++)
-		interval = CloverNextPollInterval(interval);
-	check(interval == CLOVER_POLL_MAX_MS, "polling slows down to 5 s, no more");
-
-	interval = 0;
-	while (elapsed_ms < 600000)
+	static const struct
 	{
-		interval = CloverNextPollInterval(interval);
-		elapsed_ms += interval;
-		polls++;
+		double		run;
+		int			max_polls;
+		double		max_late;	/* the floor, or the time spent at 99% */
+	}			steady[] = {{0.4, 3, 0.25}, {3, 5, 0.25}, {15, 7, 0.25},
+	{40, 9, 0.25}, {600, 75, 6}};
+	CloverPollHistory h;
+	SimResult	r;
+	size_t		i;
+
+	CloverPollHistoryInit(&h, 10.0);
+	check(CloverNextPoll(&h, 10.0, false, 0) == CLOVER_POLL_FLOOR_MS / 1000.0,
+		  "the first poll comes after the floor, 250 ms");
+
+	for (i = 0; i < lengthof(steady); i++)
+	{
+		r = simulate(SIM_STEADY, steady[i].run, 3600);
+		check(r.done && r.polls <= steady[i].max_polls &&
+			  r.late <= steady[i].max_late &&
+			  r.min_wait >= CLOVER_POLL_FLOOR_MS / 1000.0 &&
+			  r.max_wait <= CLOVER_POLL_CEILING_MS / 1000.0,
+			  "a steady %.1f s export costs %d polls (at most %d), noticed DONE %.0f ms late, waits %.2f-%.2f s",
+			  steady[i].run + 0.1, r.polls, steady[i].max_polls,
+			  r.late * 1000, r.min_wait, r.max_wait);
 	}
-	check(polls >= 120 && polls <= 130,
-		  "a ten-minute export costs about 125 polls (%d)", polls);
+
+	r = simulate(SIM_STUCK, 0, 600);
+	check(!r.done && r.polls >= 60 && r.polls <= 75 &&
+		  r.max_wait == CLOVER_POLL_CEILING_MS / 1000.0,
+		  "a stuck export is polled at the 10 s ceiling until export_timeout: %d polls in 600 s",
+		  r.polls);
+
+	r = simulate(SIM_SILENT, 15, 3600);
+	check(r.done && r.polls <= 12 &&
+		  r.late <= CLOVER_POLL_CEILING_MS / 1000.0,
+		  "percentComplete stuck at 0 until DONE (15 s): the growing interval, %d polls, %.1f s late",
+		  r.polls, r.late);
+
+	r = simulate(SIM_STALL, 10, 3600);
+	check(r.done && r.polls <= 10 && r.late <= 5 &&
+		  r.min_wait >= CLOVER_POLL_FLOOR_MS / 1000.0,
+		  "a stall at 50%% (20 s export): %d polls, %.0f ms late",
+		  r.polls, r.late * 1000);
+
+	r = simulate(SIM_AT_99, 5, 3600);
+	check(r.done && r.polls <= 12 && r.late <= 5,
+		  "99%% for 5 s after the predicted DONE: misses back off, %d polls, %.1f s late",
+		  r.polls, r.late);
 }
 
 /*
