@@ -6,17 +6,23 @@
 # COPY (SELECT *), PostgreSQL's own jsonb cost on the same objects, a Python
 # loader in the style of Clover's example, LIMIT 10 and peak memory.
 # Prints medians and ratios measured side by side in this one run.  Not a
-# pass/fail test.
+# pass/fail test.  With --latency it runs test/bench/latency.py instead, on
+# the same set-up: the fake's exports take time and only a few run at once,
+# and scans, a join, a repeated query and concurrent sessions are compared
+# with the ideal schedule of their exports (a few minutes).
 #
 #   test/bench/bench.sh [--objects 200000] [--repeat 5]
 #   test/bench/bench.sh --million             (1 000 000 orders)
+#   test/bench/bench.sh --latency [--repeat 3] [--windows 6] [--slots 2] ...
 
 source "$(dirname "$0")/../lib.sh"
 
 args=()
+script=bench.py
 for a in "$@"; do
 	case "$a" in
 	--million) args+=(--objects 1000000) ;;
+	--latency) script=latency.py ;;
 	*) args+=("$a") ;;
 	esac
 done
@@ -31,4 +37,4 @@ CREATE USER MAPPING FOR CURRENT_USER SERVER clover
     OPTIONS (access_token 'test-token');
 IMPORT FOREIGN SCHEMA clover FROM SERVER clover INTO public;
 SQL
-as_pg "$PYTHON" "$WORK/src/test/bench/bench.py" "${args[@]}"
+as_pg "$PYTHON" "$WORK/src/test/bench/$script" "${args[@]}"

@@ -245,6 +245,7 @@ def run_checks(f):  # noqa: C901  (one long list of checks, in order)
         c = f.admin("GET", "config")
         want = {"region": "sandbox", "hours": None, "clock_ms": None, "clock_offset_ms": 0,
                 "end_inclusive": True, "queue_ms": 100, "processing_ms": 400,
+                "processing_objects_per_s": 0,
                 "max_concurrent_exports": 3, "objects_per_file": 1000, "shuffle": False,
                 "lag_ms": 0, "expired_status": 404, "file_host": "127.0.0.1",
                 "file_url_scheme": "http", "file_url_form": "path",
@@ -471,6 +472,31 @@ def run_checks(f):  # noqa: C901  (one long list of checks, in order)
         mids = [pc for s, pc in seen if s == "IN_PROGRESS"]
         assert mids and len(set(mids)) >= 3 and all(0 <= pc < 100 for pc in mids), mids
         eq(seen[-1], ("DONE", 100), "last poll")
+
+    @check("poll: processing_objects_per_s adds objects / rate to IN_PROGRESS")
+    def _():
+        f.fresh(queue_ms=0, processing_ms=100, processing_objects_per_s=10000,
+                max_concurrent_exports=1, end_inclusive=False,
+                merchants={MERCHANT: {"orders_per_day": 5000}})
+        f.export("ORDERS", FRI, SAT)         # the files are generated and cached
+        objects = f.expect("ORDERS", FRI, SAT)["count"]
+        need = 0.1 + objects / 10000.0       # processing_ms + objects / rate
+        assert need > 0.5, "too few objects to measure: %d" % objects
+        t0 = time.monotonic()
+        _, obj, _ = f.post("ORDERS", FRI, SAT)
+        time.sleep(need / 2)
+        _, half, _ = f.poll(obj["id"])
+        eq(half["status"], "IN_PROGRESS", "status half way")
+        assert 25 <= half["percentComplete"] <= 75, "percent half way: %r" % half
+        eq(f.post("ORDERS", FRI, SAT)[0], 503, "its slot is taken while it processes")
+        done = f.wait(obj["id"])
+        took = time.monotonic() - t0
+        eq(done["status"], "DONE")
+        assert need <= took < need + 2, "DONE after %.2f s, want %.2f s" % (took, need)
+        f.admin("POST", "config", {"processing_objects_per_s": 0})
+        t0 = time.monotonic()
+        f.export("ORDERS", FRI, SAT)
+        assert time.monotonic() - t0 < need, "rate 0: processing_ms alone"
 
     @check("poll: DONE has availableUntil = fake now + 24 h and exportUrls")
     def _():

@@ -21,6 +21,7 @@ DEFAULTS = {
     "end_inclusive": True,
     "queue_ms": 100,
     "processing_ms": 400,
+    "processing_objects_per_s": 0,  # 0 = the processing time is processing_ms alone
     "max_concurrent_exports": 3,
     "objects_per_file": 1000,
     "shuffle": False,
@@ -161,6 +162,7 @@ _SCALARS = {
     "end_inclusive": _bool,
     "queue_ms": _int(0),
     "processing_ms": _int(0),
+    "processing_objects_per_s": _int(0),
     "max_concurrent_exports": _int(0),
     "objects_per_file": _objects_per_file,
     "shuffle": _bool,

@@ -4,9 +4,9 @@ Life cycle (real elapsed time, so tests stay fast; the fake clock only
 stamps createdTime/modifiedTime/availableUntil):
 
     PENDING      for queue_ms after the POST, percentComplete 0
-    IN_PROGRESS  percentComplete = min(time share of processing_ms, share
-                 of the file generation done), at most 99
-    DONE         once processing_ms has passed AND the files are written:
+    IN_PROGRESS  percentComplete = min(time share of the processing time,
+                 share of the file generation done), at most 99
+    DONE         once the processing time has passed AND the files are written:
                  percentComplete 100, availableUntil = fake now + 24 h,
                  exportUrls.elements = one pre-signed URL per file (an empty
                  list when the export holds no object)
@@ -14,6 +14,11 @@ stamps createdTime/modifiedTime/availableUntil):
 A poll fault (kind export_status) can freeze an export in another status
 ("FAILED", ...) or keep it IN_PROGRESS forever; a generation error turns it
 FAILED.  Both are not running any more, except the "stuck" IN_PROGRESS.
+
+The processing time is processing_ms, plus objects / processing_objects_per_s
+seconds when that rate is set (not 0): Clover takes longer for a larger
+window.  Until the files are all generated, the object count in it is
+estimated from the share generated so far.
 
 Files: the content of an export is fully determined by a ContentSpec (seed,
 merchant, volume, type, effective half-open time range, objects per file,
@@ -73,6 +78,7 @@ class FileSet:
         self.objects = 0
         self.buckets_total = Generator.bucket_count(spec.lo, spec.hi)
         self.buckets_done = 0
+        self.generated = 0       # objects generated so far (files or not)
         self.error = None
         self.done = threading.Event()
 
@@ -114,6 +120,7 @@ class FileCache:
         fs.files = [(os.path.join(fs.dir, name), n, size) for name, n, size in manifest["files"]]
         fs.objects = manifest["objects"]
         fs.buckets_done = fs.buckets_total
+        fs.generated = fs.objects
         fs.done.set()
         return True
 
@@ -125,6 +132,7 @@ class FileCache:
             for objs in self.gen.window(spec.kind, spec.merchant, spec.orders_per_day,
                                         spec.lo, spec.hi):
                 pending.extend(_encode(o).encode() for o in objs)
+                fs.generated += len(objs)
                 if not spec.shuffle:
                     while len(pending) >= spec.per_file:
                         self._write(fs, pending[:spec.per_file])
@@ -171,7 +179,8 @@ class Export:
     """One export job as Clover reports it."""
 
     def __init__(self, eid, merchant, kind, start, end, now_ms, fileset,
-                 queue_ms, processing_ms, file_base, url_form="path", url_prefix=""):
+                 queue_ms, processing_ms, file_base, url_form="path", url_prefix="",
+                 objects_per_s=0):
         self.id = eid
         self.merchant = merchant
         self.kind = kind
@@ -181,6 +190,7 @@ class Export:
         self.fileset = fileset
         self.queue_ms = queue_ms
         self.processing_ms = processing_ms
+        self.objects_per_s = objects_per_s  # config processing_objects_per_s
         self.file_base = file_base   # "http://host:port" of the file host
         self.url_form = url_form     # "path" or "query" (config file_url_form)
         self.url_prefix = url_prefix  # config file_url_query_prefix
@@ -204,7 +214,8 @@ class Export:
         if fs.error:
             status = "FAILED"
         else:
-            share = (elapsed - self.queue_ms) / self.processing_ms if self.processing_ms else 1.0
+            needed = self.processing_time_ms()
+            share = (elapsed - self.queue_ms) / needed if needed else 1.0
             if share >= 1 and fs.done.is_set():
                 status, percent = "DONE", 100
                 self.available_until = now_ms + DAY_MS
@@ -212,6 +223,18 @@ class Export:
                 percent = max(percent, min(99, int(100 * min(share, fs.progress()))))
         if (status, percent) != (self.status, self.percent):
             self.status, self.percent, self.modified_ms = status, percent, now_ms
+
+    def processing_time_ms(self):
+        """How long the export stays IN_PROGRESS at least: processing_ms,
+        plus its objects at objects_per_s (estimated while generating)."""
+        if not self.objects_per_s:
+            return self.processing_ms
+        fs = self.fileset
+        objects = fs.generated
+        if not fs.done.is_set():
+            done = fs.buckets_done / max(1, fs.buckets_total)
+            objects = objects / done if done else 0
+        return self.processing_ms + 1000.0 * objects / self.objects_per_s
 
     def force(self, rule, now_ms):
         """Apply an export_status fault: freeze in rule's status, or stuck."""

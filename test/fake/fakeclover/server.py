@@ -284,7 +284,8 @@ class Fake:
                             cfg["queue_ms"], cfg["processing_ms"],
                             "%s://%s:%d" % (cfg["file_url_scheme"], cfg["file_host"],
                                             self.file_port),
-                            cfg["file_url_form"], cfg["file_url_query_prefix"])
+                            cfg["file_url_form"], cfg["file_url_query_prefix"],
+                            cfg["processing_objects_per_s"])
             self.exports[eid] = export
             self.stats["exports_created"] += 1
             self.stats["max_running_exports"] = max(self.stats["max_running_exports"], running + 1)
