@@ -229,3 +229,19 @@ keep_running() {
 psql_pg() {
 	as_pg "$PGBIN/psql" -X -v ON_ERROR_STOP=1 "$@"
 }
+
+# create_clover_tables MERCHANT [psql args...]: the extension, a server on
+# the fake for MERCHANT, the postgres user's mapping and the imported tables,
+# in the database the psql args name (the benchmarks' common set-up)
+create_clover_tables() {
+	local merchant=$1
+	shift
+	psql_pg -q -v api="$FAKE_CLOVER_API" -v merchant="$merchant" "$@" <<'SQL'
+CREATE EXTENSION clover_export_fdw;
+CREATE SERVER clover FOREIGN DATA WRAPPER clover_export_fdw
+    OPTIONS (region 'sandbox', merchant_id :'merchant', base_url :'api');
+CREATE USER MAPPING FOR CURRENT_USER SERVER clover
+    OPTIONS (access_token 'test-token');
+IMPORT FOREIGN SCHEMA clover FROM SERVER clover INTO public;
+SQL
+}

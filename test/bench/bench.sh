@@ -29,12 +29,5 @@ done
 
 start_everything --with python3-requests "shared_buffers = '1GB'" "work_mem = '64MB'"
 as_pg "$PGBIN/createdb" bench
-as_pg "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -d bench -v api="$FAKE_CLOVER_API" <<'SQL'
-CREATE EXTENSION clover_export_fdw;
-CREATE SERVER clover FOREIGN DATA WRAPPER clover_export_fdw
-    OPTIONS (region 'sandbox', merchant_id 'BENCHMERCHANT', base_url :'api');
-CREATE USER MAPPING FOR CURRENT_USER SERVER clover
-    OPTIONS (access_token 'test-token');
-IMPORT FOREIGN SCHEMA clover FROM SERVER clover INTO public;
-SQL
+create_clover_tables BENCHMERCHANT -d bench
 as_pg "$PYTHON" "$WORK/src/test/bench/$script" "${args[@]}"

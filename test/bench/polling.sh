@@ -38,16 +38,9 @@ install_tree() {
 	make -C "$1" -s install PG_CONFIG="$PG_CONFIG" >/dev/null
 }
 
-as_pg "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -v api="$FAKE_CLOVER_API" <<'SQL'
-CREATE EXTENSION clover_export_fdw;
-CREATE SERVER clover FOREIGN DATA WRAPPER clover_export_fdw
-    OPTIONS (region 'sandbox', merchant_id '6E72X1BW38A7T', base_url :'api');
-CREATE USER MAPPING FOR CURRENT_USER SERVER clover
-    OPTIONS (access_token 'test-token');
-IMPORT FOREIGN SCHEMA clover FROM SERVER clover INTO public;
-CREATE VIEW day AS SELECT * FROM clover_orders
- WHERE created_time >= '2024-01-01' AND created_time < '2024-01-02';
-SQL
+create_clover_tables 6E72X1BW38A7T
+psql_pg -q -c "CREATE VIEW day AS SELECT * FROM clover_orders
+ WHERE created_time >= '2024-01-01' AND created_time < '2024-01-02'"
 
 # measure LENGTH: "polls late_ms"
 measure() {
