@@ -8,6 +8,7 @@ FAKE_CLOVER_API/FAKE_CLOVER_ADMIN), prints one "ok - name" or
 
 import json
 import os
+import socket
 import sys
 import time
 import urllib.request
@@ -111,6 +112,27 @@ def set_token(conn, token):
         cur.execute("ALTER USER MAPPING FOR CURRENT_USER SERVER clover "
                     "OPTIONS (SET access_token %s)", (token,))
         cur.execute("RESET log_statement")
+
+
+def log_position():
+    """Where the server log ends now: pass it to log_since later."""
+    return os.path.getsize(SERVER_LOG)
+
+
+def log_since(start):
+    """The server log's text written since log_position() gave start."""
+    with open(SERVER_LOG, "rb") as f:
+        f.seek(start)
+        return f.read().decode("utf-8", "replace")
+
+
+def free_port():
+    """A local TCP port with nothing listening (bound, then released)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
 
 
 def run_timed(conn, sql):

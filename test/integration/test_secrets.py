@@ -27,9 +27,9 @@ import random
 import string
 import urllib.request
 
-from common import (API, MERCHANT, SERVER_LOG, Tap, fake_clear_faults,
-                    fake_config, fake_fault, fake_reset, fake_stats,
-                    fresh_database, run_seen, set_token)
+from common import (API, MERCHANT, Tap, fake_clear_faults, fake_config,
+                    fake_fault, fake_reset, fake_stats, fresh_database,
+                    log_position, log_since, run_seen, set_token)
 
 DB = "itest_secrets"
 FRAGMENT = 12
@@ -244,7 +244,7 @@ def main():
     tap.note("RANDOM_SEED=%d" % seed)
     rng = random.Random(seed)
     token = "".join(rng.choice(string.ascii_letters + string.digits) for _ in range(48))
-    log_start = os.path.getsize(SERVER_LOG)
+    log_start = log_position()
     conn = fresh_database(DB, "max_retries '0', busy_timeout '0', "
                               "request_timeout '2s'")
     set_token(conn, token)
@@ -263,9 +263,7 @@ def main():
               % (FRAGMENT, r.cases),
               "%d leaks, e.g. %s" % (len(r.leaks), r.leaks[:3]))
 
-    with open(SERVER_LOG, "rb") as f:
-        f.seek(log_start)
-        log = f.read().decode("utf-8", "replace")
+    log = log_since(log_start)
     tap.check("Clover" in log and "DEBUG" in log, "the server log has our errors and DEBUG lines")
     bad = [line for line in log.splitlines() if r.secrets.leak(line)]
     tap.check(not bad, "no token or signature (or %d characters of one) in the server "

@@ -15,14 +15,13 @@ where they belong.
 
 import json
 import os
-import socket
 import subprocess
 import tempfile
 import time
 
-from common import (MERCHANT, SERVER_LOG, Tap, connect, fake_config,
-                    fake_fault, fake_reset, fake_stats, fresh_database,
-                    open_handles, run_seen, set_token)
+from common import (MERCHANT, Tap, connect, fake_config, fake_fault,
+                    fake_reset, fake_stats, fresh_database, log_position,
+                    log_since, open_handles, run_seen, set_token)
 
 DB = "itest_security"
 TOKEN = "tok-SECRET-5f2b9c1e77"
@@ -104,9 +103,7 @@ def workload(tap, conn, seen):
 
 
 def check_logs(tap, seen, log_start):
-    with open(SERVER_LOG, "rb") as f:
-        f.seek(log_start)
-        log = f.read().decode("utf-8", "replace")
+    log = log_since(log_start)
     tap.check("clover_export_fdw:" in log and "DEBUG" in log,
               "the server log has our DEBUG lines (the check below means something)")
     tap.check(TOKEN not in log, "the token is in no server log line (debug5)")
@@ -119,14 +116,6 @@ def check_logs(tap, seen, log_start):
     for marker in SIGNATURE_MARKERS:
         tap.check(marker not in client,
                   "no file URL query string (%s) in what the client saw" % marker)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def tls_tests(tap, conn):
@@ -232,7 +221,7 @@ def non_superuser(tap, conn):
 
 def main():
     tap = Tap()
-    log_start = os.path.getsize(SERVER_LOG)
+    log_start = log_position()
     conn = fresh_database(DB)
     set_token(conn, TOKEN)
     seen = []

@@ -12,11 +12,10 @@ started, counted in the server log, and the count the detail states) and
 the message; the elapsed time is only printed.
 """
 
-import os
 import re
-import socket
 
-from common import SERVER_LOG, Tap, backend_pid, fake_reset, fake_stats, fresh_database, run_timed
+from common import (Tap, backend_pid, fake_reset, fake_stats, free_port,
+                    fresh_database, log_position, log_since, run_timed)
 
 DB = "itest_unreachable"
 WEEK = ("SELECT count(*) FROM clover_orders "
@@ -27,21 +26,9 @@ ATTEMPT_LINE = "clover_export_fdw: creating ORDERS export for window 1 of 1"
 MAX_ATTEMPTS = 3
 
 
-def closed_port():
-    """A local TCP port with nothing listening (bound, then released)."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def attempts_in_log(start, pid):
     """POSTs backend pid started since byte start of the server log."""
-    with open(SERVER_LOG, "rb") as f:
-        f.seek(start)
-        text = f.read().decode("utf-8", "replace")
-    return sum(1 for line in text.splitlines()
+    return sum(1 for line in log_since(start).splitlines()
                if ("[%d]" % pid) in line and ATTEMPT_LINE in line)
 
 
@@ -49,7 +36,7 @@ def unreachable(tap, conn, what, base_url):
     with conn.cursor() as cur:
         cur.execute("ALTER SERVER clover OPTIONS (SET base_url %s)", (base_url,))
     fake_reset()
-    log_start = os.path.getsize(SERVER_LOG)
+    log_start = log_position()
     err, secs = run_timed(conn, WEEK)
     logged = attempts_in_log(log_start, backend_pid(conn))
     if err is None:
@@ -86,7 +73,7 @@ def main():
     with conn.cursor() as cur:
         cur.execute("SET log_min_messages = debug1")
     unreachable(tap, conn, "nothing listening",
-                "http://127.0.0.1:%d" % closed_port())
+                "http://127.0.0.1:%d" % free_port())
     unreachable(tap, conn, "unknown host", "http://clover-api.invalid")
     conn.close()
     fake_reset()
