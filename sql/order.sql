@@ -166,6 +166,13 @@ SELECT id FROM orders_dom
  WHERE created_time >= '2024-01-01' AND created_time < '2024-04-01'
  ORDER BY created_time DESC LIMIT 5;
 
+-- EXPLAIN ANALYZE shows the windows as they ran: newest first
+SELECT * FROM clover_explain($$
+SELECT id FROM clover_orders
+ WHERE created_time >= '2024-01-01' AND created_time < '2024-04-01'
+ ORDER BY created_time DESC LIMIT 100000$$,
+    '{Export Windows,Window Edges,Exports Created}');
+
 DROP FUNCTION same_as_copy(text);
 DROP TABLE copy;
 DROP FOREIGN TABLE orders_sec, orders_ts, orders_dom;

@@ -17,14 +17,15 @@ CREATE USER MAPPING FOR CURRENT_USER SERVER clover
 IMPORT FOREIGN SCHEMA clover FROM SERVER clover INTO public;
 
 -- clover_explain(query, keys): chosen properties of the foreign scans of an
--- EXPLAIN ANALYZE, so that tests show what Clover was asked without timings
+-- EXPLAIN (ANALYZE, VERBOSE), so that tests show what Clover was asked
+-- without timings
 CREATE FUNCTION clover_explain(query text, keys text[])
 RETURNS TABLE (node int, key text, value text)
 LANGUAGE plpgsql AS $$
 DECLARE
     plan jsonb;
 BEGIN
-    EXECUTE 'EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF, FORMAT JSON) '
+    EXECUTE 'EXPLAIN (ANALYZE, VERBOSE, COSTS OFF, TIMING OFF, SUMMARY OFF, FORMAT JSON) '
         || query INTO plan;
     RETURN QUERY
     WITH RECURSIVE nodes(n, p) AS (

@@ -485,7 +485,7 @@ CloverReportApiFailure(const CloverExportRef *ref, const CloverHttpResult *res,
 				 errdetail("%s for the %s window %s never reached Clover: %s%s.",
 						   request, CloverExportTypeName(opts->export_type),
 						   CloverWindowText(ref->window), why, tries),
-				 res->unreachable ?
+				 (res->unreachable && !ref->host_answered) ?
 				 errhint("No connection could be made, so nothing was sent and no export was created. Check the options base_url and region of server \"%s\", and this host's network and DNS.",
 						 opts->server_name) :
 				 errhint("Nothing was sent, so no export was created. Check the connection to Clover (the options base_url, connect_timeout and ca_file of server \"%s\"), or raise max_retries (now %d).",

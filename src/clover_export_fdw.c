@@ -927,15 +927,23 @@ start_scan(ForeignScanState *node, CloverFdwScanState *fsstate)
 	 * under LIMIT 0: here it was -infinity.
 	 */
 	if (!fsstate->range.has_lo)
+	{
+		const char *col = fsstate->timecol.attno == InvalidAttrNumber ?
+			"created_time" :
+			NameStr(TupleDescAttr(RelationGetDescr(fsstate->rel),
+								  fsstate->timecol.attno - 1)->attname);
+
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_DYNAMIC_PARAMETER_VALUE_NEEDED),
-				 errmsg("foreign table \"%s\" needs a lower bound on created_time",
-						fsstate->opts->table_name),
+				 errmsg("foreign table \"%s\" needs a lower bound on %s",
+						fsstate->opts->table_name, col),
 				 has_lower_kind(fsstate->bound_kinds) ?
 				 errdetail("The query's lower bound is -infinity, and the table has no option history_start.") :
 				 errdetail("Every Clover export needs a start time, and the table has no option history_start."),
-				 errhint("Add a condition such as \"WHERE created_time >= now() - interval '30 days'\", or set a default with ALTER FOREIGN TABLE %s OPTIONS (ADD history_start '2023-01-01 00:00+00').",
+				 errhint("Add a condition such as \"WHERE %s >= now() - interval '30 days'\", or set a default with ALTER FOREIGN TABLE %s OPTIONS (ADD history_start '2023-01-01 00:00+00').",
+						 quote_identifier(col),
 						 quote_identifier(fsstate->opts->table_name))));
+	}
 
 	old = MemoryContextSwitchTo(fsstate->scan_cxt);
 	if (fsstate->by_days)
@@ -1247,12 +1255,9 @@ cloverEndForeignScan(ForeignScanState *node)
  * the windows meet (where Clover's rows outside a window are skipped).
  */
 static void
-explain_windows(CloverFdwScanState *fsstate, const CloverRange *range,
+explain_windows(const CloverRange *range, const CloverWindow *w, int n,
 				ExplainState *es)
 {
-	CloverWindow *w;
-	int			n;
-
 	if (range->empty)
 	{
 		ExplainPropertyText("Time Range", "empty (no export)", es);
@@ -1266,15 +1271,19 @@ explain_windows(CloverFdwScanState *fsstate, const CloverRange *range,
 		return;
 	}
 	ExplainPropertyText("Time Range", CloverRangeText(range), es);
-	w = CloverSplitRange(range, &n);
 	ExplainPropertyInteger("Export Windows", NULL, n, es);
 	if (es->verbose && n > 1)
 	{
+		TimestampTz first = w[0].lo;
 		List	   *edges = NIL;
 		int			i;
 
+		/* every window's start but the earliest, in the order they ran */
 		for (i = 1; i < n; i++)
-			edges = lappend(edges, CloverFormatUtc(w[i].lo));
+			first = Min(first, w[i].lo);
+		for (i = 0; i < n; i++)
+			if (w[i].lo != first)
+				edges = lappend(edges, CloverFormatUtc(w[i].lo));
 		ExplainPropertyList("Window Edges", edges, es);
 	}
 }
@@ -1382,8 +1391,10 @@ cloverExplainForeignScan(ForeignScanState *node, ExplainState *es)
 							es);
 	}
 
+	/* once started, the windows that ran (whole days, newest first, ...) */
 	if (fsstate->started)
-		explain_windows(fsstate, &fsstate->range, es);
+		explain_windows(&fsstate->range, fsstate->windows, fsstate->nwindows,
+						es);
 	else if (contain_param((Node *) fsplan->fdw_exprs, NULL))
 		ExplainPropertyText("Time Range", "computed at execution", es);
 	else
@@ -1391,8 +1402,13 @@ cloverExplainForeignScan(ForeignScanState *node, ExplainState *es)
 		/* constants and stable functions: shown before execution */
 		CloverRange range;
 
+		CloverWindow *w = NULL;
+		int			n = 0;
+
 		compute_range(node, fsstate, &range);
-		explain_windows(fsstate, &range, es);
+		if (range.has_lo && !range.empty)
+			w = CloverSplitRange(&range, &n);
+		explain_windows(&range, w, n, es);
 	}
 
 	if (es->analyze)

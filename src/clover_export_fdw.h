@@ -348,6 +348,7 @@ typedef struct CloverExportRef
 	const CloverWindow *window;
 	const char *export_id;		/* NULL until Clover named it */
 	bool		is_create;		/* the request was the POST */
+	bool		host_answered;	/* the API host has answered this scan */
 } CloverExportRef;
 
 extern char *CloverFormatDuration(double secs);

@@ -294,6 +294,7 @@ job_ref(CloverExportRun *run, CloverJob *job, bool is_create)
 	ref.window = job->window;
 	ref.export_id = job->export_id;
 	ref.is_create = is_create;
+	ref.host_answered = run->api_answered;
 	return ref;
 }
 

@@ -607,6 +607,8 @@ scan_list(SplitState *s)
 		rows->elem_end[r] = (uint32) s->pos;
 		rows->nelems++;
 		s->cur = objslots;
+		/* one object's list may be as long as the file */
+		CHECK_FOR_INTERRUPTS();
 	} while ((more = scan_separator(s, ']', "array")) > 0);
 	s->depth--;
 	return more == 0;
