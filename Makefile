@@ -12,6 +12,7 @@ OBJS = \
 	src/clover_export_fdw.o \
 	src/exports.o \
 	src/http.o \
+	src/import_schema.o \
 	src/json_lex.o \
 	src/json_split.o \
 	src/jsonb_build.o \
@@ -19,6 +20,9 @@ OBJS = \
 	src/pacing.o \
 	src/row_convert.o \
 	src/row_plan.o \
+	src/scan_exec.o \
+	src/scan_explain.o \
+	src/scan_plan.o \
 	src/service_hours.o \
 	src/sorted_scan.o \
 	src/statement_exports.o \

@@ -6,7 +6,12 @@
  * The wrapper is split by responsibility, and each file talks to the others
  * only through the declarations below:
  *
- *	clover_export_fdw.c  FDW callbacks, EXPLAIN, IMPORT FOREIGN SCHEMA
+ *	clover_export_fdw.c  the handler and the SQL-callable functions
+ *	scan_plan.c			 planner callbacks: estimates, paths, the plan
+ *	scan_exec.c			 executor callbacks: windows, the run, rows,
+ *						 rescans
+ *	scan_explain.c		 EXPLAIN and EXPLAIN ANALYZE of a scan
+ *	import_schema.c		 IMPORT FOREIGN SCHEMA
  *	options.c			 _PG_init, GUCs, regions, option validation and
  *						 merged option lookup
  *	time_quals.c		 which quals bound the time column (planner)
@@ -47,11 +52,13 @@
 #include "clover_core.h"
 #include "datatype/timestamp.h"
 #include "executor/tuptable.h"
+#include "foreign/fdwapi.h"
 #include "lib/stringinfo.h"
 #include "nodes/bitmapset.h"
 #include "nodes/pathnodes.h"
 #include "utils/palloc.h"
 #include "utils/relcache.h"
+#include "utils/tuplestore.h"
 
 /* the JSON key Clover's export windows filter on */
 #define CLOVER_TIME_KEY				"createdTime"
@@ -539,5 +546,124 @@ extern void CloverWindowSortPerform(CloverWindowSort *ws,
 extern bool CloverWindowSortNext(CloverWindowSort *ws, TupleTableSlot *slot,
 								 CloverExportRun *run);
 extern void CloverWindowSortReset(CloverWindowSort *ws);
+
+/* ----------------------------------------------------------------
+ *		The scan: scan_plan.c, scan_exec.c, scan_explain.c and
+ *		import_schema.c, the callbacks of clover_export_fdw.c's handler,
+ *		and what they share
+ * ----------------------------------------------------------------
+ */
+
+/* In a plan's list of bound kinds: the bound is on the column's date */
+#define PLAN_BOUND_ON_DATE			0x100
+
+/*
+ * ForeignScan's fdw_private; fdw_exprs holds the bound values, in the
+ * order of FdwScanPrivateBoundKinds
+ */
+enum FdwScanPrivateIndex
+{
+	FdwScanPrivateBoundKinds,	/* IntList of CloverBoundKind */
+	FdwScanPrivateRetrievedAttrs,	/* IntList of attnums to fill */
+	FdwScanPrivateTimeAttno,	/* Integer: the time column, or 0 */
+	FdwScanPrivateSortDir		/* Integer: rows by the time column, 1
+								 * ascending, -1 descending; 0 unsorted */
+};
+
+/*
+ * Execution state of a scan, in node->fdw_state
+ */
+typedef struct CloverFdwScanState
+{
+	Relation	rel;
+	CloverFdwOptions *opts;
+	Oid			userid;
+	CloverTimeColumn timecol;
+	List	   *bound_kinds;
+	List	   *bound_states;	/* ExprStates of the bound values */
+	List	   *bound_types;	/* their types */
+	CloverRowPlan *row_plan;
+
+	MemoryContext scan_cxt;		/* the run and the windows */
+	MemoryContext file_cxt;		/* reset per file */
+	MemoryContext row_cxt;		/* reset per row */
+
+	/* set when the scan starts */
+	bool		started;
+	bool		by_days;		/* bounds change per rescan: whole days */
+	CloverRange range;
+	CloverWindow *windows;
+	int			nwindows;
+	char	   *token;
+	CloverExportRun *run;
+
+	/* the file being converted */
+	CloverFile	file;
+	CloverFileRows *rows;
+	int			nrows;
+	int			next_row;
+	int			rows_since_pump;
+
+	/* a sorted scan: its windows' sort (sorted_scan.c), else NULL */
+	CloverWindowSort *sort;
+	bool		descending;
+
+	/*
+	 * Rows kept for rescans with unchanged parameters (the inner side of a
+	 * nested loop, a subplan): with EXEC_FLAG_REWIND the rows go into a
+	 * tuplestore (which spills to disk past work_mem), and a rescan reads
+	 * them again instead of creating new exports.
+	 */
+	Tuplestorestate *cache;
+	TupleTableSlot *cache_slot;
+	bool		replaying;		/* reading the cache, not the run */
+	bool		run_finished;	/* the run has returned its last row */
+
+	/* for EXPLAIN ANALYZE: this scan's rows, and runs already destroyed */
+	CloverScanStats stats;
+} CloverFdwScanState;
+
+struct ExplainState;
+
+/* scan_plan.c */
+extern void cloverGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel,
+									Oid foreigntableid);
+extern void cloverGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel,
+								  Oid foreigntableid);
+extern ForeignScan *cloverGetForeignPlan(PlannerInfo *root,
+										 RelOptInfo *baserel,
+										 Oid foreigntableid,
+										 ForeignPath *best_path,
+										 List *tlist, List *scan_clauses,
+										 Plan *outer_plan);
+extern void clover_time_column_of(Relation rel, AttrNumber attno,
+								  CloverTimeColumn *timecol);
+
+/*
+ * history_start_of
+ *		The table's history_start, or NULL if it has none
+ */
+static inline const TimestampTz *
+history_start_of(const CloverFdwOptions *opts)
+{
+	return opts->has_history_start ? &opts->history_start : NULL;
+}
+
+/* scan_exec.c */
+extern void cloverBeginForeignScan(ForeignScanState *node, int eflags);
+extern TupleTableSlot *cloverIterateForeignScan(ForeignScanState *node);
+extern void cloverReScanForeignScan(ForeignScanState *node);
+extern void cloverEndForeignScan(ForeignScanState *node);
+extern void clover_compute_range(ForeignScanState *node,
+								 CloverFdwScanState *fsstate,
+								 CloverRange *range);
+
+/* scan_explain.c */
+extern void cloverExplainForeignScan(ForeignScanState *node,
+									 struct ExplainState *es);
+
+/* import_schema.c */
+extern List *cloverImportForeignSchema(ImportForeignSchemaStmt *stmt,
+									   Oid serverOid);
 
 #endif							/* CLOVER_EXPORT_FDW_H */
