@@ -10,6 +10,8 @@ OBJS = \
 	src/api_json.o \
 	src/clover_errors.o \
 	src/clover_export_fdw.o \
+	src/export_answers.o \
+	src/export_progress.o \
 	src/exports.o \
 	src/http.o \
 	src/import_schema.o \

@@ -16,8 +16,12 @@
  *						 merged option lookup
  *	time_quals.c		 which quals bound the time column (planner)
  *	time_range.c		 evaluated bounds -> half-open range of createdTime
- *	exports.c			 runs a scan's exports: jobs, scheduling, polling,
- *						 downloads, retries and Clover's rules
+ *	exports.c			 runs a scan's exports: jobs, scheduling, requests,
+ *						 files handed out; lists Clover's rules
+ *	export_answers.c	 acts on Clover's answers: waits, retries, polls,
+ *						 exports created again
+ *	export_progress.c	 progress NOTICEs of a run
+ *						 (these three share export_run.h, private to them)
  *	sorted_scan.c		 scans ordered by the time column: pathkeys, costs,
  *						 windows in either direction, each sorted locally
  *	statement_exports.c	 per statement: completed exports served again to
