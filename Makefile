@@ -10,8 +10,11 @@ OBJS = \
 	src/api_json.o \
 	src/clover_errors.o \
 	src/clover_export_fdw.o \
+	src/cluster_state.o \
 	src/export_answers.o \
 	src/export_progress.o \
+	src/export_registry.o \
+	src/export_slots.o \
 	src/exports.o \
 	src/http.o \
 	src/import_schema.o \
@@ -20,6 +23,7 @@ OBJS = \
 	src/jsonb_build.o \
 	src/options.o \
 	src/pacing.o \
+	src/registry_sql.o \
 	src/row_convert.o \
 	src/row_plan.o \
 	src/scan_exec.o \
@@ -33,7 +37,7 @@ OBJS = \
 	src/windows.o
 
 EXTENSION = clover_export_fdw
-DATA = sql/clover_export_fdw--1.0.sql
+DATA = sql/clover_export_fdw--1.0.sql sql/clover_export_fdw--1.0--1.1.sql
 PGFILEDESC = "clover_export_fdw - foreign data wrapper for Clover's export API"
 
 REGRESS = setup options import scan types edges bounds errors prepared joins planner order rescans faults rows_review line_items

@@ -13,7 +13,7 @@ CREATE SERVER opt_all FOREIGN DATA WRAPPER clover_export_fdw OPTIONS (
     service_hours 'MON-FRI 10:00-15:00, SAT 10:00-13:00',
     wait_for_service '2 hours', busy_timeout '5 min', export_timeout '1 hour',
     max_concurrent_exports '2', max_parallel_downloads '8',
-    connect_timeout '5s', request_timeout '30s', max_retries '3',
+    reuse_exports '30 min', connect_timeout '5s', request_timeout '30s', max_retries '3',
     ca_file '/etc/ssl/certs/ca-certificates.crt');
 SELECT srvname, array_length(srvoptions, 1) FROM pg_foreign_server
  WHERE srvname = 'opt_all';
@@ -82,6 +82,10 @@ CREATE SERVER opt_bad FOREIGN DATA WRAPPER clover_export_fdw
 CREATE SERVER opt_bad FOREIGN DATA WRAPPER clover_export_fdw
     OPTIONS (max_parallel_downloads 'four');
 CREATE SERVER opt_bad FOREIGN DATA WRAPPER clover_export_fdw
+    OPTIONS (reuse_exports 'a while');
+CREATE SERVER opt_bad FOREIGN DATA WRAPPER clover_export_fdw
+    OPTIONS (reuse_exports '-10 min');
+CREATE SERVER opt_bad FOREIGN DATA WRAPPER clover_export_fdw
     OPTIONS (request_timeout '0');
 CREATE SERVER opt_bad FOREIGN DATA WRAPPER clover_export_fdw
     OPTIONS (export_timeout '0');
@@ -119,6 +123,9 @@ ALTER FOREIGN TABLE opt_orders OPTIONS (ADD merchant_id 'AAAAAAAAAAAAA',
     ADD history_start '2024-06-01 00:00+00');
 ALTER FOREIGN TABLE opt_orders OPTIONS (SET merchant_id 'not valid!');
 ALTER FOREIGN TABLE opt_orders OPTIONS (SET merchant_id 'abc');
+-- so may reuse_exports ('0': never reuse an export for this table)
+ALTER FOREIGN TABLE opt_orders OPTIONS (ADD reuse_exports '0');
+ALTER FOREIGN TABLE opt_orders OPTIONS (SET reuse_exports '25 days');
 
 -- columns
 ALTER FOREIGN TABLE opt_orders ALTER COLUMN id OPTIONS (json_path 'id');

@@ -8,7 +8,8 @@
  * program test/unit/test_core.c, which checks it without a server:
  *
  *	windows.c			 a range of createdTime -> export windows of at most
- *						 30 days; epoch milliseconds <-> TimestampTz
+ *						 30 days, around exports that cover parts of it;
+ *						 epoch milliseconds <-> TimestampTz
  *	service_hours.c		 Clover's service hours calendar
  *	pacing.c			 when the next request may go: which export may be
  *						 created, the polling schedule, the API rate
@@ -112,6 +113,10 @@ extern void CloverWholeDays(TimestampTz lo, TimestampTz hi, TimestampTz limit,
 							TimestampTz *day_lo, TimestampTz *day_hi);
 extern void CloverClipWindows(CloverWindow *windows, int64 nwindows,
 							  TimestampTz lo, TimestampTz hi);
+extern int64 CloverCoverMaxPieces(TimestampTz lo, TimestampTz hi, int nspans);
+extern int	CloverCoverRange(TimestampTz lo, TimestampTz hi, TimestampTz limit,
+							 const CloverWindow *spans, int nspans,
+							 CloverWindow *out, int *source);
 
 /* ----------------------------------------------------------------
  *		service_hours.c

@@ -105,6 +105,7 @@ typedef struct CloverFdwOptions
 	int			export_timeout_ms;	/* PENDING/IN_PROGRESS at most this */
 	int			max_concurrent_exports;
 	int			max_exports_per_statement;	/* created by one statement */
+	int			reuse_exports_ms;	/* use exports at most this old; 0 never */
 
 	/* transfers */
 	int			max_parallel_downloads;
@@ -119,6 +120,7 @@ typedef struct CloverFdwOptions
 
 extern CloverFdwOptions *CloverGetOptions(Oid foreigntableid);
 extern char *CloverGetAccessToken(Oid serverid, Oid userid);
+extern List *CloverServerMerchants(Oid serverid, char **api_base);
 extern List *CloverColumnJsonKeys(Oid relid, AttrNumber attnum,
 								  const char *attname, bool *from_parent);
 extern char *CloverTableRowsFrom(Oid relid);
@@ -204,6 +206,10 @@ extern void CloverRangeFinish(CloverRange *range,
 extern CloverWindow *CloverSplitRange(const CloverRange *range, int *nwindows);
 extern CloverWindow *CloverSplitRangeByDays(const CloverRange *range,
 											TimestampTz limit, int *nwindows);
+extern CloverWindow *CloverSplitRangeAround(const CloverRange *range,
+											bool by_days, TimestampTz limit,
+											const CloverWindow *spans,
+											int nspans, int *nwindows);
 extern char *CloverFormatUtc(TimestampTz ts);
 extern char *CloverRangeText(const CloverRange *range);
 
@@ -442,6 +448,74 @@ extern void CloverStatementCountExport(CloverStatementExports *st,
 									   const CloverWindow *window);
 extern void CloverStatementUncountExport(CloverStatementExports *st,
 										 const CloverFdwOptions *opts);
+
+/* ----------------------------------------------------------------
+ *		cluster_state.c, export_registry.c, export_slots.c: what all
+ *		sessions of the cluster share
+ * ----------------------------------------------------------------
+ */
+
+/* Names an export of the registry (it may have gone since) */
+typedef struct CloverSharedRef
+{
+	int			index;
+	uint32		generation;
+} CloverSharedRef;
+
+/* What the registry knows of an export */
+typedef struct CloverSharedExport
+{
+	bool		in_flight;		/* at Clover, holding a slot */
+	bool		orphaned;		/* nobody polls it */
+	bool		mine;			/* this backend polls it */
+	bool		done;
+	bool		failed;			/* for good: the retry failed too */
+	bool		retried;
+	int			percent;		/* -1 unknown */
+	int64		start_ms;		/* its window */
+	int64		end_ms;
+	char		export_id[32];	/* "" while being created */
+} CloverSharedExport;
+
+typedef enum CloverSlotResult
+{
+	CLOVER_SLOT_WAIT,			/* in line */
+	CLOVER_SLOT_TAKEN,			/* create the export now */
+	CLOVER_SLOT_COVERED			/* another export covers the window */
+} CloverSlotResult;
+
+extern void CloverClusterInit(void);
+extern uint32 CloverClusterNewRun(void);
+extern void CloverClusterReleaseRun(uint32 run);
+extern void CloverClusterReportSaveFailure(void);
+
+extern uint64 CloverMerchantKey(const char *api_base, const char *merchant_id);
+extern CloverWindow *CloverPlanWindows(const CloverFdwOptions *opts,
+									   const CloverRange *range, bool by_days,
+									   TimestampTz now, int *nwindows);
+extern bool CloverRegistryFind(const CloverFdwOptions *opts,
+							   const CloverWindow *window, TimestampTz now,
+							   CloverSharedRef *ref);
+extern bool CloverRegistryRead(CloverSharedRef ref, CloverSharedExport *out);
+extern void CloverRegistryUse(CloverSharedRef ref, uint32 run);
+extern void CloverRegistryUnuse(CloverSharedRef ref, uint32 run);
+extern bool CloverRegistryAdopt(CloverSharedRef ref, uint32 run);
+extern void CloverRegistryReport(CloverSharedRef ref, uint32 run,
+								 const char *export_id, const char *status,
+								 int percent, int64 available_until,
+								 bool retrying);
+extern void CloverRegistryDrop(CloverSharedRef ref);
+
+extern uint64 CloverTokenKey(const CloverFdwOptions *opts, const char *token);
+extern CloverSlotResult CloverSlotTake(const CloverFdwOptions *opts,
+									   uint32 run, const CloverWindow *window,
+									   bool to_now, TimestampTz stmt_start,
+									   CloverSharedRef *ref, int *ahead);
+extern void CloverSlotLeaveLine(const CloverFdwOptions *opts, uint32 run);
+extern bool CloverApiTake(uint64 key, uint32 run, double now);
+extern void CloverApiDone(uint64 key, uint32 run);
+extern void CloverApiPause(uint64 key, double until);
+extern double CloverApiReadyAt(uint64 key, double now, double *paused_until);
 
 /* ----------------------------------------------------------------
  *		exports.c

@@ -30,7 +30,10 @@
 #include <ctype.h>
 #include <limits.h>
 
+#include "access/genam.h"
+#include "access/htup_details.h"
 #include "access/reloptions.h"
+#include "access/table.h"
 #include "catalog/pg_attribute.h"
 #include "catalog/pg_foreign_data_wrapper.h"
 #include "catalog/pg_foreign_server.h"
@@ -44,6 +47,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/rel.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
@@ -62,6 +66,7 @@ void		_PG_init(void);
 #define OPT_EXPORT_TIMEOUT			"export_timeout"
 #define OPT_MAX_CONCURRENT_EXPORTS	"max_concurrent_exports"
 #define OPT_MAX_EXPORTS_PER_STATEMENT	"max_exports_per_statement"
+#define OPT_REUSE_EXPORTS			"reuse_exports"
 #define OPT_MAX_PARALLEL_DOWNLOADS	"max_parallel_downloads"
 #define OPT_CONNECT_TIMEOUT			"connect_timeout"
 #define OPT_REQUEST_TIMEOUT			"request_timeout"
@@ -85,6 +90,7 @@ void		_PG_init(void);
 #define DEFAULT_MAX_RETRIES			5
 #define DEFAULT_MAX_CONCURRENT		1
 #define DEFAULT_MAX_EXPORTS_PER_STMT	50
+#define DEFAULT_REUSE_EXPORTS_MS	(10 * 60 * 1000)
 #define DEFAULT_PARALLEL_DOWNLOADS	4
 #define DEFAULT_ROWS_PER_DAY		200.0
 
@@ -144,6 +150,8 @@ static const CloverOptionDef clover_options[] = {
 	check_concurrency},
 	{OPT_MAX_EXPORTS_PER_STATEMENT, ForeignServerRelationId, InvalidOid, false,
 	check_exports_per_statement},
+	{OPT_REUSE_EXPORTS, ForeignServerRelationId, ForeignTableRelationId, false,
+	check_interval},
 	{OPT_MAX_PARALLEL_DOWNLOADS, ForeignServerRelationId, InvalidOid, false,
 	check_concurrency},
 	{OPT_CONNECT_TIMEOUT, ForeignServerRelationId, InvalidOid, false,
@@ -206,6 +214,7 @@ _PG_init(void)
 							 NULL, NULL, NULL);
 	MarkGUCPrefixReserved("clover_export_fdw");
 	CloverHttpInit();
+	CloverClusterInit();
 }
 
 static const CloverOptionDef *find_option(const char *name);
@@ -841,6 +850,8 @@ apply_option(CloverFdwOptions *o, DefElem *def, const char **hours_spec)
 	else if (strcmp(name, OPT_MAX_EXPORTS_PER_STATEMENT) == 0)
 		o->max_exports_per_statement = int_option(name, value, 1,
 												  MAX_EXPORTS_PER_STMT);
+	else if (strcmp(name, OPT_REUSE_EXPORTS) == 0)
+		o->reuse_exports_ms = interval_to_ms(name, value);
 	else if (strcmp(name, OPT_MAX_PARALLEL_DOWNLOADS) == 0)
 		o->max_parallel_downloads = int_option(name, value, 1, MAX_CONCURRENCY);
 	else if (strcmp(name, OPT_CONNECT_TIMEOUT) == 0)
@@ -884,6 +895,7 @@ CloverGetOptions(Oid foreigntableid)
 	o->export_timeout_ms = DEFAULT_EXPORT_TIMEOUT_MS;
 	o->max_concurrent_exports = DEFAULT_MAX_CONCURRENT;
 	o->max_exports_per_statement = DEFAULT_MAX_EXPORTS_PER_STMT;
+	o->reuse_exports_ms = DEFAULT_REUSE_EXPORTS_MS;
 	o->max_parallel_downloads = DEFAULT_PARALLEL_DOWNLOADS;
 	o->connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
 	o->request_timeout_ms = DEFAULT_REQUEST_TIMEOUT_MS;
@@ -923,6 +935,60 @@ CloverGetOptions(Oid foreigntableid)
 				 errhint("Set option \"%s\" on server \"%s\" or on the table.",
 						 OPT_MERCHANT_ID, o->server_name)));
 	return o;
+}
+
+/*
+ * CloverServerMerchants
+ *		The API base URL a server's exports go to, and the merchants that
+ *		its options and its foreign tables' options name (a List of String):
+ *		the registry's exports a user of the server may see (registry_sql.c)
+ */
+List *
+CloverServerMerchants(Oid serverid, char **api_base)
+{
+	ForeignServer *server = GetForeignServer(serverid);
+	CloverFdwOptions o = {0};
+	const char *hours_spec = NULL;
+	List	   *merchants = NIL;
+	Relation	rel;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	ListCell   *lc;
+
+	o.region = DEFAULT_REGION;
+	foreach(lc, server->options)
+		apply_option(&o, (DefElem *) lfirst(lc), &hours_spec);
+	*api_base = o.api_base_overridden ? o.api_base :
+		pstrdup(find_region(o.region)->api_host);
+	if (o.merchant_id)
+		merchants = lappend(merchants, makeString(o.merchant_id));
+
+	rel = table_open(ForeignTableRelationId, AccessShareLock);
+	scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
+	while (HeapTupleIsValid(tuple = systable_getnext(scan)))
+	{
+		Form_pg_foreign_table ft = (Form_pg_foreign_table) GETSTRUCT(tuple);
+		bool		isnull;
+		Datum		datum;
+
+		if (ft->ftserver != serverid)
+			continue;
+		datum = heap_getattr(tuple, Anum_pg_foreign_table_ftoptions,
+							 RelationGetDescr(rel), &isnull);
+		if (isnull)
+			continue;
+		foreach(lc, untransformRelOptions(datum))
+		{
+			DefElem    *def = (DefElem *) lfirst(lc);
+
+			if (strcmp(def->defname, OPT_MERCHANT_ID) == 0)
+				merchants = list_append_unique(merchants,
+											   makeString(defGetString(def)));
+		}
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return merchants;
 }
 
 /*

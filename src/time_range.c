@@ -547,6 +547,57 @@ CloverSplitRangeByDays(const CloverRange *range, TimestampTz limit,
 }
 
 /*
+ * CloverSplitRangeAround
+ *		Cut a finished, non-empty range into pieces around the spans of
+ *		exports that already exist (windows.c, CloverCoverRange): pieces a
+ *		span covers keep its export times, the gaps get new windows; returns
+ *		a palloc'd array of *nwindows windows, in time order
+ *
+ * by_days: the bounds change per rescan, so the range is first widened to
+ * whole UTC days (up to limit, the statement's start), as
+ * CloverSplitRangeByDays does, and the pieces then clipped back to it.
+ */
+CloverWindow *
+CloverSplitRangeAround(const CloverRange *range, bool by_days,
+					   TimestampTz limit, const CloverWindow *spans,
+					   int nspans, int *nwindows)
+{
+	TimestampTz lo = range->lo;
+	TimestampTz hi = range->hi;
+	CloverWindow *windows;
+	int		   *source;
+	int			n,
+				i,
+				kept = 0;
+
+	Assert(range->has_lo && !range->empty);
+	if (by_days)
+		CloverWholeDays(range->lo, range->hi, limit, &lo, &hi);
+	if (CloverWindowCount(lo, hi) > MAX_WINDOWS)
+	{
+		CloverRange wide = *range;
+
+		wide.lo = lo;
+		wide.hi = hi;
+		(void) CloverSplitRange(&wide, &n);	/* raises the error */
+	}
+	windows = palloc(sizeof(CloverWindow) * CloverCoverMaxPieces(lo, hi, nspans));
+	source = palloc(sizeof(int) * CloverCoverMaxPieces(lo, hi, nspans));
+	n = CloverCoverRange(lo, hi, limit, spans, nspans, windows, source);
+	pfree(source);
+
+	/* back to the range: whole days may reach past it at either end */
+	CloverClipWindows(windows, n, range->lo, range->hi);
+	for (i = 0; i < n; i++)
+	{
+		if (windows[i].lo < windows[i].hi)
+			windows[kept++] = windows[i];
+	}
+	*nwindows = kept;
+	return windows;
+}
+
+/*
  * CloverFormatUtc
  *		A time as "YYYY-MM-DD HH:MM:SS[.ffffff] UTC", whatever the session's
  *		TimeZone, palloc'd

@@ -4,7 +4,9 @@
  *		  Cut a range of createdTime into export windows of at most 30 days
  *
  * Clover exports at most 30 days at a time, counted in the epoch
- * milliseconds of startTime and endTime.  Windows meet exactly: each object
+ * milliseconds of startTime and endTime.  A range that exports made
+ * earlier partly cover is cut around them (CloverCoverRange): only the
+ * gaps get new windows.  Windows meet exactly: each object
  * belongs to the one window with lo <= createdTime < hi, whatever Clover
  * does with endTime (inclusive or not: the scan drops the objects outside
  * its window).
@@ -124,4 +126,129 @@ CloverClipWindows(CloverWindow *windows, int64 nwindows, TimestampTz lo,
 		windows[i].lo = Max(windows[i].lo, lo);
 		windows[i].hi = Min(windows[i].hi, hi);
 	}
+}
+
+/*
+ * CloverCoverMaxPieces
+ *		Room CloverCoverRange needs for [lo, hi) and nspans spans: every
+ *		span gives at most one piece and one more gap, and gaps need at most
+ *		one window more each than the whole range would
+ */
+int64
+CloverCoverMaxPieces(TimestampTz lo, TimestampTz hi, int nspans)
+{
+	return CloverWindowCount(lo, hi) + 2 * (int64) nspans + 1;
+}
+
+/*
+ * best_span
+ *		The span that covers pos and reaches furthest, or -1
+ */
+static int
+best_span(TimestampTz pos, const CloverWindow *spans, int nspans)
+{
+	int			best = -1;
+	int			i;
+
+	for (i = 0; i < nspans; i++)
+	{
+		if (spans[i].lo <= pos && pos < spans[i].hi &&
+			(best < 0 || spans[i].hi > spans[best].hi))
+			best = i;
+	}
+	return best;
+}
+
+/*
+ * gap_end
+ *		Where the gap that starts at pos ends: at the first span that starts
+ *		after it, or at hi
+ */
+static TimestampTz
+gap_end(TimestampTz pos, TimestampTz hi, const CloverWindow *spans,
+		int nspans)
+{
+	TimestampTz end = hi;
+	int			i;
+
+	for (i = 0; i < nspans; i++)
+	{
+		if (spans[i].lo > pos && spans[i].lo < end)
+			end = spans[i].lo;
+	}
+	return end;
+}
+
+/*
+ * split_gap
+ *		Windows for the gap [lo, hi), into out; returns how many
+ *
+ * The windows export whole UTC days around the gap (up to limit) when that
+ * costs little, so that later queries can reuse them: when it needs no
+ * more windows and adds at most a quarter to the gap's length.  They
+ * return only the gap's rows.
+ */
+static int64
+split_gap(TimestampTz lo, TimestampTz hi, TimestampTz limit, CloverWindow *out)
+{
+	TimestampTz day_lo,
+				day_hi;
+	int64		n = CloverWindowCount(lo, hi);
+
+	CloverWholeDays(lo, hi, limit, &day_lo, &day_hi);
+	if (CloverWindowCount(day_lo, day_hi) == n &&
+		(double) (day_hi - day_lo) <= 1.25 * (double) (hi - lo))
+	{
+		CloverSplitWindows(day_lo, day_hi, out, n);
+		CloverClipWindows(out, n, lo, hi);
+	}
+	else
+		CloverSplitWindows(lo, hi, out, n);
+	return n;
+}
+
+/*
+ * CloverCoverRange
+ *		Cut the finite, non-empty range [lo, hi) into pieces: where existing
+ *		exports (spans) cover it, pieces they serve; in the gaps, new
+ *		windows (split_gap); returns the number of pieces
+ *
+ * A span covers [lo, hi) of its CloverWindow; its start_ms and end_ms are
+ * the export's.  Pieces come in time order and meet exactly; a piece
+ * served by span i has source[k] = i, lo and hi clipped to the range and
+ * the span's start_ms and end_ms; a new window has source[k] = -1.  Where
+ * spans overlap, the one reaching furthest serves.  out and source need
+ * room for CloverCoverMaxPieces.
+ */
+int
+CloverCoverRange(TimestampTz lo, TimestampTz hi, TimestampTz limit,
+				 const CloverWindow *spans, int nspans,
+				 CloverWindow *out, int *source)
+{
+	TimestampTz pos = lo;
+	int			n = 0;
+
+	while (pos < hi)
+	{
+		int			s = best_span(pos, spans, nspans);
+
+		if (s >= 0)
+		{
+			out[n] = spans[s];
+			out[n].lo = pos;
+			out[n].hi = Min(spans[s].hi, hi);
+			source[n++] = s;
+			pos = out[n - 1].hi;
+		}
+		else
+		{
+			TimestampTz end = gap_end(pos, hi, spans, nspans);
+			int64		k = split_gap(pos, end, limit, &out[n]);
+
+			while (k-- > 0)
+				source[n++] = -1;
+			pos = end;
+		}
+	}
+	return n;
 }

@@ -234,6 +234,143 @@ test_whole_days(void)
 		  "clipped windows export whole days but return only the range");
 }
 
+/*
+ * cover_ok
+ *		Do CloverCoverRange's pieces cover [lo, hi) exactly, in order, each
+ *		within the times its export was asked for, spans serving wherever
+ *		one covers the piece's start?  why gets the first problem.
+ */
+static bool
+cover_ok(TimestampTz lo, TimestampTz hi, const CloverWindow *spans,
+		 int nspans, const CloverWindow *w, const int *source, int n,
+		 const char **why)
+{
+	int			i,
+				j;
+
+	*why = NULL;
+	if (n < 1 || w[0].lo != lo || w[n - 1].hi != hi)
+		*why = "the pieces do not start at lo and end at hi";
+	for (i = 0; *why == NULL && i < n; i++)
+	{
+		if (w[i].hi <= w[i].lo)
+			*why = "a piece is empty";
+		else if (i > 0 && w[i].lo != w[i - 1].hi)
+			*why = "two pieces do not meet exactly";
+		else if (w[i].end_ms - w[i].start_ms > CLOVER_MAX_WINDOW_MS)
+			*why = "a piece asks for more than 30 days";
+		else if (CloverTimestampToUnixMs(w[i].lo) < w[i].start_ms ||
+				 CloverTimestampToUnixMs(w[i].hi - 1) >= w[i].end_ms)
+			*why = "a piece's rows lie outside its export's times";
+		else if (source[i] >= 0 &&
+				 (w[i].lo < spans[source[i]].lo ||
+				  w[i].hi > spans[source[i]].hi ||
+				  w[i].start_ms != spans[source[i]].start_ms))
+			*why = "a piece is not inside the span that serves it";
+		for (j = 0; *why == NULL && source[i] < 0 && j < nspans; j++)
+		{
+			if (spans[j].lo <= w[i].lo && w[i].lo < spans[j].hi)
+				*why = "a new window starts where a span covers it";
+		}
+	}
+	return *why == NULL;
+}
+
+/* a span covering [lo_day, hi_day) days after day */
+static CloverWindow
+span_of(TimestampTz day, int lo_day, int hi_day)
+{
+	CloverWindow w;
+
+	w.lo = day + lo_day * USECS_PER_DAY;
+	w.hi = day + hi_day * USECS_PER_DAY;
+	w.start_ms = CloverTimestampToUnixMs(w.lo);
+	w.end_ms = CloverTimestampToUnixMs(w.hi);
+	return w;
+}
+
+static void
+test_cover(void)
+{
+	TimestampTz day = at_ms(1709251200000); /* 2024-03-01 */
+	CloverWindow spans[8];
+	CloverWindow w[64];
+	int			source[64];
+	int			n,
+				i,
+				bad = 0;
+	const char *why;
+
+	/* 53 days; exports cover days 0-20 and 32-60: one new export */
+	spans[0] = span_of(day, -3, 20);
+	spans[1] = span_of(day, 32, 60);
+	n = CloverCoverRange(day + 41 * USECS_PER_SEC, day + 53 * USECS_PER_DAY,
+						 DT_NOEND, spans, 2, w, source);
+	check(n == 3 && source[0] == 0 && source[1] == -1 && source[2] == 1 &&
+		  w[1].lo == day + 20 * USECS_PER_DAY &&
+		  w[1].hi == day + 32 * USECS_PER_DAY &&
+		  cover_ok(day + 41 * USECS_PER_SEC, day + 53 * USECS_PER_DAY,
+				   spans, 2, w, source, n, &why),
+		  "53 days of which 12 were never exported need one new export");
+
+	n = CloverCoverRange(day + USECS_PER_HOUR, day + 2 * USECS_PER_HOUR,
+						 DT_NOEND, spans, 2, w, source);
+	check(n == 1 && source[0] == 0 && w[0].lo == day + USECS_PER_HOUR &&
+		  w[0].start_ms == spans[0].start_ms,
+		  "a range inside an export is served by it alone");
+
+	spans[2] = span_of(day, 10, 40);
+	n = CloverCoverRange(day, day + 45 * USECS_PER_DAY, DT_NOEND, spans, 3,
+						 w, source);
+	check(n == 3 && source[0] == 0 && source[1] == 2 && source[2] == 1 &&
+		  w[1].hi == day + 40 * USECS_PER_DAY,
+		  "of overlapping exports, the one reaching furthest serves");
+
+	n = CloverCoverRange(day + 30 * USECS_PER_DAY + 41 * USECS_PER_SEC,
+						 day + 31 * USECS_PER_DAY, DT_NOEND, spans, 1, w,
+						 source);
+	check(n == 1 && source[0] == -1 &&
+		  w[0].start_ms == CloverTimestampToUnixMs(day + 30 * USECS_PER_DAY),
+		  "a new window of nearly a day exports the whole UTC day");
+
+	n = CloverCoverRange(day + 12 * USECS_PER_HOUR, day + 13 * USECS_PER_HOUR,
+						 DT_NOEND, spans, 0, w, source);
+	check(n == 1 && source[0] == -1 &&
+		  w[0].start_ms == CloverTimestampToUnixMs(day + 12 * USECS_PER_HOUR),
+		  "an hour is not widened to a day: that would cost 24 times more");
+
+	/* random spans and ranges, checked against the rules above */
+	for (i = 0; i < RANDOM_RANGES; i++)
+	{
+		int			nspans = (int) (next_random() % 5);
+		TimestampTz lo = day + (int64) (next_random() % (100 * USECS_PER_DAY));
+		TimestampTz hi = lo + 1 + (int64) (next_random() % (90 * USECS_PER_DAY));
+		int			j;
+
+		for (j = 0; j < nspans; j++)
+		{
+			TimestampTz a = day + (int64) (next_random() % (150 * USECS_PER_DAY));
+
+			spans[j].lo = a;
+			spans[j].hi = a + 1 + (int64) (next_random() % (30 * USECS_PER_DAY));
+			spans[j].start_ms = CloverTimestampToUnixMs(spans[j].lo);
+			spans[j].end_ms = CloverTimestampToUnixMs(spans[j].hi - 1) + 1;
+		}
+		if (CloverCoverMaxPieces(lo, hi, nspans) > 64)
+			continue;
+		n = CloverCoverRange(lo, hi, DT_NOEND, spans, nspans, w, source);
+		if (n > CloverCoverMaxPieces(lo, hi, nspans) ||
+			!cover_ok(lo, hi, spans, nspans, w, source, n, &why))
+		{
+			if (bad++ == 0)
+				printf("# range [" INT64_FORMAT ", " INT64_FORMAT "), %d spans: %s\n",
+					   lo, hi, nspans, why ? why : "too many pieces");
+		}
+	}
+	check(bad == 0, "%d random ranges and spans are covered exactly, spans serving wherever they can",
+		  RANDOM_RANGES);
+}
+
 /* the instant of a weekday (0 = Sunday) of the week of 2024-01-07 */
 static TimestampTz
 week_time(int weekday, int hour, int minute)
@@ -569,6 +706,7 @@ main(void)
 	test_conversions();
 	test_windows();
 	test_whole_days();
+	test_cover();
 	test_service_hours();
 	test_export_concurrency();
 	test_polling();
