@@ -14,6 +14,7 @@ OBJS = \
 	src/export_answers.o \
 	src/export_progress.o \
 	src/export_registry.o \
+	src/export_share.o \
 	src/export_slots.o \
 	src/exports.o \
 	src/http.o \
@@ -40,7 +41,7 @@ EXTENSION = clover_export_fdw
 DATA = sql/clover_export_fdw--1.0.sql sql/clover_export_fdw--1.0--1.1.sql
 PGFILEDESC = "clover_export_fdw - foreign data wrapper for Clover's export API"
 
-REGRESS = setup options import scan types edges bounds errors prepared joins planner order rescans faults rows_review line_items
+REGRESS = setup options import scan types edges bounds errors prepared joins planner order rescans sharing faults rows_review line_items
 REGRESS_OPTS = --encoding=UTF8 --inputdir=.
 
 PG_CPPFLAGS = -Isrc $(shell curl-config --cflags) $(shell pkg-config --cflags json-c)

@@ -10,6 +10,13 @@ CREATE EXTENSION IF NOT EXISTS clover_export_fdw;
 RESET client_min_messages;
 \! "$FAKECTL" reset
 
+-- The suites reset the fake Clover between cases, which forgets its exports
+-- and gives their ids to new ones: a real Clover never does.  So here no
+-- statement reuses another's exports (the default is 10 minutes); within a
+-- statement they still are (rescans.sql), and reuse across statements and
+-- sessions has its own suite (sharing.sql, test_sharing.py).
+ALTER FOREIGN DATA WRAPPER clover_export_fdw OPTIONS (ADD reuse_exports '0');
+
 CREATE SERVER clover FOREIGN DATA WRAPPER clover_export_fdw
     OPTIONS (region 'sandbox', merchant_id '6E72X1BW38A7T', base_url :'fake_api');
 CREATE USER MAPPING FOR CURRENT_USER SERVER clover

@@ -180,6 +180,22 @@ export_object_fields(struct json_object *obj, CloverExportInfo *info,
 		json_object_is_type(v, json_type_int))
 		info->available_until = json_object_get_int64(v);
 
+	/* what was exported, when Clover says (to check a reused export) */
+	if (json_object_object_get_ex(obj, "type", &v) &&
+		json_object_is_type(v, json_type_string) &&
+		(info->type = copy_noerr(json_object_get_string(v),
+								 Min(json_object_get_string_len(v), 40))) == NULL)
+		return "Out of memory.";
+	if (json_object_object_get_ex(obj, "startTime", &v) &&
+		json_object_is_type(v, json_type_int) &&
+		json_object_object_get_ex(obj, "endTime", &urls) &&
+		json_object_is_type(urls, json_type_int))
+	{
+		info->has_window = true;
+		info->start_ms = json_object_get_int64(v);
+		info->end_ms = json_object_get_int64(urls);
+	}
+
 	info->nurls = 0;
 	info->urls = NULL;
 	if (!json_object_object_get_ex(obj, "exportUrls", &urls) ||

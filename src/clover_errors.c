@@ -623,6 +623,30 @@ CloverReportBusy(const CloverExportRef *ref, const char *message, int answers,
 					 CloverFormatDuration(opts->busy_timeout_ms / 1000.0))));
 }
 
+/*
+ * CloverReportNoSlot
+ *		A scan waited busy_timeout (secs) in line for one of its merchant's
+ *		export slots, which other scans held (ahead: scans before it)
+ */
+void
+CloverReportNoSlot(const CloverExportRef *ref, int ahead, double secs)
+{
+	const CloverFdwOptions *opts = ref->opts;
+
+	CHECK_FOR_INTERRUPTS();
+	ereport(ERROR,
+			(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_EXECUTION),
+			 errmsg("no Clover export slot of merchant \"%s\" came free",
+					opts->merchant_id),
+			 errdetail("The %s export for window %s waited %s in line, %d ahead of it, while other scans held all %d slots (server option max_concurrent_exports).",
+					   CloverExportTypeName(opts->export_type),
+					   CloverWindowText(ref->window),
+					   CloverFormatDuration(secs), Max(ahead, 0),
+					   opts->max_concurrent_exports),
+			 errhint("clover_export_fdw_exports() lists the exports in flight. Try again later, or raise the server option busy_timeout (now %s).",
+					 CloverFormatDuration(opts->busy_timeout_ms / 1000.0))));
+}
+
 /* ----------------------------------------------------------------
  *		File downloads
  * ----------------------------------------------------------------

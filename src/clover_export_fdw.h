@@ -20,8 +20,19 @@
  *						 files handed out; lists Clover's rules
  *	export_answers.c	 acts on Clover's answers: waits, retries, polls,
  *						 exports created again
+ *	export_share.c		 a job's part in the cluster's exports: a slot in
+ *						 line, another scan's export, reports to the
+ *						 registry
  *	export_progress.c	 progress NOTICEs of a run
- *						 (these three share export_run.h, private to them)
+ *						 (these four share export_run.h, private to them)
+ *	cluster_state.c		 the state all sessions of the cluster share:
+ *						 shared memory, its lock, its file, cleanup after
+ *						 a backend
+ *	export_registry.c	 the exports the cluster knows: reuse, sharing
+ *	export_slots.c		 Clover's limits cluster-wide: slots in line, each
+ *						 token's request rate
+ *	registry_sql.c		 clover_export_fdw_exports(), _forget_exports()
+ *						 (these four share cluster_state.h)
  *	sorted_scan.c		 scans ordered by the time column: pathkeys, costs,
  *						 windows in either direction, each sorted locally
  *	statement_exports.c	 per statement: completed exports served again to
@@ -66,6 +77,12 @@
 
 /* the JSON key Clover's export windows filter on */
 #define CLOVER_TIME_KEY				"createdTime"
+
+/*
+ * An export is not used again this close to its files' expiry
+ * (availableUntil): the downloads must finish before Clover deletes them
+ */
+#define CLOVER_EXPIRY_MARGIN_MS		(10 * 60 * 1000)
 
 /* json_path value meaning "the whole object" */
 #define CLOVER_WHOLE_OBJECT_PATH	"$"
@@ -225,6 +242,10 @@ typedef struct CloverExportInfo
 	char	   *status;
 	int			percent;		/* -1 if absent */
 	int64		available_until;	/* epoch ms, 0 if absent */
+	char	   *type;			/* NULL if absent */
+	bool		has_window;		/* startTime and endTime were given */
+	int64		start_ms;
+	int64		end_ms;
 	int			nurls;
 	char	  **urls;
 } CloverExportInfo;
@@ -394,6 +415,8 @@ extern void CloverReportClosed(const CloverExportRef *ref, const char *message,
 							   bool calendar_open) pg_attribute_noreturn();
 extern void CloverReportBusy(const CloverExportRef *ref, const char *message,
 							 int answers, double secs) pg_attribute_noreturn();
+extern void CloverReportNoSlot(const CloverExportRef *ref, int ahead,
+							   double secs) pg_attribute_noreturn();
 extern void CloverReportTimedOut(const CloverExportRef *ref,
 								 const char *status, int percent,
 								 int closed_polls) pg_attribute_noreturn();
@@ -509,7 +532,8 @@ extern void CloverRegistryDrop(CloverSharedRef ref);
 extern uint64 CloverTokenKey(const CloverFdwOptions *opts, const char *token);
 extern CloverSlotResult CloverSlotTake(const CloverFdwOptions *opts,
 									   uint32 run, const CloverWindow *window,
-									   bool to_now, TimestampTz stmt_start,
+									   bool to_now, bool may_cover,
+									   TimestampTz stmt_start,
 									   CloverSharedRef *ref, int *ahead);
 extern void CloverSlotLeaveLine(const CloverFdwOptions *opts, uint32 run);
 extern bool CloverApiTake(uint64 key, uint32 run, double now);
@@ -545,7 +569,10 @@ typedef struct CloverClientConfig
  */
 #define CLOVER_SCAN_STATS(X) \
 	X(int64, exports_created) \
-	X(int64, exports_reused)	/* served from the statement's exports */ \
+	X(int64, exports_reused)	/* served by an export already DONE */ \
+	X(int64, exports_shared)	/* by another scan's export, still running */ \
+	X(int64, slot_waits)		/* windows that waited in line for a slot */ \
+	X(double, slot_wait_secs) \
 	X(int64, export_recreated) \
 	X(int64, polls) \
 	X(int64, busy_waits) \
@@ -644,8 +671,10 @@ enum FdwScanPrivateIndex
 	FdwScanPrivateBoundKinds,	/* IntList of CloverBoundKind */
 	FdwScanPrivateRetrievedAttrs,	/* IntList of attnums to fill */
 	FdwScanPrivateTimeAttno,	/* Integer: the time column, or 0 */
-	FdwScanPrivateSortDir		/* Integer: rows by the time column, 1
+	FdwScanPrivateSortDir,		/* Integer: rows by the time column, 1
 								 * ascending, -1 descending; 0 unsorted */
+	FdwScanPrivateStartEarly	/* Boolean: start the exports when the
+								 * executor starts (not under LIMIT 0) */
 };
 
 /*

@@ -73,6 +73,8 @@ typedef struct RegistryEntry
 	int64		available_until;	/* epoch ms; 0 unknown */
 	int			owner_pid;		/* 0: nobody polls it */
 	uint32		owner_run;
+	int			creator_pid;	/* the statement that created it: its scans */
+	TimestampTz creator_stmt;	/* share it even with reuse_exports 0 */
 } RegistryEntry;
 
 /* What a claim holds */
@@ -137,7 +139,8 @@ extern int	RegistryFindCover(ClusterState *cs,
 extern int	RegistryAddCreating(ClusterState *cs,
 								const struct CloverFdwOptions *opts,
 								uint32 run, const CloverWindow *window,
-								bool to_now, TimestampTz now);
+								bool to_now, TimestampTz stmt_start,
+								TimestampTz now);
 extern int	RegistryNewEntry(ClusterState *cs, TimestampTz now);
 extern int64 RegistryForget(ClusterState *cs, const uint64 *keys, int nkeys);
 extern void RegistryOrphan(ClusterState *cs, int pid, bool all_runs,

@@ -70,11 +70,11 @@ backoff_secs(int attempt, double base, double cap)
 }
 
 /*
- * job_ref
+ * clover_job_ref
  *		What a message about a request of job names
  */
-static CloverExportRef
-job_ref(CloverExportRun *run, CloverJob *job, bool is_create)
+CloverExportRef
+clover_job_ref(CloverExportRun *run, CloverJob *job, bool is_create)
 {
 	CloverExportRef ref;
 
@@ -123,9 +123,10 @@ answered(const CloverHttpResult *res, long status)
  *		from 1 s); fail once busy_timeout is spent
  *
  * A Retry-After that reaches past busy_timeout fails at once: calling
- * before it expires only lengthens Clover's penalty.
+ * before it expires only lengthens Clover's penalty.  The pause holds for
+ * every session using the token (export_slots.c).  Returns when it ends.
  */
-static void
+static double
 rate_limited(CloverExportRun *run, CloverJob *job, CloverHttpResult *res,
 			 bool is_create)
 {
@@ -150,18 +151,19 @@ rate_limited(CloverExportRun *run, CloverJob *job, CloverHttpResult *res,
 												RATE_RETRY_MAX_SECS));
 	if (delay < 0)
 	{
-		CloverExportRef ref = job_ref(run, job, is_create);
+		CloverExportRef ref = clover_job_ref(run, job, is_create);
 
 		CloverReportRateLimited(&ref, res,
 								is_create ? "export requests" : "status polls",
 								run->rate_limit_streak,
 								now - run->rate_limited_since);
 	}
-	CloverRateLimiterPause(&run->api, now + delay);
+	CloverApiPause(run->token_key, now + delay);
 	run->stats.rate_limited++;
 	run->stats.rate_limit_wait_secs += delay;
 	elog(DEBUG1, "clover_export_fdw: HTTP 429, pausing API requests for %.2f s",
 		 delay);
+	return now + delay;
 }
 
 /*
@@ -214,7 +216,7 @@ wait_or_fail_closed(CloverExportRun *run, CloverJob *job, const char *message,
 					TimestampTz wall, double now)
 {
 	const CloverFdwOptions *opts = run->opts;
-	CloverExportRef ref = job_ref(run, job, true);
+	CloverExportRef ref = clover_job_ref(run, job, true);
 	TimestampTz opening = CloverNextOpening(&opts->hours, wall);
 	double		until_open;
 
@@ -265,7 +267,7 @@ wait_or_fail_busy(CloverExportRun *run, CloverJob *job, const char *message,
 											BUSY_RETRY_MAX_SECS));
 	if (delay < 0)
 	{
-		CloverExportRef ref = job_ref(run, job, true);
+		CloverExportRef ref = clover_job_ref(run, job, true);
 
 		CloverReportBusy(&ref, message, job->busy_answers,
 						 now - job->busy_since);
@@ -323,7 +325,7 @@ clover_handle_create(CloverExportRun *run, CloverJob *job,
 	}
 	else if (answered(res, 503))
 	{
-		CloverExportRef ref = job_ref(run, job, true);
+		CloverExportRef ref = clover_job_ref(run, job, true);
 		char	   *message = CloverAnswerText(&ref, res);
 		TimestampTz wall = GetCurrentTimestamp();
 
@@ -336,9 +338,8 @@ clover_handle_create(CloverExportRun *run, CloverJob *job,
 	else if (answered(res, 429))
 	{
 		CloverStatementUncountExport(run->statement, run->opts);
-		rate_limited(run, job, res, true);
+		job->due_at = rate_limited(run, job, res, true);
 		job->state = JOB_WAITING;
-		job->due_at = run->api.paused_until;
 	}
 	else if (res->outcome == CLOVER_HTTP_NOT_SENT &&
 			 job->create_failures < (no_server ?
@@ -358,7 +359,7 @@ clover_handle_create(CloverExportRun *run, CloverJob *job,
 	}
 	else
 	{
-		CloverExportRef ref = job_ref(run, job, true);
+		CloverExportRef ref = clover_job_ref(run, job, true);
 
 		CloverReportApiFailure(&ref, res, job->create_failures + 1);
 	}
@@ -369,14 +370,15 @@ clover_handle_create(CloverExportRun *run, CloverJob *job,
  *		Act on the answer to a status poll of job's export
  *
  * 200: the export object says what next (apply_export_info).  429: polled
- * again after the pause.  503 "closed": polled again on the schedule
+ * again after the pause.  403 or 404 for another scan's export: this
+ * token may not use it, so the job makes its own.  503 "closed": polled again on the schedule
  * (export_timeout bounds it).  Failures that may pass: retried with
  * backoff up to max_retries; anything else fails.
  */
 void
 clover_handle_poll(CloverExportRun *run, CloverJob *job, CloverHttpResult *res)
 {
-	CloverExportRef ref = job_ref(run, job, false);
+	CloverExportRef ref = clover_job_ref(run, job, false);
 
 	if (answered(res, 200))
 	{
@@ -387,8 +389,15 @@ clover_handle_poll(CloverExportRun *run, CloverJob *job, CloverHttpResult *res)
 	}
 	else if (answered(res, 429))
 	{
-		rate_limited(run, job, res, false);
-		job->due_at = run->api.paused_until;
+		job->due_at = rate_limited(run, job, res, false);
+	}
+	else if (job->borrowed && (answered(res, 403) || answered(res, 404)))
+	{
+		/* another scan's export, not this token's to use: make its own */
+		elog(DEBUG1, "clover_export_fdw: export %s is not this user's to reuse (HTTP %ld)",
+			 job->export_id, res->status);
+		clover_job_unshare(run, job, answered(res, 404));
+		restart_job(run, job);
 	}
 	else if (answered(res, 503) &&
 			 says_closed(run->opts, CloverAnswerText(&ref, res),
@@ -439,7 +448,7 @@ poll_again(CloverExportRun *run, CloverJob *job)
 											 job->percent));
 	if (wait < 0)
 	{
-		CloverExportRef ref = job_ref(run, job, false);
+		CloverExportRef ref = clover_job_ref(run, job, false);
 
 		CloverReportTimedOut(&ref, job->status, job->percent,
 							 job->closed_polls);
@@ -459,7 +468,7 @@ static void
 apply_export_info(CloverExportRun *run, CloverJob *job, CloverHttpResult *res,
 				  bool is_create)
 {
-	CloverExportRef ref = job_ref(run, job, is_create);
+	CloverExportRef ref = clover_job_ref(run, job, is_create);
 	CloverExportInfo info;
 	MemoryContext old;
 	int			i;
@@ -468,6 +477,11 @@ apply_export_info(CloverExportRun *run, CloverJob *job, CloverHttpResult *res,
 	CloverReadExportObject(&ref, res, &info);
 	MemoryContextSwitchTo(old);
 
+	if (!clover_job_export_matches(run, job, &info))
+	{
+		restart_job(run, job);
+		return;
+	}
 	job->export_id = info.id;
 	job->status = info.status;
 	job->percent = info.percent;
@@ -476,6 +490,7 @@ apply_export_info(CloverExportRun *run, CloverJob *job, CloverHttpResult *res,
 	if (strcmp(info.status, "PENDING") == 0 ||
 		strcmp(info.status, "IN_PROGRESS") == 0)
 	{
+		clover_job_report(run, job, &info, false);
 		poll_again(run, job);
 		return;
 	}
@@ -485,6 +500,11 @@ apply_export_info(CloverExportRun *run, CloverJob *job, CloverHttpResult *res,
 		/* FAILED or anything undocumented: one more export, then fail */
 		bool		retrying = (job->status_retries == 0 && !job->any_handed);
 
+		/* the scans waiting for it learn it first; a borrower makes its own */
+		if (job->owner)
+			clover_job_report(run, job, &info, retrying);
+		else
+			clover_job_unshare(run, job, false);
 		CloverReportBadStatus(&ref, info.status, retrying);
 		job->status_retries++;
 		run->stats.export_recreated++;
@@ -502,6 +522,7 @@ apply_export_info(CloverExportRun *run, CloverJob *job, CloverHttpResult *res,
 	job->next_start = 0;
 	job->next_hand = 0;
 	job->state = JOB_DONE;
+	clover_job_report(run, job, &info, false);
 	CloverStatementRememberExport(run->statement, run->opts, run->token,
 								  job->window, info.id, info.urls, info.nurls,
 								  info.available_until);
@@ -522,7 +543,7 @@ restart_job(CloverExportRun *run, CloverJob *job)
 	if (job->request)
 	{
 		CloverHttpAbandon(run->http, job->request);
-		CloverRateLimiterDone(&run->api);
+		CloverApiDone(run->token_key, run->cluster_run);
 		job->request = NULL;
 	}
 	for (f = 0; f < job->nfiles; f++)
@@ -563,7 +584,7 @@ clover_handle_file(CloverExportRun *run, CloverJob *job, int file_no,
 {
 	Download   *dl = &job->files[file_no];
 	const CloverFdwOptions *opts = run->opts;
-	CloverExportRef ref = job_ref(run, job, false);
+	CloverExportRef ref = clover_job_ref(run, job, false);
 
 	if (answered(res, 200))
 	{
@@ -585,6 +606,7 @@ clover_handle_file(CloverExportRun *run, CloverJob *job, int file_no,
 		CloverReportFileGone(&ref, res, job->urls[file_no], file_no,
 							 job->nfiles, retrying, job->any_handed);
 		CloverStatementForgetExport(run->statement, job->export_id);
+		clover_job_unshare(run, job, true);
 		job->recreations++;
 		run->stats.export_recreated++;
 		restart_job(run, job);

@@ -31,6 +31,24 @@ rows_so_far(CloverExportRun *run)
 }
 
 /*
+ * report_shared_wait
+ *		The NOTICE of a window that waits for another scan's export
+ */
+static void
+report_shared_wait(CloverExportRun *run, CloverJob *job)
+{
+	CloverSharedExport sx;
+
+	if (!CloverRegistryRead(job->shared, &sx))
+		return;
+	ereport(NOTICE,
+			(errmsg("clover_export_fdw: window %d of %d (%s): waiting for another scan's export %s, %d%% complete; rows so far: %lld",
+					run->cur + 1, run->njobs, CloverWindowText(job->window),
+					sx.export_id[0] ? sx.export_id : "(being created)",
+					Max(sx.percent, 0), (long long) rows_so_far(run))));
+}
+
+/*
  * clover_report_progress
  *		With clover_export_fdw.progress on, say where the scan is, at most
  *		every few seconds (this section is the one place that reads the
@@ -65,7 +83,19 @@ clover_report_progress(CloverExportRun *run, double now)
 		if (job->files[f].state >= DOWNLOAD_READY)
 			done_files++;
 	}
-	if (job->state == JOB_WAITING && job->due_at > now)
+	if (job->state == JOB_WAITING && job->in_line)
+		ereport(NOTICE,
+				(errmsg("clover_export_fdw: window %d of %d (%s): waiting for an export slot (%s); rows so far: %lld",
+						run->cur + 1, run->njobs, CloverWindowText(job->window),
+						job->line_ahead == 0 ?
+						psprintf("all %d of merchant %s are taken",
+								 run->opts->max_concurrent_exports,
+								 run->opts->merchant_id) :
+						psprintf("%d ahead in line", job->line_ahead),
+						(long long) rows_so_far(run))));
+	else if (job->state == JOB_SHARED)
+		report_shared_wait(run, job);
+	else if (job->state == JOB_WAITING && job->due_at > now)
 		ereport(NOTICE,
 				(errmsg("clover_export_fdw: window %d of %d (%s): waiting %s for Clover (%s); rows so far: %lld",
 						run->cur + 1, run->njobs, CloverWindowText(job->window),

@@ -43,9 +43,6 @@
 #include "miscadmin.h"
 #include "utils/timestamp.h"
 
-/* an export is not used this close to its files' expiry */
-#define EXPIRY_MARGIN_MS			(10 * 60 * 1000)
-
 /*
  * CloverMerchantKey
  *		The key of an API host and merchant: exports, slots and lines are
@@ -196,22 +193,27 @@ RegistryOrphan(ClusterState *cs, int pid, bool all_runs, uint32 run)
 
 /*
  * usable
- *		May a scan of opts at now use entry e?  (Any status but failed,
- *		young enough, files not about to expire.)
+ *		May a scan of opts in the statement that started at now use entry
+ *		e?  Any status but failed, files not about to expire, and created
+ *		at most reuse_exports ago, or by this very statement (its scans
+ *		share their exports whatever reuse_exports says).
  */
 static bool
 usable(const RegistryEntry *e, uint64 key, const CloverFdwOptions *opts,
 	   TimestampTz now)
 {
 	int64		now_ms = CloverTimestampToUnixMs(now);
+	bool		this_statement = (e->creator_pid == MyProcPid &&
+								  e->creator_stmt == now);
 
 	return e->merchant_key == key &&
 		e->export_type == (uint8) opts->export_type &&
 		e->status != EXPORT_FREE && e->status != EXPORT_FAILED &&
-		opts->reuse_exports_ms > 0 &&
-		e->created >= now - (int64) opts->reuse_exports_ms * 1000 &&
+		(this_statement ||
+		 (opts->reuse_exports_ms > 0 &&
+		  e->created >= now - (int64) opts->reuse_exports_ms * 1000)) &&
 		(e->available_until == 0 ||
-		 e->available_until - EXPIRY_MARGIN_MS > now_ms);
+		 e->available_until - CLOVER_EXPIRY_MARGIN_MS > now_ms);
 }
 
 /*
@@ -241,7 +243,8 @@ span_of(const RegistryEntry *e, TimestampTz now)
  *		exports where they cover it, new ones in the gaps (time_range.c,
  *		CloverSplitRangeAround); palloc'd, *nwindows of them
  *
- * now is the statement's start.  With reuse_exports 0 nothing is reused.
+ * now is the statement's start.  With reuse_exports 0 only the
+ * statement's own exports are used.
  */
 CloverWindow *
 CloverPlanWindows(const CloverFdwOptions *opts, const CloverRange *range,
@@ -309,8 +312,6 @@ CloverRegistryFind(const CloverFdwOptions *opts, const CloverWindow *window,
 	ClusterState *cs = ClusterStateAttach();
 	int			i;
 
-	if (opts->reuse_exports_ms <= 0)
-		return false;
 	LWLockAcquire(&cs->lock, LW_SHARED);
 	i = RegistryFindCover(cs, opts, window, now);
 	if (i >= 0)
@@ -537,7 +538,7 @@ CloverRegistryDrop(CloverSharedRef ref)
 int
 RegistryAddCreating(ClusterState *cs, const CloverFdwOptions *opts,
 					uint32 run, const CloverWindow *window, bool to_now,
-					TimestampTz now)
+					TimestampTz stmt_start, TimestampTz now)
 {
 	int			i = RegistryNewEntry(cs, now);
 	RegistryEntry *e;
@@ -559,5 +560,7 @@ RegistryAddCreating(ClusterState *cs, const CloverFdwOptions *opts,
 	e->available_until = 0;
 	e->owner_pid = MyProcPid;
 	e->owner_run = run;
+	e->creator_pid = MyProcPid;
+	e->creator_stmt = stmt_start;
 	return i;
 }

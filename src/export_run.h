@@ -5,7 +5,8 @@
  *
  * The run's private structures, shared only by the files that run
  * exports: exports.c (jobs, scheduling, requests, the interface),
- * export_answers.c (acting on Clover's answers) and export_progress.c
+ * export_answers.c (acting on Clover's answers), export_share.c (a job's
+ * part in the cluster's shared exports and slots) and export_progress.c
  * (progress NOTICEs).  This header is not part of the cross-file interface,
  * which is clover_export_fdw.h: no other file includes it.
  *
@@ -24,8 +25,14 @@
 /*
  * A job is one window's export.  Its states, and what moves it on:
  *
- *	WAITING		no export yet: the POST goes once next_creatable allows it
- *				and due_at has come
+ *	WAITING		no export yet: once next_creatable allows it and due_at has
+ *				come, the job takes a slot in the cluster (in line, see
+ *				export_share.c) and POSTs; or an export that covers its
+ *				window has appeared -> SHARED
+ *	SHARED		served by an export another run created, in this session or
+ *				another: waits while it runs at Clover; once it is DONE
+ *				-> RUNNING to GET it with this run's token; if its owner has
+ *				gone -> RUNNING as its new owner; gone -> WAITING
  *	CREATING	the POST is in flight: created -> RUNNING (or DONE at once);
  *				503, 429 or not sent -> WAITING with a later due_at
  *	RUNNING		polled on the schedule: DONE -> DONE; a failed or unknown
@@ -38,6 +45,7 @@
 typedef enum JobState
 {
 	JOB_WAITING,
+	JOB_SHARED,
 	JOB_CREATING,
 	JOB_RUNNING,
 	JOB_DONE,
@@ -92,6 +100,25 @@ typedef struct CloverJob
 	int			next_start;		/* next file to start downloading */
 	int			next_hand;		/* next file to hand out */
 	bool		any_handed;
+
+	/* the job's export in the cluster's registry (export_share.c) */
+	bool		has_shared;		/* shared names its entry */
+	CloverSharedRef shared;
+	bool		owner;			/* this run polls it and reports to the
+								 * registry */
+	bool		holds_slot;		/* owner, export being created: POST when
+								 * due */
+	bool		borrowed;		/* another run's export, authorized by a
+								 * GET with this run's token */
+	bool		from_registry;	/* borrowed or adopted: Clover's answer is
+								 * checked against the registry's window */
+	int64		registry_start_ms;
+	int64		registry_end_ms;
+	bool		no_reuse;		/* create its own export: another's was
+								 * refused, or its files went */
+	bool		in_line;		/* waiting for a slot */
+	int			line_ahead;		/* waiting before it, -1 unknown */
+	double		line_since;
 } CloverJob;
 
 struct CloverExportRun
@@ -107,7 +134,9 @@ struct CloverExportRun
 	CloverJob  *jobs;
 	int			cur;			/* job whose files are handed out next */
 	CloverHttp *http;
-	CloverRateLimiter api;		/* requests to the API host */
+	uint32		cluster_run;	/* its name in the cluster's shared state */
+	uint64		token_key;		/* its token's request limiter */
+	TimestampTz stmt_start;		/* the statement's start */
 	bool		api_answered;	/* the API host answered a request */
 	int			files_outstanding;	/* in flight, waiting or ready */
 	bool		prefetch_unlocked;
@@ -149,12 +178,27 @@ free_download(CloverExportRun *run, Download *dl)
 }
 
 /* export_answers.c */
+extern CloverExportRef clover_job_ref(CloverExportRun *run, CloverJob *job,
+									  bool is_create);
 extern void clover_handle_create(CloverExportRun *run, CloverJob *job,
 								 CloverHttpResult *res);
 extern void clover_handle_poll(CloverExportRun *run, CloverJob *job,
 							   CloverHttpResult *res);
 extern void clover_handle_file(CloverExportRun *run, CloverJob *job,
 							   int file_no, CloverHttpResult *res);
+
+/* export_share.c */
+extern bool clover_job_acquire(CloverExportRun *run, CloverJob *job,
+							   double now);
+extern void clover_job_follow(CloverExportRun *run, CloverJob *job,
+							  double now);
+extern void clover_job_report(CloverExportRun *run, CloverJob *job,
+							  const CloverExportInfo *info, bool retrying);
+extern void clover_job_unshare(CloverExportRun *run, CloverJob *job,
+							   bool drop_entry);
+extern void clover_job_finished(CloverExportRun *run, CloverJob *job);
+extern bool clover_job_export_matches(CloverExportRun *run, CloverJob *job,
+									  const CloverExportInfo *info);
 
 /* export_progress.c */
 extern void clover_report_progress(CloverExportRun *run, double now);

@@ -112,10 +112,12 @@ ahead_of(ClusterState *cs, uint64 key, uint64 ticket)
  * CLOVER_SLOT_WAIT: not yet; the run is in line with *ahead before it (-1
  * if the line is full and it is not in it yet).  Ask again later.
  * to_now: the window reaches the statement's start, stmt_start.
+ * may_cover: another export may serve the window (export_registry.c says
+ * which may).
  */
 CloverSlotResult
 CloverSlotTake(const CloverFdwOptions *opts, uint32 run,
-			   const CloverWindow *window, bool to_now,
+			   const CloverWindow *window, bool to_now, bool may_cover,
 			   TimestampTz stmt_start, CloverSharedRef *ref, int *ahead)
 {
 	ClusterState *cs = ClusterStateAttach();
@@ -128,8 +130,7 @@ CloverSlotTake(const CloverFdwOptions *opts, uint32 run,
 	*ahead = -1;
 	LWLockAcquire(&cs->lock, LW_EXCLUSIVE);
 	line = line_claim(cs, key, run);
-	i = opts->reuse_exports_ms > 0 ?
-		RegistryFindCover(cs, opts, window, stmt_start) : -1;
+	i = may_cover ? RegistryFindCover(cs, opts, window, stmt_start) : -1;
 	if (i >= 0)
 		result = CLOVER_SLOT_COVERED;
 	else
@@ -145,7 +146,7 @@ CloverSlotTake(const CloverFdwOptions *opts, uint32 run,
 			if (*ahead == 0 &&
 				RegistryInFlight(cs, key) < opts->max_concurrent_exports &&
 				(i = RegistryAddCreating(cs, opts, run, window, to_now,
-										 now)) >= 0)
+										 stmt_start, now)) >= 0)
 				result = CLOVER_SLOT_TAKEN;
 		}
 	}

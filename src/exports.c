@@ -71,20 +71,18 @@
 
 #include <math.h>
 
+#include "access/xact.h"
 #include "clover_export_fdw.h"
 #include "export_run.h"
 #include "lib/ilist.h"
 #include "utils/memutils.h"
-
-/* requests to the API host in flight at once (Clover allows 5 per token) */
-#define MAX_API_IN_FLIGHT		3
-
-/* our own API request rate: well below Clover's 16 per second per token */
-#define API_RATE_PER_SEC		8.0
-#define API_BURST				4.0
+#include "utils/timestamp.h"
 
 /* a request held back only by the rate limiter is looked at this soon */
 #define RATE_LIMITED_RECHECK_SECS 0.02
+
+/* a job in line for a slot, or waiting for another's export, this soon */
+#define SHARED_RECHECK_SECS		0.05
 
 /* longest sleep when no timer is due sooner */
 #define MAX_IDLE_WAIT_SECS		1.0
@@ -115,8 +113,10 @@ static bool run_step(CloverExportRun *run);
 
 /*
  * run_reset_callback
- *		Take a run out of the backend's list when its memory context goes,
- *		on success, error or cancel alike (http.c frees its requests)
+ *		Take a run out of the backend's list, and give back what it holds
+ *		in the cluster (places in line, requests in flight, the exports it
+ *		polls), when its memory context goes: on success, error or cancel
+ *		alike (http.c frees its requests)
  */
 static void
 run_reset_callback(void *arg)
@@ -124,6 +124,7 @@ run_reset_callback(void *arg)
 	CloverExportRun *run = (CloverExportRun *) arg;
 
 	dlist_delete(&run->live_node);
+	CloverClusterReleaseRun(run->cluster_run);
 }
 
 /* ----------------------------------------------------------------
@@ -207,32 +208,29 @@ start_file(CloverExportRun *run, CloverJob *job, int file_no)
 
 /*
  * next_creatable
- *		The job whose export Clover's rules let us create next (timers
- *		aside), or NULL
+ *		The job whose export this run may ask for next (timers and the
+ *		cluster's slots aside), or NULL
  *
- * Exports are created in window order, as CloverMayCreateExport allows,
- * counting the running exports of every run of the same server in this
- * backend.
+ * Exports are asked for in window order, as CloverMayCreateExport allows:
+ * the run keeps at most max_concurrent_exports of its own in flight, and
+ * only the current window's until the consumer wants more.  The cluster's
+ * line for slots (export_share.c) then shares the merchant's
+ * max_concurrent_exports among all runs of all sessions.
  */
 static CloverJob *
 next_creatable(CloverExportRun *run)
 {
 	int			running = 0;
-	dlist_iter	iter;
 	int			j;
 
-	dlist_foreach(iter, &live_runs)
+	for (j = run->cur; j < run->njobs; j++)
 	{
-		CloverExportRun *r = dlist_container(CloverExportRun, live_node, iter.cur);
+		CloverJob  *job = &run->jobs[j];
 
-		if (r->opts->serverid != run->opts->serverid)
-			continue;
-		for (j = r->cur; j < r->njobs; j++)
-		{
-			if (r->jobs[j].state == JOB_CREATING ||
-				r->jobs[j].state == JOB_RUNNING)
-				running++;
-		}
+		if (job->owner &&
+			(job->state == JOB_CREATING || job->state == JOB_RUNNING ||
+			 job->holds_slot))
+			running++;
 	}
 	for (j = run->cur; j < run->njobs; j++)
 	{
@@ -240,11 +238,23 @@ next_creatable(CloverExportRun *run)
 			continue;
 		if (!CloverMayCreateExport(j - run->cur, running,
 								   run->opts->max_concurrent_exports,
-								   run->prefetch_unlocked))
+								   run->prefetch_unlocked) &&
+			!run->jobs[j].holds_slot)
 			return NULL;
 		return &run->jobs[j];
 	}
 	return NULL;
+}
+
+/*
+ * api_take
+ *		May the run send an API request now?  (The token's limiter, shared
+ *		by all sessions.)
+ */
+static bool
+api_take(CloverExportRun *run, double now)
+{
+	return CloverApiTake(run->token_key, run->cluster_run, now);
 }
 
 /*
@@ -262,18 +272,29 @@ schedule(CloverExportRun *run, double now)
 	int			limit;
 	int			j;
 
-	/* exports */
-	while ((job = next_creatable(run)) != NULL &&
-		   now >= job->due_at && CloverRateLimiterTake(&run->api, now))
+	/* exports: a slot in the cluster's line, or another's export */
+	while ((job = next_creatable(run)) != NULL && now >= job->due_at)
+	{
+		if (!clover_job_acquire(run, job, now))
+		{
+			if (job->state == JOB_WAITING)
+				break;			/* in line */
+			continue;			/* another export serves it */
+		}
+		if (!api_take(run, now))
+			break;
 		start_create(run, job);
+	}
 
-	/* polls of running exports */
+	/* exports of other scans, and polls of running exports */
 	for (j = run->cur; j < run->njobs; j++)
 	{
 		CloverJob  *job = &run->jobs[j];
 
+		if (job->state == JOB_SHARED)
+			clover_job_follow(run, job, now);
 		if (job->state == JOB_RUNNING && job->request == NULL &&
-			now >= job->due_at && CloverRateLimiterTake(&run->api, now))
+			now >= job->due_at && api_take(run, now))
 			start_poll(run, job);
 	}
 
@@ -316,24 +337,32 @@ schedule(CloverExportRun *run, double now)
  * A request that is due but held back by the API rate limiter counts as
  * due when the limiter allows it (and not sooner than a short recheck);
  * one held back by Clover's rules (concurrency, prefetch) waits for the
- * event that releases it.
+ * event that releases it.  A job in the cluster's line, or waiting for
+ * another scan's export, looks at the shared state again soon: the other
+ * sessions do not wake this one.
  */
 static double
 next_due(CloverExportRun *run, double now)
 {
 	double		due = now + MAX_IDLE_WAIT_SECS;
+	double		paused_until;
 	double		soon = Max(now + RATE_LIMITED_RECHECK_SECS,
-						   CloverRateLimiterReadyAt(&run->api, now));
+						   CloverApiReadyAt(run->token_key, now,
+											&paused_until));
 	CloverJob  *creatable = next_creatable(run);
 	int			j;
 
 	if (creatable)
-		due = Min(due, Max(creatable->due_at, soon));
+		due = Min(due, Max(creatable->due_at,
+						   creatable->in_line ? now + SHARED_RECHECK_SECS :
+						   soon));
 	for (j = run->cur; j < run->njobs; j++)
 	{
 		CloverJob  *job = &run->jobs[j];
 		int			f;
 
+		if (job->state == JOB_SHARED)
+			due = Min(due, now + SHARED_RECHECK_SECS);
 		if (job->state == JOB_RUNNING && job->request == NULL)
 			due = Min(due, Max(job->due_at, soon));
 		if (job->state == JOB_DONE)
@@ -364,7 +393,7 @@ handle_completion(CloverExportRun *run, CloverHttpResult *res)
 	if (res->tag < 0)
 	{
 		job->request = NULL;
-		CloverRateLimiterDone(&run->api);
+		CloverApiDone(run->token_key, run->cluster_run);
 		if (res->outcome == CLOVER_HTTP_ANSWERED)
 			run->api_answered = true;
 	}
@@ -506,8 +535,9 @@ CloverRunCreate(MemoryContext parent, const CloverClientConfig *config)
 		run->jobs[i].percent = -1;
 		reuse_export(run, &run->jobs[i]);
 	}
-	CloverRateLimiterInit(&run->api, API_RATE_PER_SEC, API_BURST,
-						  MAX_API_IN_FLIGHT, mono_now());
+	run->cluster_run = CloverClusterNewRun();
+	run->token_key = CloverTokenKey(config->opts, config->access_token);
+	run->stmt_start = GetCurrentStatementStartTimestamp();
 	run->started_at = mono_now();
 	run->rows_returned = config->rows_returned;
 	run->rows_before = config->rows_returned ? *config->rows_returned : 0;
@@ -592,6 +622,7 @@ CloverRunNextFile(CloverExportRun *run, CloverFile *file)
 		if (job->state == JOB_DONE && job->next_hand >= job->nfiles)
 		{
 			job->state = JOB_FINISHED;
+			clover_job_finished(run, job);
 			run->cur++;
 			clover_report_window_done(run, job);
 			/* an empty window still means the consumer wants more */

@@ -112,6 +112,8 @@ typedef struct CloverOptionDef
 	Oid			also_catalog;	/* a second place (table overrides server) */
 	bool		superuser_only;
 	CloverOptionCheck check;
+	bool		also_wrapper;	/* also on the wrapper: a default for all
+								 * servers of the database */
 } CloverOptionDef;
 
 static void check_region(const char *name, const char *value);
@@ -132,45 +134,45 @@ static void check_json_path(const char *name, const char *value);
 static void check_access_token(const char *name, const char *value);
 
 static const CloverOptionDef clover_options[] = {
-	{OPT_REGION, ForeignServerRelationId, InvalidOid, false, check_region},
-	{OPT_BASE_URL, ForeignServerRelationId, InvalidOid, true, check_base_url},
+	{OPT_REGION, ForeignServerRelationId, InvalidOid, false, check_region, false},
+	{OPT_BASE_URL, ForeignServerRelationId, InvalidOid, true, check_base_url, false},
 	{OPT_MERCHANT_ID, ForeignServerRelationId, ForeignTableRelationId, false,
-	check_merchant_id},
+	check_merchant_id, false},
 	{OPT_HISTORY_START, ForeignServerRelationId, ForeignTableRelationId, false,
-	check_history_start},
+	check_history_start, false},
 	{OPT_SERVICE_HOURS, ForeignServerRelationId, InvalidOid, false,
-	check_service_hours},
+	check_service_hours, false},
 	{OPT_WAIT_FOR_SERVICE, ForeignServerRelationId, InvalidOid, false,
-	check_interval},
+	check_interval, false},
 	{OPT_BUSY_TIMEOUT, ForeignServerRelationId, InvalidOid, false,
-	check_interval},
+	check_interval, false},
 	{OPT_EXPORT_TIMEOUT, ForeignServerRelationId, InvalidOid, false,
-	check_positive_interval},
+	check_positive_interval, false},
 	{OPT_MAX_CONCURRENT_EXPORTS, ForeignServerRelationId, InvalidOid, false,
-	check_concurrency},
+	check_concurrency, false},
 	{OPT_MAX_EXPORTS_PER_STATEMENT, ForeignServerRelationId, InvalidOid, false,
-	check_exports_per_statement},
+	check_exports_per_statement, false},
 	{OPT_REUSE_EXPORTS, ForeignServerRelationId, ForeignTableRelationId, false,
-	check_interval},
+	check_interval, true},
 	{OPT_MAX_PARALLEL_DOWNLOADS, ForeignServerRelationId, InvalidOid, false,
-	check_concurrency},
+	check_concurrency, false},
 	{OPT_CONNECT_TIMEOUT, ForeignServerRelationId, InvalidOid, false,
-	check_positive_interval},
+	check_positive_interval, false},
 	{OPT_REQUEST_TIMEOUT, ForeignServerRelationId, InvalidOid, false,
-	check_positive_interval},
+	check_positive_interval, false},
 	{OPT_MAX_RETRIES, ForeignServerRelationId, InvalidOid, false,
-	check_retries},
-	{OPT_CA_FILE, ForeignServerRelationId, InvalidOid, true, check_ca_file},
+	check_retries, false},
+	{OPT_CA_FILE, ForeignServerRelationId, InvalidOid, true, check_ca_file, false},
 	{OPT_EXPORT_TYPE, ForeignTableRelationId, InvalidOid, false,
-	check_export_type},
+	check_export_type, false},
 	{OPT_ROWS_PER_DAY, ForeignTableRelationId, InvalidOid, false,
-	check_rows_per_day},
+	check_rows_per_day, false},
 	{OPT_ROWS_FROM, ForeignTableRelationId, InvalidOid, false,
-	check_rows_from},
-	{OPT_JSON_PATH, AttributeRelationId, InvalidOid, false, check_json_path},
+	check_rows_from, false},
+	{OPT_JSON_PATH, AttributeRelationId, InvalidOid, false, check_json_path, false},
 	{OPT_ACCESS_TOKEN, UserMappingRelationId, InvalidOid, false,
-	check_access_token},
-	{NULL, InvalidOid, InvalidOid, false, NULL}
+	check_access_token, false},
+	{NULL, InvalidOid, InvalidOid, false, NULL, false}
 };
 
 /*
@@ -218,6 +220,7 @@ _PG_init(void)
 }
 
 static const CloverOptionDef *find_option(const char *name);
+static bool valid_on(const CloverOptionDef *opt, Oid catalog);
 static void require_export_type(List *options_list);
 static const char *catalog_description(Oid catalog);
 static char *valid_option_list(Oid catalog);
@@ -281,8 +284,18 @@ clover_export_fdw_validator(PG_FUNCTION_ARGS)
 							 catalog_description(catalog))));
 		}
 
-		if (opt->catalog != catalog && opt->also_catalog != catalog)
+		if (!valid_on(opt, catalog))
 		{
+			if (opt->also_wrapper)
+				ereport(ERROR,
+						(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+						 errmsg("option \"%s\" is not valid for %s",
+								def->defname, catalog_description(catalog)),
+						 errhint("Set \"%s\" on %s, on %s or on %s.",
+								 def->defname,
+								 catalog_description(ForeignDataWrapperRelationId),
+								 catalog_description(opt->catalog),
+								 catalog_description(opt->also_catalog))));
 			if (OidIsValid(opt->also_catalog))
 				ereport(ERROR,
 						(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
@@ -343,6 +356,17 @@ require_export_type(List *options_list)
 }
 
 /*
+ * valid_on
+ *		May option opt be set on an object of catalog?
+ */
+static bool
+valid_on(const CloverOptionDef *opt, Oid catalog)
+{
+	return opt->catalog == catalog || opt->also_catalog == catalog ||
+		(opt->also_wrapper && catalog == ForeignDataWrapperRelationId);
+}
+
+/*
  * find_option
  *		The option definition of that name, or NULL
  */
@@ -391,7 +415,7 @@ valid_option_list(Oid catalog)
 	initStringInfo(&buf);
 	for (opt = clover_options; opt->name; opt++)
 	{
-		if (opt->catalog != catalog && opt->also_catalog != catalog)
+		if (!valid_on(opt, catalog))
 			continue;
 		if (buf.len > 0)
 			appendStringInfoString(&buf, ", ");
@@ -871,7 +895,8 @@ apply_option(CloverFdwOptions *o, DefElem *def, const char **hours_spec)
 
 /*
  * CloverGetOptions
- *		Merged options of a foreign table: table over server over defaults
+ *		Merged options of a foreign table: table over server over wrapper
+ *		over defaults
  *
  * Rules that span objects are enforced here, where all of them are known.
  * The result is palloc'd in the current memory context.
@@ -902,6 +927,8 @@ CloverGetOptions(Oid foreigntableid)
 	o->max_retries = DEFAULT_MAX_RETRIES;
 	o->rows_per_day = DEFAULT_ROWS_PER_DAY;
 
+	foreach(lc, GetForeignDataWrapper(server->fdwid)->options)
+		apply_option(o, (DefElem *) lfirst(lc), &hours_spec);
 	foreach(lc, server->options)
 		apply_option(o, (DefElem *) lfirst(lc), &hours_spec);
 	foreach(lc, table->options)

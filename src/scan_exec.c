@@ -62,8 +62,7 @@ has_lower_kind(List *kinds)
 
 /*
  * cloverBeginForeignScan
- *		Prepare the scan; nothing is sent to Clover before the first row is
- *		asked for
+ *		Prepare the scan, and start its first export
  */
 void
 cloverBeginForeignScan(ForeignScanState *node, int eflags)
@@ -133,6 +132,19 @@ cloverBeginForeignScan(ForeignScanState *node, int eflags)
 		fsstate->cache_slot = ExecInitExtraTupleSlot(estate,
 													 RelationGetDescr(fsstate->rel),
 													 &TTSOpsMinimalTuple);
+	}
+
+	/*
+	 * Every scan of the statement starts its first export now, so that the
+	 * tables of a join or a UNION export at once.  Not for EXPLAIN, nor
+	 * under LIMIT 0, nor when the bounds come from outer rows.
+	 */
+	if (!(eflags & EXEC_FLAG_EXPLAIN_ONLY) && !fsstate->by_days &&
+		boolVal(list_nth(fsplan->fdw_private, FdwScanPrivateStartEarly)))
+	{
+		start_scan(node, fsstate);
+		if (fsstate->run)
+			CloverRunPump(fsstate->run);
 	}
 }
 
@@ -212,13 +224,10 @@ start_scan(ForeignScanState *node, CloverFdwScanState *fsstate)
 	}
 
 	old = MemoryContextSwitchTo(fsstate->scan_cxt);
-	if (fsstate->by_days)
-		fsstate->windows = CloverSplitRangeByDays(&fsstate->range,
-												  GetCurrentStatementStartTimestamp(),
-												  &fsstate->nwindows);
-	else
-		fsstate->windows = CloverSplitRange(&fsstate->range,
-											&fsstate->nwindows);
+	fsstate->windows = CloverPlanWindows(fsstate->opts, &fsstate->range,
+										 fsstate->by_days,
+										 GetCurrentStatementStartTimestamp(),
+										 &fsstate->nwindows);
 	if (fsstate->descending)
 		CloverReverseWindows(fsstate->windows, fsstate->nwindows);
 	if (fsstate->token == NULL)

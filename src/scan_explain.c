@@ -91,6 +91,15 @@ explain_scan_stats(const CloverScanStats *s, ExplainState *es)
 	ExplainPropertyInteger("Exports Created", NULL, s->exports_created, es);
 	if (s->exports_reused > 0)
 		ExplainPropertyInteger("Exports Reused", NULL, s->exports_reused, es);
+	if (s->exports_shared > 0)
+		ExplainPropertyInteger("Exports Shared", NULL, s->exports_shared, es);
+	if (s->slot_waits > 0)
+	{
+		ExplainPropertyInteger("Slot Waits", NULL, s->slot_waits, es);
+		if (es->timing)
+			ExplainPropertyFloat("Slot Wait Time", "s", s->slot_wait_secs, 3,
+								 es);
+	}
 	ExplainPropertyInteger("Status Polls", NULL, s->polls, es);
 	ExplainPropertyInteger("Files Downloaded", NULL, s->files_downloaded, es);
 	ExplainPropertyInteger("Bytes Downloaded", "bytes", s->bytes_downloaded, es);

@@ -489,8 +489,9 @@ cloverGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel,
 		tlist = exact_tlist;
 
 	return make_foreignscan(tlist, scan_clauses, baserel->relid, fdw_exprs,
-							list_make4(kinds, retrieved,
+							list_make5(kinds, retrieved,
 									   makeInteger(fpinfo->timecol.attno),
-									   makeInteger(sort_dir)),
+									   makeInteger(sort_dir),
+									   makeBoolean(!limit_zero(root))),
 							NIL, NIL, outer_plan);
 }

@@ -40,8 +40,6 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
-/* an export is not served again this close to its files' expiry */
-#define EXPIRY_MARGIN_MS			(10 * 60 * 1000)
 /* without availableUntil, files are assumed kept this long after DONE */
 #define ASSUMED_LIFETIME_MS			(60 * 60 * 1000)
 
@@ -159,7 +157,7 @@ CloverStatementFindExport(CloverStatementExports *st,
 {
 	int64		lo_ms = CloverTimestampToUnixMs(window->lo);
 	int64		hi_ms = CloverTimestampToUnixMs(window->hi - 1) + 1;
-	int64		usable_until = now_unix_ms() + EXPIRY_MARGIN_MS;
+	int64		usable_until = now_unix_ms() + CLOVER_EXPIRY_MARGIN_MS;
 	ListCell   *lc;
 
 	if (st == NULL)

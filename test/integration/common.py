@@ -86,7 +86,9 @@ def connect(dbname, **kw):
 
 def fresh_database(name, server_options=""):
     """A new database with the extension, a server on the fake, a user
-    mapping and the imported tables; returns an autocommit connection."""
+    mapping and the imported tables; returns an autocommit connection.
+    Exports are reused across statements only if server_options set
+    reuse_exports."""
     admin = connect("postgres")
     with admin.cursor() as cur:
         cur.execute("DROP DATABASE IF EXISTS %s WITH (FORCE)" % name)
@@ -96,6 +98,12 @@ def fresh_database(name, server_options=""):
     extra = (", " + server_options) if server_options else ""
     with conn.cursor() as cur:
         cur.execute("CREATE EXTENSION clover_export_fdw")
+        if "reuse_exports" not in server_options:
+            # the suites reset the fake, which forgets its exports and reuses
+            # their ids: no statement reuses another's exports here unless a
+            # suite asks for it (test_sharing.py)
+            cur.execute("ALTER FOREIGN DATA WRAPPER clover_export_fdw "
+                        "OPTIONS (ADD reuse_exports '0')")
         cur.execute("CREATE SERVER clover FOREIGN DATA WRAPPER clover_export_fdw "
                     "OPTIONS (region 'sandbox', merchant_id %%s, base_url %%s%s)" % extra,
                     (MERCHANT, API))

@@ -250,6 +250,9 @@ def setup_database(name, encoding):
     conn.set_client_encoding("UTF8")
     with conn.cursor() as cur:
         cur.execute("CREATE EXTENSION clover_export_fdw")
+        # the suite resets the fake: no reuse across statements (common.py)
+        cur.execute("ALTER FOREIGN DATA WRAPPER clover_export_fdw "
+                    "OPTIONS (ADD reuse_exports '0')")
         cur.execute("CREATE SERVER clover FOREIGN DATA WRAPPER clover_export_fdw "
                     "OPTIONS (region 'sandbox', merchant_id %s, base_url %s)",
                     (MERCHANT, API))
