@@ -18,6 +18,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -540,6 +541,36 @@ def run_checks(f):  # noqa: C901  (one long list of checks, in order)
         assert s["max_polls_per_second"] >= 8, s["max_polls_per_second"]
         eq(s["exports"][0]["polls"], 8, "per-export polls")
 
+    @check("poll: peaks of concurrent requests and requests/s per token counted")
+    def _():
+        f.fresh(queue_ms=5000)
+        _, obj, _ = f.post("ORDERS", FRI, FRI + D)
+        # 4 polls of test-token and 2 of other-token held 1 s at once: the
+        # peak per token is 4, not 6
+        f.admin("POST", "fault", {"kind": "delay", "target": "poll", "seconds": 1,
+                                  "count": 6})
+        tokens = ["test-token"] * 4 + ["other-token"] * 2
+        threads = [threading.Thread(target=f.poll, args=(obj["id"],), kwargs={"token": t})
+                   for t in tokens]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        s = f.stats()
+        eq(s["max_concurrent_requests_per_token"], 4, "concurrent per token")
+        # 1 POST + 4 polls of test-token within 1 s (the 2 of other-token apart)
+        eq(s["max_requests_per_second_per_token"], 5, "per second per token")
+        # after the held ones: 9 quick polls of test-token count 9 in 1 s,
+        # one at a time
+        f.admin("POST", "reset")
+        f.admin("POST", "config", dict(FAST, queue_ms=5000))
+        _, obj, _ = f.post("ORDERS", FRI, FRI + D, token="other-token")
+        for _ in range(9):
+            f.poll(obj["id"])
+        s = f.stats()
+        eq((s["max_concurrent_requests_per_token"], s["max_requests_per_second_per_token"]),
+           (1, 9), "sequential polls")
+
     # ---- files ---------------------------------------------------------------
     @check("files: pre-signed URLs on the file host, no token needed, JSON elements")
     def _():
@@ -919,6 +950,7 @@ def run_checks(f):  # noqa: C901  (one long list of checks, in order)
                   "file_bytes", "v1_requests", "auth_failures", "busy_rejections",
                   "closed_rejections", "rate_limited", "early_retries", "faults_fired",
                   "token_on_file_host", "max_running_exports", "max_polls_per_second",
+                  "max_concurrent_requests_per_token", "max_requests_per_second_per_token",
                   "exports"):
             assert k in s, k
         f.admin("GET", "config")

@@ -50,7 +50,8 @@ MAX_BODY = 1 << 20
 COUNTERS = ("requests_total", "posts", "exports_created", "polls", "file_downloads",
             "file_bytes", "v1_requests", "auth_failures", "busy_rejections",
             "closed_rejections", "rate_limited", "early_retries", "faults_fired",
-            "token_on_file_host", "max_running_exports", "max_polls_per_second")
+            "token_on_file_host", "max_running_exports", "max_polls_per_second",
+            "max_concurrent_requests_per_token", "max_requests_per_second_per_token")
 
 _EXPORTS = re.compile(r"^/v3/merchants/([^/]+)/exports/?$")
 _EXPORT = re.compile(r"^/v3/merchants/([^/]+)/exports/([^/]+)/?$")
@@ -129,6 +130,8 @@ class Fake:
         self.exports = {}
         self._export_seq = 0    # export ids are a sequence, so tests are stable
         self._recent_polls = collections.deque()
+        self._token_active = {}     # Bearer token -> API requests being served
+        self._token_recent = {}     # Bearer token -> their start times, last 1 s
         self._penalties = {}    # Bearer token -> rate-limit penalty (see penalty_answer)
 
     # -- bookkeeping ----------------------------------------------------------
@@ -147,6 +150,32 @@ class Fake:
             while q[0] <= t - 1.0:
                 q.popleft()
             self.stats["max_polls_per_second"] = max(self.stats["max_polls_per_second"], len(q))
+
+    def token_request_started(self, token):
+        """An API-host request with this Bearer token (known or not) is
+        being served: track the peaks of Clover's per-token limits (5
+        concurrent requests, 16 requests/s) over all tokens."""
+        with self.lock:
+            active = self._token_active.get(token, 0) + 1
+            self._token_active[token] = active
+            t = time.monotonic()
+            q = self._token_recent.setdefault(token, collections.deque())
+            q.append(t)
+            while q[0] <= t - 1.0:
+                q.popleft()
+            st = self.stats
+            st["max_concurrent_requests_per_token"] = max(
+                st["max_concurrent_requests_per_token"], active)
+            st["max_requests_per_second_per_token"] = max(
+                st["max_requests_per_second_per_token"], len(q))
+
+    def token_request_ended(self, token):
+        with self.lock:
+            left = self._token_active.get(token, 0) - 1
+            if left > 0:
+                self._token_active[token] = left
+            else:
+                self._token_active.pop(token, None)
 
     def fault_for(self, target):
         with self.lock:
@@ -570,8 +599,17 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.close()   # the descriptor goes when rfile closes
         self._log("reset" if reset else "drop")
 
+    token_in_flight = None      # the Bearer token of the API request being served
+
+    def token_done(self):
+        """The request of token_in_flight is answered (or dropped)."""
+        if self.token_in_flight is not None:
+            self.fake.token_request_ended(self.token_in_flight)
+            self.token_in_flight = None
+
     def _send(self, resp, rule=None):
         """Send resp; a delivery or body fault in rule alters how."""
+        self.token_done()
         kind = rule["kind"] if rule else None
         counter = getattr(self, "body_counter", None)
 
@@ -630,9 +668,24 @@ class ApiHandler(_Handler):
     penalties = True
 
     def route(self):
-        path, method, fake = self.req_path, self.command, self.fake
+        path = self.req_path
         if path.startswith("/_admin/"):
-            return self._admin(path[len("/_admin/"):].strip("/"), method)
+            return self._admin(path[len("/_admin/"):].strip("/"), self.command)
+        token = self.fake.bearer(self.headers)
+        if token is None:
+            return self._route_api()
+        # from routing until the answer starts (a delay fault included):
+        # once the client has read it, it may send the next request on
+        # another connection before this thread has finished
+        self.fake.token_request_started(token)
+        self.token_in_flight = token
+        try:
+            return self._route_api()
+        finally:
+            self.token_done()
+
+    def _route_api(self):
+        path, method, fake = self.req_path, self.command, self.fake
         m = _EXPORTS.match(path)
         if m and method == "POST":
             fake.count("posts")
