@@ -405,8 +405,10 @@ def no_reuse(tap, conn):
         refused = None
     except psycopg2.Error as e:
         refused = e
-    tap.check(refused is not None and refused.diag.message_primary.startswith(
-        'invalid value for option "reuse_exports"'),
+    # refused as every interval option is: interval_in's error, in the
+    # context of validating the option
+    tap.check(refused is not None and refused.pgcode == "22007" and
+              'validating option "reuse_exports"' in (refused.diag.context or ""),
               "3: reuse_exports 'ten minutes' is refused when set", describe(refused))
 
 
@@ -880,7 +882,7 @@ def section(tap, name, fn, *args):
 
 def main():
     tap = Tap()
-    conn = fresh_database(DB, "busy_timeout '60s'")
+    conn = fresh_database(DB, "busy_timeout '60s', reuse_exports '10 min'")
     with conn.cursor() as cur:
         cur.execute("ALTER SERVER clover OPTIONS (SET merchant_id %s)", (MERCHANT,))
     set_token(conn, TOKEN)
