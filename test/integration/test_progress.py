@@ -22,7 +22,7 @@ WEEK = ("SELECT count(*) FROM clover_orders "
         "WHERE created_time >= '2024-01-01' AND created_time < '2024-01-08'")
 QUARTER = ("SELECT count(*) FROM clover_orders "
            "WHERE created_time >= '2024-01-01' AND created_time < '2024-04-01'")
-INTERVAL = 3.0                  # PROGRESS_INTERVAL_SECS in exports.c
+INTERVAL = 3.0                  # PROGRESS_INTERVAL_SECS in export_progress.c
 
 # the NOTICE of a window whose rows have all been returned
 WINDOW_DONE = re.compile(
