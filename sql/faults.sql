@@ -37,10 +37,13 @@ SELECT count(*) = (:'e'::jsonb->>'count')::bigint AS complete FROM week;
 \! "$FAKECTL" reset
 \! "$FAKECTL" fault kind=status target=poll status=503 count=-1 'body={"message":"upstream unavailable"}'
 SELECT count(*) FROM week;
--- a download that keeps failing
+-- a download that keeps failing (one download at a time, so that the
+-- first file is the one that fails for good)
 \! "$FAKECTL" reset
 \! "$FAKECTL" fault kind=status target=file status=500 count=-1
+ALTER SERVER clover OPTIONS (ADD max_parallel_downloads '1');
 SELECT count(*) FROM week;
+ALTER SERVER clover OPTIONS (DROP max_parallel_downloads);
 
 --
 -- A POST is retried only when it cannot have created an export

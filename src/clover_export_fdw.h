@@ -554,6 +554,8 @@ typedef struct CloverClientConfig
 	const int64 *rows_returned; /* the scan's count, for progress NOTICEs */
 	const CloverWindow *windows;
 	int			nwindows;
+	bool		wants_all;		/* the query wants every row: the next
+								 * windows export from the start */
 	bool		whole_windows;	/* the consumer reads each window whole
 								 * before it returns a row (sorted scans):
 								 * only CloverRunAllowPrefetch, or the end
@@ -673,8 +675,11 @@ enum FdwScanPrivateIndex
 	FdwScanPrivateTimeAttno,	/* Integer: the time column, or 0 */
 	FdwScanPrivateSortDir,		/* Integer: rows by the time column, 1
 								 * ascending, -1 descending; 0 unsorted */
-	FdwScanPrivateStartEarly	/* Boolean: start the exports when the
+	FdwScanPrivateStartEarly,	/* Boolean: start the exports when the
 								 * executor starts (not under LIMIT 0) */
+	FdwScanPrivateWantsAll		/* Boolean: the query wants every row (no
+								 * LIMIT, cursor or EXISTS): prefetch from
+								 * the start */
 };
 
 /*
@@ -698,6 +703,7 @@ typedef struct CloverFdwScanState
 	/* set when the scan starts */
 	bool		started;
 	bool		by_days;		/* bounds change per rescan: whole days */
+	bool		wants_all;		/* the query wants every row (the plan) */
 	CloverRange range;
 	CloverWindow *windows;
 	int			nwindows;

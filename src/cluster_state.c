@@ -258,6 +258,47 @@ ClusterClaimAdd(ClusterState *cs, ClaimKind kind, uint32 run)
 }
 
 /*
+ * ClusterClaimFind
+ *		This backend's first claim of kind for run with these key, entry
+ *		and generation (0 where the kind has none), or NULL
+ */
+Claim *
+ClusterClaimFind(ClusterState *cs, ClaimKind kind, uint32 run, uint64 key,
+				 int entry, uint32 generation)
+{
+	int			i;
+
+	for (i = 0; i < CLUSTER_MAX_CLAIMS; i++)
+	{
+		Claim	   *c = &cs->claims[i];
+
+		if (c->kind == kind && c->pid == MyProcPid && c->run == run &&
+			c->key == key && c->entry == entry &&
+			c->generation == generation)
+			return c;
+	}
+	return NULL;
+}
+
+/*
+ * ClusterClaimCount
+ *		How many claims of kind for key all backends hold
+ */
+int
+ClusterClaimCount(ClusterState *cs, ClaimKind kind, uint64 key)
+{
+	int			n = 0;
+	int			i;
+
+	for (i = 0; i < CLUSTER_MAX_CLAIMS; i++)
+	{
+		if (cs->claims[i].kind == kind && cs->claims[i].key == key)
+			n++;
+	}
+	return n;
+}
+
+/*
  * ClusterReleaseClaims
  *		Give back the claims of backend pid: of one run, or all of them
  */

@@ -430,7 +430,9 @@ clover_handle_poll(CloverExportRun *run, CloverJob *job, CloverHttpResult *res)
 static void
 poll_again(CloverExportRun *run, CloverJob *job)
 {
-	double		now = mono_now();
+	/* when Clover answered, which may be before this backend looked */
+	double		now = job->answered_at > 0 ?
+		Min(mono_now(), job->answered_at) : mono_now();
 	double		wait;
 
 	if (job->state != JOB_RUNNING)

@@ -401,20 +401,12 @@ void
 CloverRegistryUnuse(CloverSharedRef ref, uint32 run)
 {
 	ClusterState *cs = ClusterStateAttach();
-	int			i;
+	Claim	   *c;
 
 	LWLockAcquire(&cs->lock, LW_EXCLUSIVE);
-	for (i = 0; i < CLUSTER_MAX_CLAIMS; i++)
-	{
-		Claim	   *c = &cs->claims[i];
-
-		if (c->kind == CLAIM_USE && c->pid == MyProcPid && c->run == run &&
-			c->entry == ref.index && c->generation == ref.generation)
-		{
-			c->kind = CLAIM_FREE;
-			break;
-		}
-	}
+	c = ClusterClaimFind(cs, CLAIM_USE, run, 0, ref.index, ref.generation);
+	if (c)
+		c->kind = CLAIM_FREE;
 	LWLockRelease(&cs->lock);
 }
 

@@ -81,6 +81,8 @@ typedef struct CloverJob
 	JobState	state;
 	CloverHttpRequest *request; /* the create or poll in flight, or NULL */
 	double		due_at;			/* next create attempt or poll */
+	double		sent_at;		/* when the request in flight was sent */
+	double		answered_at;	/* when Clover answered the last one */
 	char	   *export_id;
 	char	   *status;
 	int			percent;

@@ -63,26 +63,6 @@ CloverTokenKey(const CloverFdwOptions *opts, const char *token)
 }
 
 /*
- * line_claim
- *		run's place in the line of merchant key, or NULL
- */
-static Claim *
-line_claim(ClusterState *cs, uint64 key, uint32 run)
-{
-	int			i;
-
-	for (i = 0; i < CLUSTER_MAX_CLAIMS; i++)
-	{
-		Claim	   *c = &cs->claims[i];
-
-		if (c->kind == CLAIM_LINE && c->key == key &&
-			c->pid == MyProcPid && c->run == run)
-			return c;
-	}
-	return NULL;
-}
-
-/*
  * ahead_of
  *		How many are in the line of key before ticket
  */
@@ -129,7 +109,7 @@ CloverSlotTake(const CloverFdwOptions *opts, uint32 run,
 
 	*ahead = -1;
 	LWLockAcquire(&cs->lock, LW_EXCLUSIVE);
-	line = line_claim(cs, key, run);
+	line = ClusterClaimFind(cs, CLAIM_LINE, run, key, 0, 0);
 	i = may_cover ? RegistryFindCover(cs, opts, window, stmt_start) : -1;
 	if (i >= 0)
 		result = CLOVER_SLOT_COVERED;
@@ -172,7 +152,9 @@ CloverSlotLeaveLine(const CloverFdwOptions *opts, uint32 run)
 	Claim	   *line;
 
 	LWLockAcquire(&cs->lock, LW_EXCLUSIVE);
-	line = line_claim(cs, CloverMerchantKey(opts->api_base, opts->merchant_id), run);
+	line = ClusterClaimFind(cs, CLAIM_LINE, run,
+							CloverMerchantKey(opts->api_base, opts->merchant_id),
+							0, 0);
 	if (line)
 		line->kind = CLAIM_FREE;
 	LWLockRelease(&cs->lock);
@@ -187,20 +169,17 @@ static TokenLimiter *
 limiter_of(ClusterState *cs, uint64 key, double now)
 {
 	TokenLimiter *victim = NULL;
-	int			i,
-				j;
+	int			i;
 
 	for (i = 0; i < CLUSTER_MAX_LIMITERS; i++)
 	{
 		TokenLimiter *l = &cs->limiters[i];
-		bool		busy = false;
 
 		if (l->token_key == key)
 			return l;
-		for (j = 0; j < CLUSTER_MAX_CLAIMS && l->token_key != 0; j++)
-			busy |= (cs->claims[j].kind == CLAIM_REQUEST &&
-					 cs->claims[j].key == l->token_key);
-		if (!busy && (victim == NULL || l->last_used < victim->last_used))
+		if ((l->token_key == 0 ||
+			 ClusterClaimCount(cs, CLAIM_REQUEST, l->token_key) == 0) &&
+			(victim == NULL || l->last_used < victim->last_used))
 			victim = l;
 	}
 	if (victim)
@@ -211,24 +190,6 @@ limiter_of(ClusterState *cs, uint64 key, double now)
 							  REQUESTS_IN_FLIGHT, now);
 	}
 	return victim;
-}
-
-/*
- * requests_in_flight
- *		How many API requests with token key are in flight, in all sessions
- */
-static int
-requests_in_flight(ClusterState *cs, uint64 key)
-{
-	int			n = 0;
-	int			i;
-
-	for (i = 0; i < CLUSTER_MAX_CLAIMS; i++)
-	{
-		if (cs->claims[i].kind == CLAIM_REQUEST && cs->claims[i].key == key)
-			n++;
-	}
-	return n;
 }
 
 /*
@@ -248,7 +209,7 @@ CloverApiTake(uint64 key, uint32 run, double now)
 	l = limiter_of(cs, key, now);
 	if (l)
 	{
-		l->rl.in_flight = requests_in_flight(cs, key);
+		l->rl.in_flight = ClusterClaimCount(cs, CLAIM_REQUEST, key);
 		l->last_used = now;
 		if (CloverRateLimiterTake(&l->rl, now) &&
 			(c = ClusterClaimAdd(cs, CLAIM_REQUEST, run)) != NULL)
@@ -269,20 +230,12 @@ void
 CloverApiDone(uint64 key, uint32 run)
 {
 	ClusterState *cs = ClusterStateAttach();
-	int			i;
+	Claim	   *c;
 
 	LWLockAcquire(&cs->lock, LW_EXCLUSIVE);
-	for (i = 0; i < CLUSTER_MAX_CLAIMS; i++)
-	{
-		Claim	   *c = &cs->claims[i];
-
-		if (c->kind == CLAIM_REQUEST && c->key == key &&
-			c->pid == MyProcPid && c->run == run)
-		{
-			c->kind = CLAIM_FREE;
-			break;
-		}
-	}
+	c = ClusterClaimFind(cs, CLAIM_REQUEST, run, key, 0, 0);
+	if (c)
+		c->kind = CLAIM_FREE;
 	LWLockRelease(&cs->lock);
 }
 
@@ -321,7 +274,7 @@ CloverApiReadyAt(uint64 key, double now, double *paused_until)
 	l = limiter_of(cs, key, now);
 	if (l)
 	{
-		l->rl.in_flight = requests_in_flight(cs, key);
+		l->rl.in_flight = ClusterClaimCount(cs, CLAIM_REQUEST, key);
 		ready = CloverRateLimiterReadyAt(&l->rl, now);
 		*paused_until = l->rl.paused_until;
 	}

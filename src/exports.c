@@ -14,10 +14,15 @@
  * Clover's rules, and how they are kept:
  *
  * - At most max_concurrent_exports exports run at Clover (default 1, as
- *	 Clover asks), counting every run of the same server in this backend;
- *	 the next window's export is created as soon as an earlier one is DONE.
- *	 Until the consumer has finished a whole file, nothing is prefetched (a
- *	 LIMIT 10 creates one export and downloads at most two files).  A
+ *	 Clover asks) for one API host and merchant, counting every scan of
+ *	 every session of the cluster: a scan takes a slot in line before it
+ *	 creates an export, or uses an export that another scan made or is
+ *	 making for its window (export_share.c).  A run keeps up to that many
+ *	 of its next windows exporting while the current one streams, but
+ *	 until the consumer has finished a whole file nothing is prefetched (a
+ *	 LIMIT 10 creates one export and downloads at most two files), unless
+ *	 the plan says the query wants every row (no LIMIT, cursor or EXISTS:
+ *	 the planner's tuple_fraction is 0).  A
  *	 sorted scan reads whole windows (whole_windows): its files are all
  *	 downloaded at once, and it says itself when to prefetch
  *	 (CloverRunAllowPrefetch).
@@ -28,10 +33,13 @@
  *	 export, until busy_timeout is spent.  A poll answered "closed" is
  *	 polled again on the polling schedule.
  * - 429: wait at least Retry-After (calling early lengthens the penalty),
- *	 else back off from 1 s; API requests stay under a per-run token bucket
- *	 well below Clover's 16 requests/s per token (pacing.c).
- * - Polls start after 50 ms and double up to 5 s (pacing.c).  An export
- *	 still PENDING or IN_PROGRESS after export_timeout fails the query.
+ *	 else back off from 1 s, in every session using the token; API
+ *	 requests stay under one token bucket per token, shared by all
+ *	 sessions, well below Clover's 16 requests/s and 5 at once
+ *	 (export_slots.c, pacing.c).
+ * - Polls follow percentComplete's progress to the predicted DONE, from
+ *	 250 ms to at most 10 s apart (pacing.c).  An export still PENDING or
+ *	 IN_PROGRESS after export_timeout fails the query.
  * - Transient failures (5xx, refused/reset/dropped connections, stalls of
  *	 request_timeout, truncated bodies) are retried with backoff up to
  *	 max_retries for polls and downloads; a download's 429 too, after its
@@ -84,6 +92,9 @@
 /* a job in line for a slot, or waiting for another's export, this soon */
 #define SHARED_RECHECK_SECS		0.05
 
+/* another run of the backend with requests in flight is looked at this soon */
+#define SIBLING_ANSWER_SECS		0.02
+
 /* longest sleep when no timer is due sooner */
 #define MAX_IDLE_WAIT_SECS		1.0
 
@@ -96,11 +107,9 @@
 #define TAG_POLL				(-2)
 
 /*
- * Every run of this backend.  Runs of one server share its allowance of
- * concurrent exports (max_concurrent_exports counts the exports of a whole
- * statement, e.g. of both sides of a join), and a run waiting for its turn
- * keeps its siblings' requests moving, since only they can see their
- * exports finish.
+ * Every run of this backend.  A run that waits keeps its siblings' requests
+ * moving: another table of the statement may hold the slot it waits for,
+ * or make the export it waits for, and only that run sees it finish.
  */
 static dlist_head live_runs = DLIST_STATIC_INIT(live_runs);
 
@@ -159,6 +168,7 @@ start_request(CloverExportRun *run, CloverJob *job, int tag, const char *url,
 	{
 		spec.bearer_token = run->token;
 		spec.max_body = MAX_API_BODY;
+		job->sent_at = mono_now();
 	}
 	return CloverHttpStart(run->http, &spec);
 }
@@ -393,6 +403,7 @@ handle_completion(CloverExportRun *run, CloverHttpResult *res)
 	if (res->tag < 0)
 	{
 		job->request = NULL;
+		job->answered_at = job->sent_at + res->total_secs;
 		CloverApiDone(run->token_key, run->cluster_run);
 		if (res->outcome == CLOVER_HTTP_ANSWERED)
 			run->api_answered = true;
@@ -437,27 +448,50 @@ run_step(CloverExportRun *run)
 }
 
 /*
+ * step_sibling
+ *		run_step of another run of the backend, in that run's memory
+ */
+static bool
+step_sibling(CloverExportRun *r)
+{
+	MemoryContext old = MemoryContextSwitchTo(r->cxt);
+	bool		progressed = run_step(r);
+
+	MemoryContextSwitchTo(old);
+	return progressed;
+}
+
+/*
  * wait_for_activity
  *		Sleep until a transfer can advance, a timer is due, or a signal or
  *		latch arrives (see CloverHttpWait)
  *
  * The other runs of this backend advance first: another table of the
- * statement may hold the concurrent exports this run waits for.
+ * statement may make the export this run waits for, and its status polls
+ * are timed by when their answers arrive.  So the wait also ends at their
+ * timers, and soon while they have requests in flight (this wait sees only
+ * this run's transfers).
  */
 static void
 wait_for_activity(CloverExportRun *run)
 {
 	double		start = mono_now();
+	double		wait = next_due(run, start);
 	dlist_iter	iter;
 
 	dlist_foreach(iter, &live_runs)
 	{
 		CloverExportRun *r = dlist_container(CloverExportRun, live_node, iter.cur);
 
-		if (r != run)
-			(void) run_step(r);
+		if (r == run)
+			continue;
+		(void) step_sibling(r);
+		/* its timers, and soon for its answers: this wait does not see them */
+		wait = Min(wait, next_due(r, start));
+		if (CloverHttpBusy(r->http))
+			wait = Min(wait, SIBLING_ANSWER_SECS);
 	}
-	CloverHttpWait(run->http, (long) ceil(next_due(run, start) * 1000));
+	CloverHttpWait(run->http, (long) ceil(Max(wait, 0) * 1000));
 	run->stats.clover_wait_secs += mono_now() - start;
 }
 
@@ -527,6 +561,7 @@ CloverRunCreate(MemoryContext parent, const CloverClientConfig *config)
 								run->exports_path);
 	run->njobs = config->nwindows;
 	run->whole_windows = config->whole_windows;
+	run->prefetch_unlocked = config->wants_all;
 	run->jobs = palloc0(sizeof(CloverJob) * Max(config->nwindows, 1));
 	for (i = 0; i < config->nwindows; i++)
 	{
@@ -668,14 +703,24 @@ CloverRunRedownload(CloverExportRun *run)
 
 /*
  * CloverRunPump
- *		Let transfers advance without waiting; called between rows
+ *		Let transfers advance without waiting, this run's and the other
+ *		runs' of the backend (whose answers would otherwise wait for this
+ *		scan's next wait); called between rows
  */
 void
 CloverRunPump(CloverExportRun *run)
 {
 	MemoryContext old = MemoryContextSwitchTo(run->cxt);
+	dlist_iter	iter;
 
 	(void) run_step(run);
+	dlist_foreach(iter, &live_runs)
+	{
+		CloverExportRun *r = dlist_container(CloverExportRun, live_node, iter.cur);
+
+		if (r != run)
+			(void) step_sibling(r);
+	}
 	MemoryContextSwitchTo(old);
 }
 

@@ -92,6 +92,8 @@ cloverBeginForeignScan(ForeignScanState *node, int eflags)
 	fsstate->bound_states = ExecInitExprList(fsplan->fdw_exprs,
 											 (PlanState *) node);
 	fsstate->by_days = uses_exec_param((Node *) fsplan->fdw_exprs, NULL);
+	fsstate->wants_all = boolVal(list_nth(fsplan->fdw_private,
+										  FdwScanPrivateWantsAll));
 	foreach(lc, fsplan->fdw_exprs)
 		fsstate->bound_types = lappend_oid(fsstate->bound_types,
 										   exprType((Node *) lfirst(lc)));
@@ -241,6 +243,7 @@ start_scan(ForeignScanState *node, CloverFdwScanState *fsstate)
 	config.nwindows = fsstate->nwindows;
 	config.rows_returned = &fsstate->stats.rows_returned;
 	config.whole_windows = (fsstate->sort != NULL);
+	config.wants_all = fsstate->wants_all;
 	config.statement = CloverStatementExportsFor(node->ss.ps.state);
 	fsstate->run = CloverRunCreate(fsstate->scan_cxt, &config);
 }

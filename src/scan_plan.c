@@ -489,9 +489,10 @@ cloverGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel,
 		tlist = exact_tlist;
 
 	return make_foreignscan(tlist, scan_clauses, baserel->relid, fdw_exprs,
-							list_make5(kinds, retrieved,
-									   makeInteger(fpinfo->timecol.attno),
-									   makeInteger(sort_dir),
-									   makeBoolean(!limit_zero(root))),
+							lappend(list_make5(kinds, retrieved,
+											   makeInteger(fpinfo->timecol.attno),
+											   makeInteger(sort_dir),
+											   makeBoolean(!limit_zero(root))),
+									makeBoolean(root->tuple_fraction == 0.0)),
 							NIL, NIL, outer_plan);
 }
