@@ -134,6 +134,9 @@ def words_decide(tap, conn):
 
 def file_429(tap, conn):
     server_option(conn, "max_retries", "3")
+    # one download at a time: the same file meets both 429s, one after the
+    # other (a query that wants every row downloads files side by side)
+    server_option(conn, "max_parallel_downloads", "1")
     fake_reset()
     fake_fault(kind="status", target="file", status=429, retry_after=1, count=2)
     err, secs = run_timed(conn, WEEK)
