@@ -76,6 +76,18 @@ SELECT count(*) >= 0 AS counted FROM reuse_orders
  WHERE created_time >= now() - interval '2 days';
 \! "$FAKECTL" stats exports_created
 
+-- every scan starts its first export when the executor starts, so both
+-- tables of a join export at once; never for a plain EXPLAIN, nor under
+-- LIMIT 0 (no export covers March)
+\! "$FAKECTL" stats exports_created
+EXPLAIN (COSTS OFF)
+SELECT count(*) FROM reuse_orders o JOIN clover_payments p ON p.order_id = o.id
+ WHERE o.created_time >= '2024-03-01' AND o.created_time < '2024-03-02'
+   AND p.created_time >= '2024-03-01' AND p.created_time < '2024-03-02';
+SELECT * FROM reuse_orders
+ WHERE created_time >= '2024-03-01' AND created_time < '2024-03-02' LIMIT 0;
+\! "$FAKECTL" stats exports_created
+
 -- a user without USAGE on the server sees none of its exports
 CREATE ROLE sharing_outsider;
 SET ROLE sharing_outsider;
