@@ -9,6 +9,7 @@ an entry set to null is removed.  Every other key is replaced.
 import copy
 
 from .clock import REGION_HOURS, parse_hours
+from .v1 import CURSOR_READINGS, LIST_ORDERS, OVER_MAX
 
 ANOMALIES = ("nul_in_note", "huge_total", "string_client_time", "float_total", "deep_nesting")
 MERCHANT_REGIONS = ("*",) + tuple(REGION_HOURS)
@@ -186,9 +187,9 @@ _SCALARS = {
     "anomalies": _anomalies,
     "data_start_ms": _int(),
     "v1_merchant": _string(nullable=True),
-    "v1_cursor": _one_of("included", "excluded"),
-    "v1_order": _one_of("unsorted", "newest_first"),
-    "v1_limit_over_max": _one_of("clamp", "error"),
+    "v1_cursor": _one_of(*CURSOR_READINGS),
+    "v1_order": _one_of(*LIST_ORDERS),
+    "v1_limit_over_max": _one_of(*OVER_MAX),
 }
 # key -> merger(patch, old) for keys merged per entry
 _MERGED = {"merchants": _merchants, "tokens": _tokens}

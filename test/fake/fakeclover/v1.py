@@ -41,8 +41,9 @@ from .data import DAY_MS, HOUR_MS, clover_id, stable_hash
 KINDS = ("orders", "charges", "refunds")
 MAX_LIMIT = 100
 DEFAULT_LIMIT = 10
-CURSOR_READINGS = ("included", "excluded")
-LIST_ORDERS = ("newest_first", "unsorted")
+CURSOR_READINGS = ("included", "excluded")     # config v1_cursor
+LIST_ORDERS = ("unsorted", "newest_first")      # config v1_order
+OVER_MAX = ("clamp", "error")                   # config v1_limit_over_max
 _INDEX_MAX = 1_000_000      # ids kept (about 150 bytes each)
 _BUCKET_CACHE = 512         # hour buckets kept (paging with limit=1 reuses them)
 
