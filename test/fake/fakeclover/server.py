@@ -496,12 +496,12 @@ class Fake:
             money, created = "amount", "created"
             buckets = window_objects(self.gen, EXPECT_TYPES[kind], merchant, opd, lo, hi)
         ids, total, first, last = [], 0, None, None
-        for objs in buckets:    # bucket by bucket: only the ids are kept
-            for o in objs:
-                ids.append(o["id"])
-                total += o[money]
-                first = o[created] if first is None else min(first, o[created])
-                last = o[created] if last is None else max(last, o[created])
+        for objs in buckets:    # each hour's objects, sorted by their time
+            if objs:
+                first = objs[0][created] if first is None else first
+                last = objs[-1][created]
+                ids.extend(o["id"] for o in objs)
+                total += sum(o[money] for o in objs)
         ids.sort()
         out = {"count": len(ids), "sum": total, "min_created": first, "max_created": last,
                "ids_md5": hashlib.md5("\n".join(ids).encode()).hexdigest()}
