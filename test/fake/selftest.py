@@ -877,69 +877,319 @@ def run_checks(f):  # noqa: C901  (one long list of checks, in order)
     def v1(path, token="test-token"):
         return f.call("GET", path, token=token)[:2]
 
-    @check("v1: list shape, default limit 10, newest first")
+    v1_expect = {"orders": "ECOMMERCE_ORDERS", "charges": "CHARGES", "refunds": "REFUNDS"}
+    # ranges of several pages of 100: about 480 orders, 530 charges, 150 refunds
+    v1_range = {"orders": (FRI, FRI + 3 * D), "charges": (FRI, FRI + 3 * D),
+                "refunds": (FRI, FRI + 20 * D)}
+
+    def v1_page_all(kind, lo, hi, limit, cursor_param="starting_after"):
+        """Page created in [lo, hi) as FAKE.md says a correct client must:
+        next cursor = the last id of the page, de-duplicate by id, stop when
+        has_more is false; a page with has_more that adds no new id cannot
+        advance (returned as stuck=True).  Returns (ids, objects, pages, stuck)."""
+        seen, objs, pages, cursor = set(), [], [], None
+        while len(pages) < 5000:
+            q = "/v1/%s?limit=%d&created.gt=%d&created.lt=%d" % (kind, limit, lo - 1, hi)
+            if cursor:
+                q += "&%s=%s" % (cursor_param, cursor)
+            status, body = v1(q)
+            eq(status, 200, "page %d: %s" % (len(pages) + 1, body))
+            pages.append(body)
+            new = [o for o in body["data"] if o["id"] not in seen]
+            seen |= {o["id"] for o in new}
+            objs += new
+            if not body["has_more"]:
+                return seen, objs, pages, False
+            if not new:
+                return seen, objs, pages, True
+            cursor = body["data"][-1]["id"]
+        raise AssertionError("no end after 5000 pages")
+
+    @check("v1: defaults: cursor included, order unsorted, limit over 100 clamped")
+    def _():
+        cfg = f.admin("GET", "config")
+        eq((cfg["v1_cursor"], cfg["v1_order"], cfg["v1_limit_over_max"]),
+           ("included", "unsorted", "clamp"))
+        for key, bad in (("v1_cursor", "both"), ("v1_order", "oldest_first"),
+                         ("v1_limit_over_max", 100)):
+            eq(f.call("POST", "/_admin/config", {key: bad}, token=None)[0], 400, key)
+
+    @check("v1: list shape, default limit 10, has_more")
     def _():
         status, body = v1("/v1/orders")
         eq(status, 200)
-        eq((body["object"], body["url"], body["has_more"], len(body["data"])),
-           ("list", "/v1/orders", True, 10))
-        o = body["data"][0]
-        assert {"id", "amount", "currency", "created", "items"} <= set(o), o
-        created = [x["created"] for x in body["data"]]
-        eq(created, sorted(created, reverse=True), "newest first")
+        eq((set(body), body["object"], body["url"], body["has_more"], len(body["data"])),
+           ({"object", "url", "has_more", "data"}, "list", "/v1/orders", True, 10))
+        for kind in ("charges", "refunds"):
+            eq(v1("/v1/%s" % kind)[1]["url"], "/v1/" + kind, kind)
 
-    @check("v1: limit 100 ok, 0 and 101 -> 400; auth required")
+    @check("v1: newest_first is created descending; unsorted is not sorted but stable")
     def _():
-        eq(len(v1("/v1/charges?limit=100")[1]["data"]), 100, "100")
-        eq(v1("/v1/orders?limit=101")[0], 400, "101")
-        eq(v1("/v1/orders?limit=0")[0], 400, "0")
-        eq(v1("/v1/orders", token=None)[0], 401, "no token")
-        eq(v1("/v1/orders", token="noperm-token")[0], 401, "no merchant")
+        f.fresh(v1_order="newest_first")
+        q = "/v1/charges?limit=100&created.gt=%d&created.lt=%d" % (FRI - 1, SAT)
+        created = [o["created"] for o in v1(q)[1]["data"]]
+        eq(created, sorted(created, reverse=True), "newest first")
+        f.fresh()
+        page = v1(q)[1]["data"]
+        created = [o["created"] for o in page]
+        assert created != sorted(created, reverse=True) and created != sorted(created), \
+            "unsorted page is sorted"
+        eq(v1(q)[1]["data"], page, "the same page again")
+        q = "/v1/charges?limit=100&created.gt=%d&created.lt=%d" % (SAT - 4 * H - 1, SAT + 4 * H)
+        days = [o["created"] // D for o in v1(q)[1]["data"]]
+        eq((days, len(set(days))), (sorted(days, reverse=True), 2), "days newest first")
 
-    @check("v1: created.gt/lt + starting_after pages cover the range, cursor included")
+    @check("v1: limit 100 over several pages: every object once, both readings x orders")
+    def _():
+        for reading in ("included", "excluded"):
+            for order in ("newest_first", "unsorted"):
+                f.fresh(v1_cursor=reading, v1_order=order)
+                for kind, (lo, hi) in v1_range.items():
+                    what = "%s %s %s" % (reading, order, kind)
+                    ids, objs, pages, stuck = v1_page_all(kind, lo, hi, 100)
+                    e = f.expect(v1_expect[kind], lo, hi, ids=True)
+                    eq((stuck, sorted(ids)), (False, e["ids"]), what + ": ids = expect")
+                    eq(sum(o["amount"] for o in objs), e["sum"], what + ": sum = expect")
+                    assert len(pages) >= 2, "%s: %d pages" % (what, len(pages))
+                    assert all(lo <= o["created"] < hi for o in objs), what + ": range"
+                    received = sum(len(p["data"]) for p in pages)
+                    dups = received - len(ids)
+                    for prev, page in zip(pages, pages[1:]):
+                        first_is_cursor = page["data"][0]["id"] == prev["data"][-1]["id"]
+                        eq(first_is_cursor, reading == "included", what + ": cursor first")
+                    eq(dups, len(pages) - 1 if reading == "included" else 0, what + ": dups")
+                    eq([p["has_more"] for p in pages], [True] * (len(pages) - 1) + [False],
+                       what + ": has_more")
+                    eq([len(p["data"]) for p in pages[:-1]], [100] * (len(pages) - 1),
+                       what + ": full pages")
+
+    @check("v1: limit 1 and 2: excluded advances by 1; included needs 2 (1 never advances)")
     def _():
         lo, hi = FRI, FRI + 6 * H
-        ids, cursor, pages = set(), None, 0
-        while True:
-            q = "/v1/orders?limit=5&created.gt=%d&created.lt=%d" % (lo - 1, hi)
-            if cursor:
-                q += "&starting_after=" + cursor
-            status, body = v1(q)
-            eq(status, 200, "page status")
-            if cursor:
-                eq(body["data"][0]["id"], cursor, "cursor first")
-            ids |= {o["id"] for o in body["data"]}
-            assert all(lo <= o["created"] < hi for o in body["data"])
-            pages += 1
-            if not body["has_more"]:
-                break
-            cursor = body["data"][-1]["id"]
-        e = f.expect("ORDERS", lo, hi)
-        eq((len(ids), md5_ids(ids)), (e["count"], e["ids_md5"]), "same set as expect")
-        assert pages >= 2
+        for order in ("newest_first", "unsorted"):
+            e = f.expect("ECOMMERCE_ORDERS", lo, hi, ids=True)
+            assert e["count"] >= 5, e["count"]
+            f.fresh(v1_cursor="excluded", v1_order=order)
+            ids, _, pages, stuck = v1_page_all("orders", lo, hi, 1)
+            eq((stuck, sorted(ids), len(pages)), (False, e["ids"], e["count"]),
+               order + ": excluded, limit 1")
+            f.fresh(v1_cursor="included", v1_order=order)
+            ids, _, pages, stuck = v1_page_all("orders", lo, hi, 2)
+            eq((stuck, sorted(ids), len(pages)), (False, e["ids"], e["count"] - 1),
+               order + ": included, limit 2")
+            ids, _, pages, stuck = v1_page_all("orders", lo, hi, 1)
+            eq((stuck, len(ids), len(pages)), (True, 1, 2), order + ": included, limit 1")
+            eq((pages[1]["data"], pages[1]["has_more"]), (pages[0]["data"], True),
+               order + ": the cursor alone, has_more")
 
-    @check("v1: ending_before starts with the cursor, then newer objects")
+    @check("v1: has_more exactly when more objects lie beyond the page, both directions")
     def _():
-        _, body = v1("/v1/orders?limit=10")
-        cursor = body["data"][5]
-        _, page = v1("/v1/orders?limit=3&ending_before=" + cursor["id"])
-        eq([o["id"] for o in page["data"]],
-           [cursor["id"], body["data"][4]["id"], body["data"][3]["id"]], "page")
-        eq(page["has_more"], True, "has_more")
-        eq(v1("/v1/orders?ending_before=NOSUCHORDER00")[0], 400, "unknown cursor")
+        lo, hi = FRI, FRI + 6 * H
+        n = f.expect("CHARGES", lo, hi)["count"]
+        rng = "&created.gt=%d&created.lt=%d" % (lo - 1, hi)
+        for reading in ("included", "excluded"):
+            for order in ("newest_first", "unsorted"):
+                f.fresh(v1_cursor=reading, v1_order=order)
+                what = reading + " " + order
+                full = v1("/v1/charges?limit=%d%s" % (n, rng))[1]
+                eq((len(full["data"]), full["has_more"]), (n, False), what + ": limit n")
+                eq(v1("/v1/charges?limit=%d%s" % (n - 1, rng))[1]["has_more"], True,
+                   what + ": limit n-1")
+                first, last = full["data"][0]["id"], full["data"][-1]["id"]
+                inc = reading == "included"
+                for param, cursor, rest in (("starting_after", last, []),
+                                            ("ending_before", first, []),
+                                            ("starting_after", first, full["data"][1:]),
+                                            ("ending_before", last, full["data"][-2::-1])):
+                    page = v1("/v1/charges?limit=%d%s&%s=%s" % (n, rng, param, cursor))[1]
+                    want = [cursor] * inc + [o["id"] for o in rest]
+                    eq([o["id"] for o in page["data"]], want[:n], what + " " + param)
+                    eq(page["has_more"], len(want) > n, what + " " + param + " has_more")
+                page = v1("/v1/charges?limit=2%s&ending_before=%s" % (rng, last))[1]
+                eq(page["has_more"], True, what + ": ending_before, more before")
 
-    @check("v1: charges and refunds derived from payments")
+    @check("v1: ending_before walks back from the cursor, nearest first")
     def _():
-        _, body = v1("/v1/charges?created.gt=%d&created.lt=%d&limit=100" % (FRI - 1, SAT))
-        e = f.expect("PAYMENTS", FRI, SAT, ids=True)
-        assert {c["id"] for c in body["data"]} <= set(e["ids"]), "charges are payments"
-        _, body = v1("/v1/refunds?created.gt=%d&created.lt=%d&limit=100" % (FRI - 1, FRI + 3 * D))
-        payments = set(f.expect("PAYMENTS", FRI, FRI + 3 * D, ids=True)["ids"])
-        assert body["data"], "no refunds"
-        for r in body["data"]:
-            assert set(r) >= {"id", "amount", "charge", "created"}, r
-            assert r["charge"] in payments, "refund of an unknown payment"
-        eq(f.stats()["v1_requests"] > 0, True, "counted")
+        for reading in ("included", "excluded"):
+            for order in ("newest_first", "unsorted"):
+                f.fresh(v1_cursor=reading, v1_order=order)
+                data = v1("/v1/orders?limit=10")[1]["data"]
+                page = v1("/v1/orders?limit=3&ending_before=" + data[5]["id"])[1]
+                want = [data[i]["id"] for i in ((5, 4, 3) if reading == "included" else (4, 3, 2))]
+                eq(([o["id"] for o in page["data"]], page["has_more"]), (want, True),
+                   reading + " " + order)
+
+    @check("v1: created.gt and created.lt are strict")
+    def _():
+        f.fresh()
+        for kind in ("orders", "charges"):     # the midnight edge: one of each at FRI
+            def ids(gt, lt):
+                return [o["created"] for o in
+                        v1("/v1/%s?created.gt=%d&created.lt=%d" % (kind, gt, lt))[1]["data"]]
+            eq(ids(FRI - 1, FRI + 1), [FRI], kind + ": gt=t-1, lt=t+1")
+            eq(ids(FRI, FRI + 1), [], kind + ": gt=t")
+            eq(ids(FRI - 1, FRI), [], kind + ": lt=t")
+            eq(ids(FRI + 1, FRI - 1), [], kind + ": empty range")
+        e = f.expect("ECOMMERCE_ORDERS", FRI, FRI + 1, ids=True)
+        eq((e["count"], e["min_created"]), (1, FRI), "expect [FRI, FRI+1)")
+        eq(f.expect("CHARGES", FRI + 1, FRI + H)["count"] + 1,
+           f.expect("CHARGES", FRI, FRI + H)["count"], "expect is half-open")
+
+    @check("v1: limit over 100 clamped (or 400 with v1_limit_over_max=error); bad params 400")
+    def _():
+        f.fresh()
+        eq([len(v1("/v1/charges?limit=%s" % n)[1]["data"]) for n in (100, 101, 5000)],
+           [100, 100, 100], "clamped")
+        s = f.stats()
+        eq((s["v1_max_limit"], s["v1_bad_requests"]), (5000, 0), "stats")
+        bad = [("limit=0", "limit"), ("limit=-1", "limit"), ("limit=ten", "limit"),
+               ("limit=", "limit"), ("limit=1.5", "limit"), ("created.gt=yesterday", "created.gt"),
+               ("created.lt=1.7e12", "created.lt"), ("created.gt=", "created.gt"),
+               ("starting_after=", "starting_after"),
+               ("starting_after=A&ending_before=B", "ending_before")]
+        for query, param in bad:
+            status, body = v1("/v1/orders?" + query)
+            eq(status, 400, query)
+            eq((set(body), set(body["error"]), body["error"]["type"], body["error"]["code"],
+                body["error"]["param"]),
+               ({"error"}, {"type", "code", "message", "param"}, "invalid_request_error",
+                "parameter_invalid", param), query)
+            assert body["error"]["message"], query
+        eq(f.stats()["v1_bad_requests"], len(bad), "v1_bad_requests")
+        f.fresh(v1_limit_over_max="error")
+        eq(len(v1("/v1/orders?limit=100")[1]["data"]), 100, "100 is fine")
+        status, body = v1("/v1/orders?limit=101")
+        eq((status, body["error"]["param"], body["error"]["code"]),
+           (400, "limit", "parameter_invalid"), "101 with error")
+
+    @check("v1: 401 and 404 in the /v1 error shape")
+    def _():
+        f.fresh()
+        for what, path, token in (("no token", "/v1/orders", None),
+                                  ("unknown token", "/v1/charges", "nosuch-token"),
+                                  ("no merchant", "/v1/refunds", "noperm-token"),
+                                  ("query token", "/v1/orders?access_token=test-token",
+                                   "test-token")):
+            status, body = v1(path, token=token)
+            eq((status, body), (401, {"error": {"type": "authentication_error",
+                                                "code": "unauthorized",
+                                                "message": "401 Unauthorized"}}), what)
+        eq(f.stats()["auth_failures"], 4, "auth_failures")
+        f.fresh(v1_merchant=EU_MERCHANT)       # an EU merchant on the sandbox host
+        status, body = v1("/v1/orders")
+        eq((status, body["error"]["code"]), (404, "resource_missing"), "merchant elsewhere")
+
+    @check("v1: any existing id is a cursor; unknown ids get 400 naming the param")
+    def _():
+        f.fresh(v1_cursor="excluded", data_start_ms=FRI, clock_ms=FRI + 3 * D)
+        lo, hi = FRI, FRI + 2 * D
+        rng = "&created.gt=%d&created.lt=%d" % (lo - 1, hi)
+        # ids never listed: from expect (a v1 order is an export order too)
+        for kind, et in (("charges", "CHARGES"), ("orders", "ORDERS"),
+                         ("refunds", "REFUNDS")):
+            ids = f.expect(et, FRI + D, FRI + 2 * D, ids=True)["ids"]
+            cursor = ids[len(ids) // 2]
+            status, body = v1("/v1/%s?limit=100%s&starting_after=%s" % (kind, rng, cursor))
+            eq(status, 200, kind + ": unlisted cursor")
+            after = [o["id"] for o in body["data"]]
+            status, body = v1("/v1/%s?limit=100%s&ending_before=%s" % (kind, rng, cursor))
+            before = [o["id"] for o in body["data"]]
+            all_ids = set(f.expect(v1_expect[kind], lo, hi, ids=True)["ids"])
+            assert cursor not in after + before, kind + ": excluded cursor returned"
+            assert not set(after) & set(before), kind + ": before and after overlap"
+            if len(all_ids) <= 100:
+                eq(set(after) | set(before) | {cursor}, all_ids, kind + ": both sides")
+        charge = f.expect("CHARGES", FRI, FRI + D, ids=True)["ids"][0]
+        for what, path, param in (
+                ("unknown", "/v1/orders?starting_after=NOSUCHORDER00", "starting_after"),
+                ("unknown", "/v1/charges?ending_before=NOSUCHCHARGE", "ending_before"),
+                ("another list's id", "/v1/orders?starting_after=" + charge, "starting_after"),
+                ("another list's id", "/v1/refunds?ending_before=" + charge, "ending_before")):
+            status, body = v1(path)
+            eq((status, body["error"]["code"], body["error"]["param"]),
+               (400, "resource_missing", param), what)
+        # an object created after the fake now does not exist (yet)
+        f.admin("POST", "config", {"clock_ms": FRI + 4 * D})
+        late = sorted(set(f.expect("CHARGES", FRI + 3 * D + H, FRI + 4 * D, ids=True)["ids"]))
+        eq(v1("/v1/charges?starting_after=" + late[0])[0], 200, "exists at +4 d")
+        f.admin("POST", "config", {"clock_ms": FRI + 3 * D})
+        eq(v1("/v1/charges?starting_after=" + late[0])[0], 400, "not yet at +3 d")
+
+    @check("v1: objects: the documented fields; charges and refunds agree")
+    def _():
+        f.fresh()
+        lo, hi = FRI, FRI + 20 * D
+        _, refunds, _, _ = v1_page_all("refunds", lo, hi, 100)
+        _, charges, _, _ = v1_page_all("charges", lo, hi, 100)
+        _, orders, _, _ = v1_page_all("orders", FRI, SAT, 100)
+        by_id = {c["id"]: c for c in charges}
+        payments = set(f.expect("PAYMENTS", lo, hi, ids=True)["ids"])
+        eq(set(by_id), payments, "charges are the payments")
+        order_ids = set(f.expect("ORDERS", lo - D, hi, ids=True)["ids"])
+        for c in charges:
+            assert {"id", "amount", "currency", "created", "order", "refunded",
+                    "amount_refunded", "status", "paid", "captured"} <= set(c), c
+            assert re.match(CLOVER_ID, c["id"]) and c["order"] in order_ids, c
+        for r in refunds:
+            assert {"id", "amount", "currency", "created", "charge"} <= set(r), r
+            c = by_id[r["charge"]]
+            eq((c["amount_refunded"], c["refunded"]), (r["amount"], r["amount"] == c["amount"]),
+               "charge of refund " + r["id"])
+            assert c["created"] <= r["created"] < c["created"] // H * H + H, r
+        eq(sum(c["amount_refunded"] for c in charges if c["created"] < hi - H),
+           sum(r["amount"] for r in refunds if by_id[r["charge"]]["created"] < hi - H),
+           "amount_refunded = refunds")
+        assert any(c["refunded"] for c in charges) and any(
+            0 < c["amount_refunded"] < c["amount"] for c in charges), "both refund kinds"
+        charge_of = {c["order"]: c["id"] for c in charges}
+        for o in orders:
+            assert {"id", "amount", "currency", "created", "items"} <= set(o), o
+            assert isinstance(o["items"], list) and o["items"], o
+            eq(sum(i["amount"] for i in o["items"]), o["amount"], "items add up")
+            if "charge" in o:
+                eq(by_id[o["charge"]]["order"], o["id"], "order's charge")
+        assert any("charge" not in o for o in orders) and len(charge_of) > 0
+
+    @check("v1: fakectl expect CHARGES/REFUNDS/ECOMMERCE_ORDERS")
+    def _():
+        env = dict(os.environ, FAKE_CLOVER_ADMIN="http://127.0.0.1:%d/_admin" % f.api)
+        for kind in ("CHARGES", "REFUNDS", "ECOMMERCE_ORDERS"):
+            out = subprocess.run([sys.executable, FAKECTL, "expect", kind, MERCHANT, str(FRI),
+                                  str(SAT)], env=env, capture_output=True, text=True,
+                                 check=True).stdout
+            eq(json.loads(out), f.expect(kind, FRI, SAT), kind)
+        eq(f.call("GET", "/_admin/expect?type=CHARGE&merchant=%s&start=1&end=2" % MERCHANT,
+                  token=None)[0], 400, "unknown type")
+
+    @check("v1: stats: v1_requests, v1_pages per list, v1_max_limit, v1_bad_requests")
+    def _():
+        f.fresh()
+        for path in ("/v1/orders", "/v1/orders?limit=7", "/v1/charges?limit=3",
+                     "/v1/refunds?limit=x"):
+            v1(path)
+        v1("/v1/orders", token=None)
+        s = f.stats()
+        eq((s["v1_requests"], s["v1_pages"], s["v1_max_limit"], s["v1_bad_requests"]),
+           (5, {"orders": 2, "charges": 1, "refunds": 0}, 7, 1), "stats")
+
+    @check("v1: faults with target v1: 429 + Retry-After, 5xx, dropped connection")
+    def _():
+        f.fresh()
+        f.admin("POST", "fault", {"kind": "status", "target": "v1", "status": 429,
+                                  "retry_after": 2})
+        status, body, headers = f.call("GET", "/v1/charges")
+        eq((status, headers["Retry-After"]), (429, "2"), "429")
+        eq(f.call("GET", "/v1/charges")[0], 429, "early retry")
+        eq(f.call("GET", "/v1/charges", token="other-token")[0], 200, "other token")
+        f.admin("POST", "fault", {"kind": "status", "target": "v1", "status": 503})
+        eq(v1("/v1/refunds", token="other-token")[0], 503, "503")
+        f.admin("POST", "fault", {"kind": "drop", "target": "v1"})
+        data, _ = raw_exchange(f.api, b"GET /v1/orders HTTP/1.1\r\nHost: x\r\n"
+                               b"Authorization: Bearer other-token\r\n\r\n")
+        eq(data, b"", "dropped")
+        eq(v1("/v1/orders", token="other-token")[0], 200, "served again")
+        s = f.stats()
+        eq((s["faults_fired"], s["early_retries"], s["v1_pages"]["orders"]), (3, 1, 1), "stats")
 
     # ---- admin --------------------------------------------------------------------
     @check("admin: stats has every documented counter; admin calls are not counted")

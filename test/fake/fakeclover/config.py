@@ -9,6 +9,7 @@ an entry set to null is removed.  Every other key is replaced.
 import copy
 
 from .clock import REGION_HOURS, parse_hours
+from .v1 import CURSOR_READINGS, LIST_ORDERS, OVER_MAX
 
 ANOMALIES = ("nul_in_note", "huge_total", "string_client_time", "float_total", "deep_nesting")
 MERCHANT_REGIONS = ("*",) + tuple(REGION_HOURS)
@@ -43,6 +44,9 @@ DEFAULTS = {
     "anomalies": [],
     "data_start_ms": 1672531200000,  # 2023-01-01T00:00:00Z
     "v1_merchant": None,            # null = the token's first merchant
+    "v1_cursor": "included",        # the cursor object is the page's first (seed 004)
+    "v1_order": "unsorted",         # the /v1 list order: "unsorted" or "newest_first"
+    "v1_limit_over_max": "clamp",   # limit > 100: "clamp" to 100 or "error" (400)
 }
 
 NEW_MERCHANT = {"region": "*", "orders_per_day": 100}
@@ -100,6 +104,14 @@ def _url_form(v):
     if v not in ("path", "query"):
         raise ValueError("must be path or query")
     return v
+
+
+def _one_of(*choices):
+    def check(v):
+        if v not in choices:
+            raise ValueError("must be one of %s" % ", ".join(choices))
+        return v
+    return check
 
 
 def _objects_per_file(v):
@@ -175,6 +187,9 @@ _SCALARS = {
     "anomalies": _anomalies,
     "data_start_ms": _int(),
     "v1_merchant": _string(nullable=True),
+    "v1_cursor": _one_of(*CURSOR_READINGS),
+    "v1_order": _one_of(*LIST_ORDERS),
+    "v1_limit_over_max": _one_of(*OVER_MAX),
 }
 # key -> merger(patch, old) for keys merged per entry
 _MERGED = {"merchants": _merchants, "tokens": _tokens}

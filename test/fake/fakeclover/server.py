@@ -43,7 +43,7 @@ from . import faults as faultmod
 from .clock import effective_hours, is_open, now_ms
 from .data import DAY_MS, Generator
 from .exports import ContentSpec, Export, FileCache
-from .v1 import KINDS as V1_KINDS, MAX_LIMIT, Lister, PageError
+from .v1 import DEFAULT_LIMIT, KINDS as V1_KINDS, MAX_LIMIT, Lister, PageError, window_objects
 
 MAX_WINDOW_MS = 30 * DAY_MS
 MAX_BODY = 1 << 20
@@ -51,7 +51,12 @@ COUNTERS = ("requests_total", "posts", "exports_created", "polls", "file_downloa
             "file_bytes", "v1_requests", "auth_failures", "busy_rejections",
             "closed_rejections", "rate_limited", "early_retries", "faults_fired",
             "token_on_file_host", "max_running_exports", "max_polls_per_second",
-            "max_concurrent_requests_per_token", "max_requests_per_second_per_token")
+            "max_concurrent_requests_per_token", "max_requests_per_second_per_token",
+            "v1_max_limit", "v1_bad_requests")
+
+# /_admin/expect types: the export types, and the /v1 lists
+EXPECT_TYPES = {"ORDERS": None, "PAYMENTS": None, "CHARGES": "charges", "REFUNDS": "refunds",
+                "ECOMMERCE_ORDERS": "orders"}
 
 _EXPORTS = re.compile(r"^/v3/merchants/([^/]+)/exports/?$")
 _EXPORT = re.compile(r"^/v3/merchants/([^/]+)/exports/([^/]+)/?$")
@@ -127,6 +132,7 @@ class Fake:
 
     def _zero(self):
         self.stats = dict.fromkeys(COUNTERS, 0)
+        self.stats["v1_pages"] = dict.fromkeys(V1_KINDS, 0)    # 200 answers per list
         self.exports = {}
         self._export_seq = 0    # export ids are a sequence, so tests are stable
         self._recent_polls = collections.deque()
@@ -365,40 +371,81 @@ class Fake:
 
     # -- /v1 lists ------------------------------------------------------------
 
+    @staticmethod
+    def v1_error(status, err_type, code, text, param=None):
+        """An error in the /v1 shape (see FAKE.md: Clover's documents show
+        none; this is the issue's {"error": {type, code, message, param}})."""
+        err = {"type": err_type, "code": code, "message": text}
+        if param is not None:
+            err["param"] = param
+        return json_response(status, {"error": err})
+
     def v1_list(self, cfg, kind, headers, query):
+        """GET /v1/{orders,charges,refunds}: authentication (401), the
+        merchant (404), the parameters (400 naming the param), the page."""
         token = self.token_of(cfg, headers, query)
-        if token is None:
-            return self.unauthorized()
-        allowed = cfg["tokens"][token]
+        allowed = cfg["tokens"][token] if token is not None else []
         in_region = [mid for mid, m in cfg["merchants"].items()
                      if m["region"] in ("*", cfg["region"])]
         merchant = cfg["v1_merchant"] or next(
             (mid for mid in in_region if "*" in allowed or mid in allowed), None)
-        if merchant is None or not ("*" in allowed or merchant in allowed):
-            return self.unauthorized()
+        if token is None or merchant is None or not ("*" in allowed or merchant in allowed):
+            self.count("auth_failures")
+            return self.v1_error(401, "authentication_error", "unauthorized",
+                                 "401 Unauthorized")
         if merchant not in in_region:
-            return message(404, "Merchant not found")
-
-        def param(name):
-            values = query.get(name)
-            return values[-1] if values else None
+            return self.v1_error(404, "invalid_request_error", "resource_missing",
+                                 "Merchant not found")
+        now = now_ms(cfg)
         try:
-            limit = int(param("limit") or 10)
-            lo = int(param("created.gt")) + 1 if param("created.gt") else cfg["data_start_ms"]
-            hi = int(param("created.lt")) - 1 if param("created.lt") else now_ms(cfg)
-        except ValueError:
-            return message(400, "limit, created.gt and created.lt must be integers")
-        if not 1 <= limit <= MAX_LIMIT:
-            return message(400, "limit must be between 1 and %d" % MAX_LIMIT)
-        lo, hi = max(lo, cfg["data_start_ms"]), min(hi, now_ms(cfg))
-        try:
+            limit, lo, hi = self._v1_params(cfg, query, now)
+            cursors = {}
+            for name in ("starting_after", "ending_before"):
+                values = query.get(name)
+                if values is not None:
+                    if not values[-1]:
+                        raise PageError(name, "%s must be an id" % name)
+                    cursors[name] = values[-1]
+            lo, hi = max(lo, cfg["data_start_ms"]), min(hi, now)
             data, has_more = self.lister.page(
                 kind, merchant, cfg["merchants"][merchant]["orders_per_day"], lo, hi, limit,
-                param("starting_after"), param("ending_before"))
+                cfg["data_start_ms"], now, cursors.get("starting_after"),
+                cursors.get("ending_before"), cfg["v1_cursor"], cfg["v1_order"])
         except PageError as e:
-            return message(400, str(e))
+            self.count("v1_bad_requests")
+            return self.v1_error(400, "invalid_request_error", e.code, str(e), e.param)
+        with self.lock:
+            self.stats["v1_pages"][kind] += 1
         return json_response(200, {"object": "list", "url": "/v1/" + kind,
                                    "has_more": has_more, "data": data})
+
+    def _v1_params(self, cfg, query, now):
+        """(limit, lo, hi) from limit, created.gt and created.lt: lo..hi is
+        the inclusive created range; PageError names a bad parameter."""
+        def integer(name, minimum=None):
+            values = query.get(name)
+            if values is None:
+                return None
+            text = values[-1].strip()
+            if not re.match(r"^-?[0-9]{1,18}$", text) or (
+                    minimum is not None and int(text) < minimum):
+                raise PageError(name, "Invalid %s: %s must be an integer%s" % (
+                    name, json.dumps(values[-1]),
+                    "" if minimum is None else " of at least %d" % minimum))
+            return int(text)
+        limit = integer("limit", 1)
+        if limit is not None:
+            with self.lock:
+                self.stats["v1_max_limit"] = max(self.stats["v1_max_limit"], limit)
+            if limit > MAX_LIMIT:
+                if cfg["v1_limit_over_max"] == "error":
+                    raise PageError("limit", "Invalid limit: %d is more than the maximum of %d"
+                                    % (limit, MAX_LIMIT))
+                limit = MAX_LIMIT
+        gt, lt = integer("created.gt"), integer("created.lt")
+        return (DEFAULT_LIMIT if limit is None else limit,
+                cfg["data_start_ms"] if gt is None else gt + 1,
+                now if lt is None else lt - 1)
 
     # -- admin ----------------------------------------------------------------
 
@@ -406,6 +453,7 @@ class Fake:
         with self.lock:
             cfg = self.config
             out = dict(self.stats)
+            out["v1_pages"] = dict(out["v1_pages"])
             for e in self.exports.values():
                 e.refresh(now_ms(cfg))
             out["exports"] = [e.summary() for e in self.exports.values()]
@@ -423,28 +471,35 @@ class Fake:
             return self.config
 
     def admin_expect(self, query):
-        """What a correct client returns for createdTime in [start, end)."""
+        """What a correct client returns for created in [start, end): an
+        export type (ORDERS, PAYMENTS: createdTime) or a /v1 list (CHARGES,
+        REFUNDS, ECOMMERCE_ORDERS: created)."""
         def param(name):
             v = query.get(name)
             if not v:
                 raise ValueError("missing parameter %s" % name)
             return v[0]
         kind = param("type").upper()
-        if kind not in ("ORDERS", "PAYMENTS"):
-            raise ValueError("type must be ORDERS or PAYMENTS")
+        if kind not in EXPECT_TYPES:
+            raise ValueError("type must be one of %s" % ", ".join(EXPECT_TYPES))
         cfg = self.config
         merchant = param("merchant")
         if merchant not in cfg["merchants"]:
             raise ValueError("unknown merchant %s" % merchant)
         lo = max(parse_time(param("start")), cfg["data_start_ms"])
         hi = min(parse_time(param("end")), now_ms(cfg) + 1)
-        money = "total" if kind == "ORDERS" else "amount"
+        opd = cfg["merchants"][merchant]["orders_per_day"]
+        if kind in ("ORDERS", "PAYMENTS"):
+            money, created = ("total" if kind == "ORDERS" else "amount"), "createdTime"
+            buckets = self.gen.window(kind, merchant, opd, lo, hi)
+        else:
+            money, created = "amount", "created"
+            buckets = window_objects(self.gen, EXPECT_TYPES[kind], merchant, opd, lo, hi)
         ids, total, first, last = [], 0, None, None
-        for objs in self.gen.window(kind, merchant, cfg["merchants"][merchant]["orders_per_day"],
-                                    lo, hi):
+        for objs in buckets:    # each hour's objects, sorted by their time
             if objs:
-                first = objs[0]["createdTime"] if first is None else first
-                last = objs[-1]["createdTime"]
+                first = objs[0][created] if first is None else first
+                last = objs[-1][created]
                 ids.extend(o["id"] for o in objs)
                 total += sum(o[money] for o in objs)
         ids.sort()
