@@ -21,7 +21,8 @@
  *	 that ask for the same window at once create one export.
  * - Requests.  Each token (with its API host) has one token bucket, shared
  *	 by every session, well inside Clover's limits: REQUEST_RATE per second
- *	 with bursts of REQUEST_BURST (so at most 15 in any second), at most
+ *	 with bursts of REQUEST_BURST (so at most 13 approved in any second,
+ *	 leaving room for requests that reach Clover bunched), at most
  *	 REQUESTS_IN_FLIGHT at once, and a pause after a 429 that every session
  *	 keeps.  Tokens are known only by a hash, in memory.
  *
@@ -42,8 +43,8 @@
 #include "utils/timestamp.h"
 
 /* every session's API requests with one token, together */
-#define REQUEST_RATE			10.0
-#define REQUEST_BURST			5.0
+#define REQUEST_RATE			9.0
+#define REQUEST_BURST			4.0
 #define REQUESTS_IN_FLIGHT		4
 
 /*

@@ -41,14 +41,13 @@ as_pg "$PGBIN/pg_ctl" -D "$WORK/data" -m fast -w -t 600 stop >/dev/null || true
 # every process's log: errors overall, and errors in our code
 total=$(cat "$WORK"/valgrind/*.log | sed -nE 's/.*ERROR SUMMARY: ([0-9]+) errors.*/\1/p' |
 	awk '{s += $1} END {print s + 0}')
-ours=$("$PYTHON" - "$WORK"/valgrind/*.log <<'EOF'
-import re, sys
+ours=$("$PYTHON" - "$REPO"/src "$WORK"/valgrind/*.log <<'EOF'
+import os, re, sys
 count = 0
-# a frame in our library or in one of our source files
-ours = re.compile(r"clover_export_fdw\.so|\((clover_export_fdw|exports|http|clover_errors|pacing|"
-                  r"api_json|json_lex|json_split|jsonb_build|row_convert|row_plan|"
-                  r"options|time_quals|time_range|windows|service_hours)\.c:\d+\)")
-for path in sys.argv[1:]:
+# a frame in our library or in one of our source files (every src/*.c)
+names = sorted(f[:-2] for f in os.listdir(sys.argv[1]) if f.endswith(".c"))
+ours = re.compile(r"clover_export_fdw\.so|\((%s)\.c:\d+\)" % "|".join(map(re.escape, names)))
+for path in sys.argv[2:]:
     text = open(path, errors="replace").read()
     # an error is a block of "==pid==" lines starting at a non-blank message
     for block in re.split(r"\n==\d+== \n", text):
