@@ -539,7 +539,7 @@ extern void CloverSlotLeaveLine(const CloverFdwOptions *opts, uint32 run);
 extern bool CloverApiTake(uint64 key, uint32 run, double now);
 extern void CloverApiDone(uint64 key, uint32 run);
 extern void CloverApiPause(uint64 key, double until);
-extern double CloverApiReadyAt(uint64 key, double now, double *paused_until);
+extern double CloverApiReadyAt(uint64 key, double now);
 
 /* ----------------------------------------------------------------
  *		exports.c

@@ -281,6 +281,25 @@ ClusterClaimFind(ClusterState *cs, ClaimKind kind, uint32 run, uint64 key,
 }
 
 /*
+ * ClusterClaimRelease
+ *		Give back this backend's first claim of kind for run with these key,
+ *		entry and generation, if it holds one (takes the lock)
+ */
+void
+ClusterClaimRelease(ClaimKind kind, uint32 run, uint64 key, int entry,
+					uint32 generation)
+{
+	ClusterState *cs = ClusterStateAttach();
+	Claim	   *c;
+
+	LWLockAcquire(&cs->lock, LW_EXCLUSIVE);
+	c = ClusterClaimFind(cs, kind, run, key, entry, generation);
+	if (c)
+		c->kind = CLAIM_FREE;
+	LWLockRelease(&cs->lock);
+}
+
+/*
  * ClusterClaimCount
  *		How many claims of kind for key all backends hold
  */

@@ -128,6 +128,8 @@ extern void ClusterStateSave(ClusterState *cs);
 extern Claim *ClusterClaimAdd(ClusterState *cs, ClaimKind kind, uint32 run);
 extern Claim *ClusterClaimFind(ClusterState *cs, ClaimKind kind, uint32 run,
 							   uint64 key, int entry, uint32 generation);
+extern void ClusterClaimRelease(ClaimKind kind, uint32 run, uint64 key,
+								int entry, uint32 generation);
 extern int	ClusterClaimCount(ClusterState *cs, ClaimKind kind, uint64 key);
 extern void ClusterReleaseClaims(ClusterState *cs, int pid, bool all_runs,
 								 uint32 run);

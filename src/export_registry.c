@@ -400,14 +400,7 @@ CloverRegistryUse(CloverSharedRef ref, uint32 run)
 void
 CloverRegistryUnuse(CloverSharedRef ref, uint32 run)
 {
-	ClusterState *cs = ClusterStateAttach();
-	Claim	   *c;
-
-	LWLockAcquire(&cs->lock, LW_EXCLUSIVE);
-	c = ClusterClaimFind(cs, CLAIM_USE, run, 0, ref.index, ref.generation);
-	if (c)
-		c->kind = CLAIM_FREE;
-	LWLockRelease(&cs->lock);
+	ClusterClaimRelease(CLAIM_USE, run, 0, ref.index, ref.generation);
 }
 
 /*

@@ -194,6 +194,21 @@ limiter_of(ClusterState *cs, uint64 key, double now)
 }
 
 /*
+ * limiter_now
+ *		limiter_of, with its requests in flight (claims of all sessions)
+ *		brought up to date
+ */
+static TokenLimiter *
+limiter_now(ClusterState *cs, uint64 key, double now)
+{
+	TokenLimiter *l = limiter_of(cs, key, now);
+
+	if (l)
+		l->rl.in_flight = ClusterClaimCount(cs, CLAIM_REQUEST, key);
+	return l;
+}
+
+/*
  * CloverApiTake
  *		May run send an API request with token key now?  If so, it counts as
  *		in flight until CloverApiDone (or the run's end).
@@ -207,10 +222,9 @@ CloverApiTake(uint64 key, uint32 run, double now)
 	bool		ok = false;
 
 	LWLockAcquire(&cs->lock, LW_EXCLUSIVE);
-	l = limiter_of(cs, key, now);
+	l = limiter_now(cs, key, now);
 	if (l)
 	{
-		l->rl.in_flight = ClusterClaimCount(cs, CLAIM_REQUEST, key);
 		l->last_used = now;
 		if (CloverRateLimiterTake(&l->rl, now) &&
 			(c = ClusterClaimAdd(cs, CLAIM_REQUEST, run)) != NULL)
@@ -230,14 +244,7 @@ CloverApiTake(uint64 key, uint32 run, double now)
 void
 CloverApiDone(uint64 key, uint32 run)
 {
-	ClusterState *cs = ClusterStateAttach();
-	Claim	   *c;
-
-	LWLockAcquire(&cs->lock, LW_EXCLUSIVE);
-	c = ClusterClaimFind(cs, CLAIM_REQUEST, run, key, 0, 0);
-	if (c)
-		c->kind = CLAIM_FREE;
-	LWLockRelease(&cs->lock);
+	ClusterClaimRelease(CLAIM_REQUEST, run, key, 0, 0);
 }
 
 /*
@@ -260,25 +267,20 @@ CloverApiPause(uint64 key, double until)
 
 /*
  * CloverApiReadyAt
- *		When a request with token key may go next (now if it may now), and
- *		until when a 429 pauses them (0 if none)
+ *		When a request with token key may go next (now if it may now; a 429's
+ *		pause included)
  */
 double
-CloverApiReadyAt(uint64 key, double now, double *paused_until)
+CloverApiReadyAt(uint64 key, double now)
 {
 	ClusterState *cs = ClusterStateAttach();
 	TokenLimiter *l;
 	double		ready = now;
 
-	*paused_until = 0;
 	LWLockAcquire(&cs->lock, LW_EXCLUSIVE);
-	l = limiter_of(cs, key, now);
+	l = limiter_now(cs, key, now);
 	if (l)
-	{
-		l->rl.in_flight = ClusterClaimCount(cs, CLAIM_REQUEST, key);
 		ready = CloverRateLimiterReadyAt(&l->rl, now);
-		*paused_until = l->rl.paused_until;
-	}
 	LWLockRelease(&cs->lock);
 	return ready;
 }

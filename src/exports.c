@@ -355,10 +355,8 @@ static double
 next_due(CloverExportRun *run, double now)
 {
 	double		due = now + MAX_IDLE_WAIT_SECS;
-	double		paused_until;
 	double		soon = Max(now + RATE_LIMITED_RECHECK_SECS,
-						   CloverApiReadyAt(run->token_key, now,
-											&paused_until));
+						   CloverApiReadyAt(run->token_key, now));
 	CloverJob  *creatable = next_creatable(run);
 	int			j;
 
