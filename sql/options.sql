@@ -3,7 +3,7 @@
 --
 -- Needs no Clover: every check here is done by the validator or at plan time.
 --
--- the wrapper itself takes no options
+-- the wrapper takes only reuse_exports (setup.sql sets it for these suites)
 ALTER FOREIGN DATA WRAPPER clover_export_fdw OPTIONS (region 'us');
 
 -- a good server, with every server option
