@@ -147,12 +147,12 @@ SELECT count(*) FROM week;
 -- Files deleted at Clover: the export is created again once, if nothing
 -- of that window was returned yet
 --
+-- (one download at a time from here: the first file is the one named)
+ALTER SERVER clover OPTIONS (ADD max_parallel_downloads '1');
 \! "$FAKECTL" reset
 \! "$FAKECTL" fault kind=status target=file status=410 count=1
 SELECT count(*) = (:'e'::jsonb->>'count')::bigint AS complete FROM week;
 \! "$FAKECTL" stats exports_created
--- (one download at a time from here: the first file is the one named)
-ALTER SERVER clover OPTIONS (ADD max_parallel_downloads '1');
 \! "$FAKECTL" reset
 \! "$FAKECTL" fault kind=status target=file status=404 count=-1
 SELECT count(*) FROM week;

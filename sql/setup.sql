@@ -18,7 +18,8 @@ RESET client_min_messages;
 ALTER FOREIGN DATA WRAPPER clover_export_fdw OPTIONS (ADD reuse_exports '0');
 
 CREATE SERVER clover FOREIGN DATA WRAPPER clover_export_fdw
-    OPTIONS (region 'sandbox', merchant_id '6E72X1BW38A7T', base_url :'fake_api');
+    OPTIONS (region 'sandbox', merchant_id '6E72X1BW38A7T', base_url :'fake_api',
+             ecommerce_base_url :'fake_api');
 CREATE USER MAPPING FOR CURRENT_USER SERVER clover
     OPTIONS (access_token 'test-token');
 IMPORT FOREIGN SCHEMA clover FROM SERVER clover INTO public;

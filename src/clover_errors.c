@@ -805,7 +805,7 @@ CloverReportBadPage(const CloverExportRef *ref, int page_no,
 			(errcode(ERRCODE_FDW_INVALID_STRING_FORMAT),
 			 errmsg("could not read page %d of Clover's list %s", page_no,
 					ref->exports_path),
-			 errdetail("GET %s answered HTTP 200 twice with an unexpected body: %s",
+			 errdetail("GET %s answered HTTP 200 twice with an unexpected body: %s.",
 					   ref->exports_path, shown_text(problem, &secrets)),
 			 errhint("Clover sent a broken page; run the query again later.")));
 }
@@ -826,7 +826,7 @@ CloverReportStuckList(const CloverExportRef *ref, int page_no,
 	ereport(ERROR,
 			(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_REPLY),
 			 errmsg("Clover's list %s did not advance", ref->exports_path),
-			 errdetail("Page %d, asked for the objects after \"%s\", holds %d objects that were all returned before, yet says it has more.",
+			 errdetail("Page %d, asked for the objects after \"%s\", holds no object that was not returned before (it holds %d), yet says it has more.",
 					   page_no, shown_text(cursor, &secrets), nobjects),
 			 errhint("Paging on would repeat the same page forever, so the query stops. Run it again later.")));
 }
