@@ -228,6 +228,13 @@ extern double CloverBackoff(int attempt, double base, double cap,
 							double random);
 extern double CloverDeadlineWait(double since, double timeout, double now,
 								 double delay);
+
+/* a 429's wait: its Retry-After and this margin, else backoff from 1 s */
+#define RETRY_AFTER_MARGIN_SECS		0.05
+#define RATE_RETRY_BASE_SECS		1.0
+#define RATE_RETRY_MAX_SECS			60.0
+extern double CloverRateLimitWait(double since, double timeout, double now,
+								  int streak, long retry_after, double random);
 extern void CloverRateLimiterInit(CloverRateLimiter *rl, double rate,
 								  double burst, int max_in_flight, double now);
 extern bool CloverRateLimiterTake(CloverRateLimiter *rl, double now);

@@ -430,6 +430,29 @@ CloverReportTimedOut(const CloverExportRef *ref, const char *status,
  */
 
 /*
+ * report_refused_token
+ *		Clover answered request HTTP 401 (why): the token of the user
+ *		mapping, or the app's permission
+ */
+static void
+report_refused_token(const CloverExportRef *ref, const char *request,
+					 const char *why)
+{
+	const CloverFdwOptions *opts = ref->opts;
+
+	ereport(ERROR,
+			(errcode(ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION),
+			 errmsg("Clover refused the access token for merchant \"%s\"",
+					opts->merchant_id),
+			 errdetail("%s answered %s.", request, why),
+			 opts->ecommerce_object ?
+			 errhint("HTTP 401 means an invalid or expired token, or an app that lacks permission for this merchant's e-commerce data. Check the ecommerce_access_token (or else access_token) of your user mapping for server \"%s\".",
+					 opts->server_name) :
+			 errhint("HTTP 401 means an invalid or expired token, or an app that lacks permission for this merchant's data (Clover grants the export API per app). Check the access_token of your user mapping for server \"%s\".",
+					 opts->server_name)));
+}
+
+/*
  * CloverReportApiFailure
  *		Fail with what Clover answered to a create or poll request (or why
  *		it did not answer), after attempts tries
@@ -450,13 +473,7 @@ CloverReportApiFailure(const CloverExportRef *ref, const CloverHttpResult *res,
 	CHECK_FOR_INTERRUPTS();
 
 	if (answered && status == 401)
-		ereport(ERROR,
-				(errcode(ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION),
-				 errmsg("Clover refused the access token for merchant \"%s\"",
-						opts->merchant_id),
-				 errdetail("%s answered %s.", request, why),
-				 errhint("HTTP 401 means an invalid or expired token, or an app that lacks permission for this merchant's data (Clover grants the export API per app). Check the access_token of your user mapping for server \"%s\".",
-						 opts->server_name)));
+		report_refused_token(ref, request, why);
 	if (answered && status == 404 && ref->is_create)
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_TABLE_NOT_FOUND),
@@ -745,13 +762,7 @@ CloverReportListFailure(const CloverExportRef *ref,
 	CHECK_FOR_INTERRUPTS();
 
 	if (answered && status == 401)
-		ereport(ERROR,
-				(errcode(ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION),
-				 errmsg("Clover refused the access token for merchant \"%s\"",
-						opts->merchant_id),
-				 errdetail("%s answered %s.", request, why),
-				 errhint("HTTP 401 means an invalid or expired token, or an app that lacks permission for this merchant's e-commerce data. Check the ecommerce_access_token (or else access_token) of your user mapping for server \"%s\".",
-						 opts->server_name)));
+		report_refused_token(ref, request, why);
 	if (answered && status >= 300 && status < 400)
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_EXECUTION),

@@ -403,6 +403,7 @@ extern void CloverHttpPerform(CloverHttp *http);
 extern bool CloverHttpNextResult(CloverHttp *http, CloverHttpResult *result);
 extern void CloverHttpWait(CloverHttp *http, long timeout_ms);
 extern void CloverHttpFreeBuffer(CloverHttp *http, CloverHttpBuffer *buf);
+extern void CloverHttpFreeResult(CloverHttp *http, CloverHttpResult *res);
 extern void CloverOpenHandles(int *handles, int *buffers, int64 *bytes);
 extern char *CloverUrlPart(const char *url, CloverUrlPartKind part,
 						   bool decode);

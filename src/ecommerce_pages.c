@@ -60,11 +60,6 @@
 /* retry backoffs, in seconds: first delay and cap */
 #define PAGE_RETRY_BASE_SECS	0.5
 #define PAGE_RETRY_MAX_SECS		30.0
-#define RATE_RETRY_BASE_SECS	1.0
-#define RATE_RETRY_MAX_SECS		60.0
-
-/* a Retry-After is waited out a little longer: calling early is punished */
-#define RETRY_AFTER_MARGIN_SECS 0.05
 
 /* a request held back by the limiter is looked at again this soon */
 #define LIMITER_RECHECK_SECS	0.02
@@ -332,19 +327,9 @@ rate_limited(CloverPageRun *run, CloverHttpResult *res, double now)
 
 	if (run->rate_limit_streak++ == 0)
 		run->rate_limited_since = now;
-	if (res->retry_after_secs >= 0)
-	{
-		delay = (double) res->retry_after_secs + RETRY_AFTER_MARGIN_SECS;
-		if (CloverDeadlineWait(run->rate_limited_since, timeout, now,
-							   delay) < delay)
-			delay = -1;
-	}
-	else
-		delay = CloverDeadlineWait(run->rate_limited_since, timeout, now,
-								   CloverBackoff(run->rate_limit_streak,
-												 RATE_RETRY_BASE_SECS,
-												 RATE_RETRY_MAX_SECS,
-												 pg_prng_double(&pg_global_prng_state)));
+	delay = CloverRateLimitWait(run->rate_limited_since, timeout, now,
+								run->rate_limit_streak, res->retry_after_secs,
+								pg_prng_double(&pg_global_prng_state));
 	if (delay < 0)
 	{
 		CloverExportRef ref = run_ref(run);
@@ -481,11 +466,7 @@ handle_result(CloverPageRun *run, CloverHttpResult *res)
 	else
 		retry_or_fail(run, res, now);
 
-	CloverHttpFreeBuffer(run->http, &res->body);
-	if (res->error)
-		pfree(res->error);
-	if (res->redirect_url)
-		pfree(res->redirect_url);
+	CloverHttpFreeResult(run->http, res);
 }
 
 /*

@@ -36,17 +36,12 @@
 #define FILE_RETRY_MAX_SECS		15.0
 #define BUSY_RETRY_BASE_SECS	1.0 /* Clover busy with other exports */
 #define BUSY_RETRY_MAX_SECS		30.0
-#define RATE_RETRY_BASE_SECS	1.0 /* a 429 without Retry-After */
-#define RATE_RETRY_MAX_SECS		60.0
 
 /*
  * Retries of a POST that found no server (refused, unknown host) before the
  * API host answered anything: about a second in all
  */
 #define UNREACHABLE_RETRIES		2
-
-/* a Retry-After is waited out a little longer: calling early is punished */
-#define RETRY_AFTER_MARGIN_SECS 0.05
 
 static void apply_export_info(CloverExportRun *run, CloverJob *job,
 							  CloverHttpResult *res, bool is_create);
@@ -137,18 +132,9 @@ rate_limited(CloverExportRun *run, CloverJob *job, CloverHttpResult *res,
 	if (run->rate_limit_streak == 0)
 		run->rate_limited_since = now;
 	run->rate_limit_streak++;
-	if (res->retry_after_secs >= 0)
-	{
-		delay = (double) res->retry_after_secs + RETRY_AFTER_MARGIN_SECS;
-		if (CloverDeadlineWait(run->rate_limited_since, timeout, now,
-							   delay) < delay)
-			delay = -1;
-	}
-	else
-		delay = CloverDeadlineWait(run->rate_limited_since, timeout, now,
-								   backoff_secs(run->rate_limit_streak,
-												RATE_RETRY_BASE_SECS,
-												RATE_RETRY_MAX_SECS));
+	delay = CloverRateLimitWait(run->rate_limited_since, timeout, now,
+								run->rate_limit_streak, res->retry_after_secs,
+								pg_prng_double(&pg_global_prng_state));
 	if (delay < 0)
 	{
 		CloverExportRef ref = clover_job_ref(run, job, is_create);

@@ -416,11 +416,7 @@ handle_completion(CloverExportRun *run, CloverHttpResult *res)
 	else
 		clover_handle_file(run, job, res->tag, res);
 
-	CloverHttpFreeBuffer(run->http, &res->body);
-	if (res->error)
-		pfree(res->error);
-	if (res->redirect_url)
-		pfree(res->redirect_url);
+	CloverHttpFreeResult(run->http, res);
 }
 
 /*

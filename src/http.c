@@ -155,6 +155,22 @@ CloverHttpFreeBuffer(CloverHttp *http, CloverHttpBuffer *buf)
 }
 
 /*
+ * CloverHttpFreeResult
+ *		Free what a finished request's result holds: its body (unless the
+ *		caller took it), its error and its redirect
+ */
+void
+CloverHttpFreeResult(CloverHttp *http, CloverHttpResult *res)
+{
+	CloverHttpFreeBuffer(http, &res->body);
+	if (res->error)
+		pfree(res->error);
+	if (res->redirect_url)
+		pfree(res->redirect_url);
+	res->error = res->redirect_url = NULL;
+}
+
+/*
  * http_reset_callback
  *		Free every libcurl object of a set; called when its memory context
  *		goes away, on success, error or cancel alike

@@ -166,6 +166,30 @@ CloverDeadlineWait(double since, double timeout, double now, double delay)
 }
 
 /*
+ * CloverRateLimitWait
+ *		How long to wait after the streak-th 429 in a row, the first at
+ *		since, within timeout: its Retry-After (retry_after >= 0, seconds)
+ *		and a little more, since calling early lengthens Clover's penalty;
+ *		without one a backoff from 1 s.  -1 when the Retry-After would end
+ *		past the timeout, or the time is spent.
+ */
+double
+CloverRateLimitWait(double since, double timeout, double now, int streak,
+					long retry_after, double random)
+{
+	double		delay;
+
+	if (retry_after < 0)
+		return CloverDeadlineWait(since, timeout, now,
+								  CloverBackoff(streak, RATE_RETRY_BASE_SECS,
+												RATE_RETRY_MAX_SECS, random));
+	delay = (double) retry_after + RETRY_AFTER_MARGIN_SECS;
+	if (CloverDeadlineWait(since, timeout, now, delay) < delay)
+		return -1;
+	return delay;
+}
+
+/*
  * CloverRateLimiterInit
  *		A limiter with a full bucket at time now
  */
