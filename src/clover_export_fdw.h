@@ -690,6 +690,7 @@ typedef struct CloverPagesConfig
 	const CloverFdwOptions *opts;	/* ecommerce_object is set */
 	const char *access_token;
 	const CloverRange *range;	/* not empty */
+	const int64 *rows_returned; /* the scan's count, for progress NOTICEs */
 	bool		wants_all;		/* the query wants every row: fetch ahead
 								 * from the start */
 } CloverPagesConfig;

@@ -33,6 +33,7 @@
  * for Retry-After (calling early lengthens it) until busy_timeout is
  * spent; 5xx answers and failed transfers are retried with backoff up to
  * max_retries; a body that is not a list page is asked for once more.
+ * With clover_export_fdw.progress on, NOTICEs say where the scan is.
  * The token travels only in the Authorization header.  Messages are
  * clover_errors.c's.
  *
@@ -66,6 +67,9 @@
 
 /* longest sleep when no timer is due sooner */
 #define MAX_IDLE_WAIT_SECS		1.0
+
+/* progress NOTICEs at most this often */
+#define PROGRESS_INTERVAL_SECS	3.0
 
 /*
  * An id as the set of ids seen keeps it: Clover's ids (13 characters) as
@@ -112,10 +116,17 @@ struct CloverPageRun
 	double		rate_limited_since;
 	double		sent_at;
 
-	ListPage		ready;			/* fetched, not handed out yet */
-	ListPage		handed;			/* being converted by the consumer */
+	ListPage	ready;			/* fetched, not handed out yet */
+	ListPage	handed;			/* being converted by the consumer */
 	bool		prefetch_unlocked;
 	CloverScanStats stats;
+
+	/* progress NOTICEs */
+	const int64 *rows_returned; /* the scan's count */
+	int64		rows_before;	/* *rows_returned when the run began */
+	double		started_at;
+	double		last_notice_at;
+	bool		summed_up;
 };
 
 /*
@@ -263,6 +274,9 @@ CloverPagesCreate(MemoryContext parent, const CloverPagesConfig *config)
 	run->url = list_url(config->opts, config->range);
 	run->next_page_no = 1;
 	run->prefetch_unlocked = config->wants_all;
+	run->rows_returned = config->rows_returned;
+	run->rows_before = *config->rows_returned;
+	run->started_at = run->last_notice_at = mono_now();
 
 	hctl.keysize = sizeof(SeenKey);
 	hctl.entrysize = sizeof(SeenKey);
@@ -484,6 +498,67 @@ may_request(CloverPageRun *run, double now)
 }
 
 /*
+ * rows_so_far
+ *		Rows the scan has returned from this run's pages
+ */
+static int64
+rows_so_far(CloverPageRun *run)
+{
+	return *run->rows_returned - run->rows_before;
+}
+
+/*
+ * report_progress
+ *		With clover_export_fdw.progress on, say where the scan is, at most
+ *		every few seconds, worded like the NOTICEs of exports
+ *		(export_progress.c)
+ */
+static void
+report_progress(CloverPageRun *run, double now)
+{
+	if (!clover_progress || now - run->last_notice_at < PROGRESS_INTERVAL_SECS)
+		return;
+	run->last_notice_at = now;
+	if (run->due_at > now)
+		ereport(NOTICE,
+				(errmsg("clover_export_fdw: %s: page %d: waiting %s for Clover (%s); rows so far: %lld",
+						run->path, run->next_page_no,
+						CloverFormatDuration(run->due_at - now),
+						run->rate_limit_streak ? "rate-limited" : "retrying",
+						(long long) rows_so_far(run))));
+	else
+		ereport(NOTICE,
+				(errmsg("clover_export_fdw: %s: %lld pages read; rows so far: %lld",
+						run->path, (long long) run->stats.pages_fetched,
+						(long long) rows_so_far(run))));
+}
+
+/*
+ * report_summary
+ *		With clover_export_fdw.progress on, sum the run up, once: when its
+ *		last page has been read ("done"), or when the scan ends or restarts
+ *		before that ("stopped")
+ */
+static void
+report_summary(CloverPageRun *run)
+{
+	if (run->summed_up)
+		return;
+	run->summed_up = true;
+	if (!clover_progress)
+		return;
+	ereport(NOTICE,
+			(errmsg("clover_export_fdw: scan of %s %s: rows: %lld, pages: %lld, requests: %lld, repeats skipped: %lld, time: %.3f s",
+					run->opts->table_name,
+					run->finished && !run->ready.valid ? "done" : "stopped",
+					(long long) rows_so_far(run),
+					(long long) run->stats.pages_fetched,
+					(long long) run->stats.list_requests,
+					(long long) run->stats.rows_repeated,
+					mono_now() - run->started_at)));
+}
+
+/*
  * run_step
  *		Start the request if it is due and allowed, let the transfer
  *		advance, handle its answer; never waits.  Returns true if a request
@@ -505,6 +580,7 @@ run_step(CloverPageRun *run)
 		handle_result(run, &res);
 		progressed = true;
 	}
+	report_progress(run, mono_now());
 	return progressed;
 }
 
@@ -559,6 +635,7 @@ CloverPagesNext(CloverPageRun *run, CloverFile *file)
 	{
 		if (run->finished && run->request == NULL)
 		{
+			report_summary(run);
 			MemoryContextSwitchTo(old);
 			return false;
 		}
@@ -605,10 +682,12 @@ CloverPagesGetStats(CloverPageRun *run)
 
 /*
  * CloverPagesDestroy
- *		Abandon the request in flight and free the run
+ *		Abandon the request in flight and free the run (a run stopped
+ *		before its last page, under a LIMIT, is summed up here)
  */
 void
 CloverPagesDestroy(CloverPageRun *run)
 {
+	report_summary(run);
 	MemoryContextDelete(run->cxt);
 }

@@ -287,6 +287,7 @@ start_pages(CloverFdwScanState *fsstate)
 	config.opts = fsstate->opts;
 	config.access_token = fsstate->token;
 	config.range = &fsstate->range;
+	config.rows_returned = &fsstate->stats.rows_returned;
 	config.wants_all = fsstate->wants_all;
 	fsstate->pages = CloverPagesCreate(fsstate->scan_cxt, &config);
 }
