@@ -51,7 +51,7 @@ DROP FOREIGN TABLE no_parent;
 CREATE TEMP TABLE li AS
 SELECT * FROM clover_line_items WHERE :range;
 CREATE TEMP TABLE li_pg AS
-SELECT o.id AS order_id, e->>'id' AS id, e->>'name' AS name,
+SELECT o.merchant_id, o.id AS order_id, e->>'id' AS id, e->>'name' AS name,
        (e->>'price')::bigint AS price, (e->>'unitQty')::integer AS unit_qty,
        (e->>'isRevenue')::boolean AS is_revenue,
        (e->>'refunded')::boolean AS refunded,

@@ -95,6 +95,12 @@
 /* json_path value meaning "the whole object" */
 #define CLOVER_WHOLE_OBJECT_PATH	"$"
 
+/*
+ * A column of this name without json_path holds the table's merchant (its
+ * merged option merchant_id), not a key of the objects
+ */
+#define CLOVER_MERCHANT_COLUMN		"merchant_id"
+
 typedef enum CloverExportType
 {
 	CLOVER_EXPORT_ORDERS,
@@ -163,6 +169,8 @@ extern char *CloverGetAccessToken(Oid serverid, Oid userid, bool ecommerce);
 extern List *CloverServerMerchants(Oid serverid, char **api_base);
 extern List *CloverColumnJsonKeys(Oid relid, AttrNumber attnum,
 								  const char *attname, bool *from_parent);
+extern bool CloverColumnIsMerchant(Oid relid, AttrNumber attnum,
+								   const char *attname);
 extern char *CloverTableRowsFrom(Oid relid);
 extern bool CloverTableIsEcommerce(Oid relid);
 extern List *CloverTableRowsFromKeys(Oid relid);

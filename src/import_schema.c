@@ -7,7 +7,9 @@
  * standard tables, clover_orders, clover_line_items and clover_payments
  * (exports) and clover_charges, clover_refunds and clover_ecommerce_orders
  * (e-commerce /v1 lists), each column with its json_path, as LIMIT TO and
- * EXCEPT allow.
+ * EXCEPT allow.  Each table's first column, merchant_id, has no json_path:
+ * it holds the table's merchant (row_plan.c), so that a partitioned table
+ * over many merchants' tables can be partitioned by it.
  *
  * IDENTIFICATION
  *		  src/import_schema.c
@@ -201,6 +203,7 @@ cloverImportForeignSchema(ImportForeignSchemaStmt *stmt, Oid serverOid)
 		appendStringInfo(&buf, "CREATE FOREIGN TABLE %s (\n",
 						 quote_qualified_identifier(stmt->local_schema,
 													import_tables[t].table));
+		appendStringInfo(&buf, "  %s text,\n", CLOVER_MERCHANT_COLUMN);
 		for (col = import_tables[t].columns; col->name; col++)
 			appendStringInfo(&buf, "  %s %s OPTIONS (json_path %s)%s\n",
 							 quote_identifier(col->name), col->type,

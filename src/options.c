@@ -1351,6 +1351,18 @@ CloverColumnJsonKeys(Oid relid, AttrNumber attnum, const char *attname,
 	return split_keys(path + 1);
 }
 
+/*
+ * CloverColumnIsMerchant
+ *		Is the column the table's merchant (a column named merchant_id
+ *		without json_path) rather than a key of Clover's objects?
+ */
+bool
+CloverColumnIsMerchant(Oid relid, AttrNumber attnum, const char *attname)
+{
+	return strcmp(attname, CLOVER_MERCHANT_COLUMN) == 0 &&
+		json_path_option(relid, attnum) == NULL;
+}
+
 const char *
 CloverExportTypeName(CloverExportType type)
 {

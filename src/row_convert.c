@@ -8,7 +8,8 @@
  * types through PostgreSQL's own input functions, on the text raw->>'key'
  * would give; then a domain's constraints.  Errors name the column, the
  * object and the export (fill_error_callback), and with rows_from the
- * element of the object's list that is the row.
+ * element of the object's list that is the row.  A merchant_id column
+ * copies the Datum its plan made once.
  *
  * IDENTIFICATION
  *		  src/row_convert.c
@@ -661,6 +662,16 @@ CloverFillRow(const CloverRowPlan *plan, const CloverFileRows *rows, int idx,
 
 		if (i == plan->raw_jsonb_col)
 			continue;
+		if (col->kind == CONV_MERCHANT)
+		{
+			/* made at the first row, then kept in the plan */
+			ctx.col = NULL;		/* its own error context says whose */
+			if (!col->merchant_made)
+				CloverMakeMerchantValue(unconstify(ColumnPlan *, col));
+			values[col->attidx] = col->merchant_value;
+			nulls[col->attidx] = false;
+			continue;
+		}
 		ctx.col = col;
 		fill_column(col, rows,
 					col->whole_object ? &whole : row_slot(rows, idx, col->slot),

@@ -40,7 +40,9 @@
  * epoch milliseconds.  A value that does not fit its column is an error
  * naming the column, the object id and the export, never a silently
  * different value.  Paths are matched in UTF-8, the file's encoding;
- * text reaches the database in its own encoding.
+ * text reaches the database in its own encoding.  A column named
+ * merchant_id without json_path holds the table's merchant instead,
+ * converted once per scan, at its first row (row_plan.c).
  *
  * The public side of all this is in clover_export_fdw.h; this header is
  * for the row path's own files only.
@@ -105,7 +107,9 @@ typedef enum ConvKind
 	CONV_DATE,
 	CONV_JSON,
 	CONV_JSONB,
-	CONV_INPUT					/* any other type: its input function */
+	CONV_INPUT,					/* any other type: its input function */
+	CONV_MERCHANT				/* the table's merchant: a Datum made once
+								 * per scan, at the first row, no slot */
 } ConvKind;
 
 typedef struct ColumnPlan
@@ -128,6 +132,13 @@ typedef struct ColumnPlan
 	char	  **keys;			/* encoding, for lookups in raw */
 	FmgrInfo	input;			/* CONV_INPUT only */
 	Oid			ioparam;
+	/* CONV_MERCHANT only (input and ioparam: the column type's input) */
+	const char *merchant;		/* the merged option merchant_id */
+	const char *table_name;		/* for messages: whose merchant */
+	const char *server_name;
+	bool		merchant_made;	/* merchant_value is made */
+	Datum		merchant_value; /* never NULL */
+	MemoryContext merchant_cxt; /* the plan's context, for its value */
 } ColumnPlan;
 
 struct CloverRowPlan
@@ -200,6 +211,9 @@ path_child(const PathNode *node, const char *key, int keylen)
 	}
 	return NULL;
 }
+
+/* in row_plan.c */
+extern void CloverMakeMerchantValue(ColumnPlan *col);
 
 /* in jsonb_build.c */
 extern bool CloverBuildJsonb(const char *data, size_t start, size_t end,

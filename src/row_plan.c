@@ -13,6 +13,10 @@
  * numbered after the first, the paths in an element of the list: columns
  * go into the second unless their json_path starts with "$parent".
  *
+ * A column named merchant_id without json_path reads no path: it holds
+ * the table's merchant, converted once, at the first row, as its type's
+ * input function (a domain's too) makes it, and each row copies the Datum.
+ *
  * IDENTIFICATION
  *		  src/row_plan.c
  *-------------------------------------------------------------------------
@@ -224,6 +228,71 @@ plan_column_path(CloverRowPlan *plan, ColumnPlan *col, Relation rel,
 }
 
 /*
+ * merchant_error_callback
+ *		Error context of CloverMakeMerchantValue: which column, whose
+ *		merchant
+ */
+static void
+merchant_error_callback(void *arg)
+{
+	ColumnPlan *col = (ColumnPlan *) arg;
+
+	errcontext("column \"%s\" of foreign table \"%s\", the merchant \"%s\" of server \"%s\"",
+			   col->attname, col->table_name, col->merchant,
+			   col->server_name);
+}
+
+/*
+ * plan_merchant
+ *		Make col (merchant_id without json_path) hold the table's merchant,
+ *		its merged option merchant_id, through the column type's input
+ *		function (a domain's checks its constraints)
+ *
+ * The value is made at the first row (CloverMakeMerchantValue), so that
+ * EXPLAIN and a scan without rows never convert it, as for any column.
+ */
+static void
+plan_merchant(ColumnPlan *col, Relation rel, Form_pg_attribute att)
+{
+	CloverFdwOptions *opts = CloverGetOptions(RelationGetRelid(rel));
+	Oid			infunc;
+
+	col->kind = CONV_MERCHANT;
+	col->merchant = opts->merchant_id;
+	col->table_name = opts->table_name;
+	col->server_name = opts->server_name;
+	col->merchant_cxt = CurrentMemoryContext;
+	getTypeInputInfo(att->atttypid, &infunc, &col->ioparam);
+	fmgr_info(infunc, &col->input);
+}
+
+/*
+ * CloverMakeMerchantValue
+ *		The Datum of a CONV_MERCHANT column, made once per plan: what
+ *		casting the merchant's text to the column's type gives
+ */
+void
+CloverMakeMerchantValue(ColumnPlan *col)
+{
+	ErrorContextCallback errcallback;
+	MemoryContext old;
+
+	errcallback.callback = merchant_error_callback;
+	errcallback.arg = col;
+	errcallback.previous = error_context_stack;
+	error_context_stack = &errcallback;
+
+	old = MemoryContextSwitchTo(col->merchant_cxt);
+	col->merchant_value = InputFunctionCall(&col->input,
+											unconstify(char *, col->merchant),
+											col->ioparam, col->typmod);
+	MemoryContextSwitchTo(old);
+	col->merchant_made = true;
+
+	error_context_stack = errcallback.previous;
+}
+
+/*
  * plan_rows_from
  *		Add the rows_from list to the object trie and start the trie of the
  *		element, whose own value (the element itself) always has a slot;
@@ -313,6 +382,13 @@ CloverMakeRowPlan(Relation rel, Bitmapset *attrs_used, bool need_all)
 		col->attidx = i;
 		col->attname = pstrdup(NameStr(att->attname));
 		plan_column_type(col, att);
+		if (CloverColumnIsMerchant(RelationGetRelid(rel), att->attnum,
+								   col->attname))
+		{
+			plan_merchant(col, rel, att);
+			plan->ncolumns++;
+			continue;
+		}
 		col_nodes[plan->ncolumns] = plan_column_path(plan, col, rel, att);
 		if (col->whole_object && col->kind == CONV_JSONB &&
 			plan->raw_jsonb_col < 0)
@@ -331,7 +407,7 @@ CloverMakeRowPlan(Relation rel, Bitmapset *attrs_used, bool need_all)
 	plan->id_slot = id_node->slot;
 	for (i = 0; i < plan->ncolumns; i++)
 	{
-		if (!plan->columns[i].whole_object)
+		if (col_nodes[i] != NULL)
 			plan->columns[i].slot = col_nodes[i]->slot;
 	}
 	pfree(col_nodes);
