@@ -39,10 +39,11 @@ OBJS = \
 	src/windows.o
 
 EXTENSION = clover_export_fdw
-DATA = sql/clover_export_fdw--1.0.sql sql/clover_export_fdw--1.0--1.1.sql
+DATA = sql/clover_export_fdw--1.0.sql sql/clover_export_fdw--1.0--1.1.sql \
+	sql/clover_export_fdw--1.1--1.2.sql
 PGFILEDESC = "clover_export_fdw - foreign data wrapper for Clover's export API"
 
-REGRESS = setup options import scan types edges bounds errors prepared joins planner order rescans sharing faults rows_review line_items ecommerce
+REGRESS = setup options import scan types edges bounds errors prepared joins planner order rescans sharing faults rows_review line_items merchants ecommerce
 REGRESS_OPTS = --encoding=UTF8 --inputdir=.
 
 PG_CPPFLAGS = -Isrc $(shell curl-config --cflags) $(shell pkg-config --cflags json-c)
