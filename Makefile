@@ -10,6 +10,7 @@ OBJS = \
 	src/api_json.o \
 	src/clover_errors.o \
 	src/clover_export_fdw.o \
+	src/ecommerce_pages.o \
 	src/cluster_state.o \
 	src/export_answers.o \
 	src/export_progress.o \

@@ -260,6 +260,87 @@ CloverParseExportObject(const char *body, size_t len, CloverExportInfo *info,
 }
 
 /*
+ * list_page_fields
+ *		Copy what we use of a /v1 list page into *page, without throwing
+ *
+ * Returns NULL on success, else a constant saying what is wrong (with the
+ * element number in *bad_elem for an element's problem).
+ */
+static const char *
+list_page_fields(struct json_object *obj, CloverListPage *page,
+				 size_t *bad_elem)
+{
+	struct json_object *v,
+			   *data;
+	size_t		i;
+
+	if (!json_object_is_type(obj, json_type_object))
+		return "The answer is not a JSON object.";
+	if (!json_object_object_get_ex(obj, "has_more", &v) ||
+		!json_object_is_type(v, json_type_boolean))
+		return "The list has no \"has_more\" boolean.";
+	page->has_more = json_object_get_boolean(v);
+	if (!json_object_object_get_ex(obj, "data", &data) ||
+		!json_object_is_type(data, json_type_array))
+		return "The list has no \"data\" array.";
+
+	page->ndata = (int) Min(json_object_array_length(data), INT_MAX / 2);
+	page->ids = MemoryContextAllocExtended(CurrentMemoryContext,
+										   sizeof(char *) * (page->ndata + 1),
+										   MCXT_ALLOC_NO_OOM | MCXT_ALLOC_ZERO);
+	if (page->ids == NULL)
+		return "Out of memory.";
+	for (i = 0; i < (size_t) page->ndata; i++)
+	{
+		struct json_object *el = json_object_array_get_idx(data, i);
+
+		*bad_elem = i + 1;
+		if (!json_object_is_type(el, json_type_object))
+			return "An element of \"data\" is not an object.";
+		if (!json_object_object_get_ex(el, "id", &v) ||
+			!json_object_is_type(v, json_type_string) ||
+			json_object_get_string_len(v) == 0)
+			return "An element of \"data\" has no \"id\" string.";
+		if ((page->ids[i] = json_string_copy(v)) == NULL)
+			return "Out of memory.";
+	}
+	return NULL;
+}
+
+/*
+ * CloverParseListPage
+ *		Read a page of an e-commerce /v1 list: {"object": "list",
+ *		"has_more": bool, "data": [...]}, every element an object with an
+ *		"id" string (the cursor of the next page, and what repeats are
+ *		found by)
+ *
+ * On failure returns false with a palloc'd description in *errmsg.
+ */
+bool
+CloverParseListPage(const char *body, size_t len, CloverListPage *page,
+					char **errmsg)
+{
+	struct json_object *obj;
+	const char *problem;
+	size_t		bad_elem = 0;
+
+	memset(page, 0, sizeof(*page));
+	obj = parse_json_c(body, len, errmsg);
+	if (obj == NULL)
+		return false;
+	problem = list_page_fields(obj, page, &bad_elem);
+	json_object_put(obj);
+
+	if (problem == NULL)
+		return true;
+	if (bad_elem > 0)
+		*errmsg = psprintf("%s (element %zu)", problem, bad_elem);
+	else
+		*errmsg = pstrdup(problem);
+	return false;
+}
+
+/*
  * CloverBuildExportRequest
  *		The body of the POST that creates an export, palloc'd
  *
@@ -274,9 +355,44 @@ CloverBuildExportRequest(CloverExportType type, int64 start_ms, int64 end_ms)
 }
 
 /*
+ * error_object_message
+ *		The message of the /v1 error shape {"error": {"message": ...,
+ *		"param": ...}}, with its parameter named, or NULL; never throws
+ */
+static char *
+error_object_message(struct json_object *obj)
+{
+	struct json_object *err,
+			   *v;
+	char	   *message;
+	char	   *param = NULL;
+	char	   *both;
+
+	if (!json_object_object_get_ex(obj, "error", &err) ||
+		!json_object_is_type(err, json_type_object) ||
+		!json_object_object_get_ex(err, "message", &v) ||
+		!json_object_is_type(v, json_type_string) ||
+		(message = json_string_copy(v)) == NULL)
+		return NULL;
+	if (json_object_object_get_ex(err, "param", &v) &&
+		json_object_is_type(v, json_type_string))
+		param = json_string_copy(v);
+	if (param == NULL)
+		return message;
+	both = MemoryContextAllocExtended(CurrentMemoryContext,
+									  strlen(message) + strlen(param) + 20,
+									  MCXT_ALLOC_NO_OOM);
+	if (both == NULL)
+		return message;
+	sprintf(both, "%s (parameter \"%s\")", message, param);
+	return both;
+}
+
+/*
  * CloverErrorBodyMessage
  *		What an error answer says: its "message" (or "error") string if it
- *		is a JSON object, else its text; printable, at most ~maxlen bytes
+ *		is a JSON object, the message and parameter of the /v1 error shape,
+ *		else its text; printable, at most ~maxlen bytes
  *
  * The caller redacts secrets before it cuts the text short for a message.
  */
@@ -295,6 +411,8 @@ CloverErrorBodyMessage(const char *body, size_t len, size_t maxlen)
 	obj = parse_json_c(body, len, &ignore);
 	if (obj)
 	{
+		if (json_object_is_type(obj, json_type_object))
+			message = error_object_message(obj);
 		for (i = 0; keys[i] && message == NULL; i++)
 		{
 			struct json_object *v;

@@ -26,6 +26,8 @@
 #ifndef CLOVER_CORE_H
 #define CLOVER_CORE_H
 
+#include <time.h>
+
 #include "datatype/timestamp.h"
 
 #define CLOVER_MS_PER_DAY			((int64) 86400000)
@@ -43,6 +45,21 @@
 #define CLOVER_UNIX_EPOCH_TIMESTAMP	(-CLOVER_UNIX_EPOCH_USECS)
 
 /*
+ * mono_now
+ *		Seconds on the monotonic clock, the clock of every timer of the
+ *		runs of exports and of list pages (the wall clock only decides
+ *		service hours)
+ */
+static inline double
+mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/*
  * CloverTimestampToUnixMs
  *		A finite TimestampTz as epoch milliseconds, rounded down
  */
@@ -53,6 +70,20 @@ CloverTimestampToUnixMs(TimestampTz ts)
 
 	/* floor division, for times before 1970 too */
 	return us >= 0 ? us / 1000 : -((-us + 999) / 1000);
+}
+
+/*
+ * CloverTimestampToUnixMsCeil
+ *		A finite TimestampTz as epoch milliseconds, rounded up: the first
+ *		millisecond at or after it
+ */
+static inline int64
+CloverTimestampToUnixMsCeil(TimestampTz ts)
+{
+	int64		us = ts + CLOVER_UNIX_EPOCH_USECS;
+
+	/* C division truncates: up for negative times already */
+	return us / 1000 + (us > 0 && us % 1000 != 0);
 }
 
 /*

@@ -718,3 +718,115 @@ CloverReportDownloadFailed(const CloverExportRef *ref,
 			 errhint("Check the connection to Clover's file host, or raise the server options max_retries (now %d) and request_timeout.",
 					 ref->opts->max_retries)));
 }
+
+/* ----------------------------------------------------------------
+ *		E-commerce /v1 lists (ref->exports_path is the list's path)
+ * ----------------------------------------------------------------
+ */
+
+/*
+ * CloverReportListFailure
+ *		Fail with what Clover answered to the request for page page_no of
+ *		an e-commerce list (or why it did not answer), after attempts tries
+ */
+void
+CloverReportListFailure(const CloverExportRef *ref,
+						const CloverHttpResult *res, int page_no,
+						int attempts)
+{
+	const CloverFdwOptions *opts = ref->opts;
+	const char *request = psprintf("GET %s (page %d)", ref->exports_path,
+								   page_no);
+	char	   *why = failure_text(ref, res, NULL);
+	char	   *tries = attempts > 1 ? psprintf(" (after %d attempts)", attempts) : "";
+	bool		answered = (res->outcome == CLOVER_HTTP_ANSWERED);
+	long		status = res->status;
+
+	CHECK_FOR_INTERRUPTS();
+
+	if (answered && status == 401)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION),
+				 errmsg("Clover refused the access token for merchant \"%s\"",
+						opts->merchant_id),
+				 errdetail("%s answered %s.", request, why),
+				 errhint("HTTP 401 means an invalid or expired token, or an app that lacks permission for this merchant's e-commerce data. Check the ecommerce_access_token (or else access_token) of your user mapping for server \"%s\".",
+						 opts->server_name)));
+	if (answered && status >= 300 && status < 400)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_EXECUTION),
+				 errmsg("Clover answered with a redirect"),
+				 errdetail("%s answered HTTP %ld to %s.", request, status,
+						   res->redirect_url ?
+						   url_for_display(ref, res->redirect_url) :
+						   "(no location)"),
+				 errhint("API requests carry the access token and are never redirected; check the option ecommerce_base_url of server \"%s\".",
+						 opts->server_name)));
+	if (answered && status >= 400 && status < 500)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_EXECUTION),
+				 errmsg("Clover rejected the request for its list %s",
+						ref->exports_path),
+				 errdetail("%s answered %s.", request, why),
+				 status == 404 ?
+				 errhint("The token's merchant must exist on the e-commerce host: check the options ecommerce_base_url and region of server \"%s\".",
+						 opts->server_name) :
+				 errhint("Clover's message says what it did not accept.")));
+	if (res->outcome == CLOVER_HTTP_NOT_SENT)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION),
+				 errmsg("could not connect to Clover at \"%s\"",
+						url_for_display(ref, opts->ecommerce_base)),
+				 errdetail("%s never reached Clover: %s%s.", request, why,
+						   tries),
+				 errhint("Check the options ecommerce_base_url, region, connect_timeout and ca_file of server \"%s\", and this host's network, or raise max_retries (now %d).",
+						 opts->server_name, opts->max_retries)));
+	ereport(ERROR,
+			(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_REPLY),
+			 errmsg("could not read Clover's list %s", ref->exports_path),
+			 errdetail("%s answered %s%s.", request, why, tries),
+			 errhint("Check the server's connection to Clover, or raise the server option max_retries (now %d).",
+					 opts->max_retries)));
+}
+
+/*
+ * CloverReportBadPage
+ *		Page page_no of a list answered HTTP 200 with a body that is not a
+ *		list page, twice
+ */
+void
+CloverReportBadPage(const CloverExportRef *ref, int page_no,
+					const char *problem)
+{
+	Secrets		secrets = secrets_of(ref, NULL);
+
+	CHECK_FOR_INTERRUPTS();
+	ereport(ERROR,
+			(errcode(ERRCODE_FDW_INVALID_STRING_FORMAT),
+			 errmsg("could not read page %d of Clover's list %s", page_no,
+					ref->exports_path),
+			 errdetail("GET %s answered HTTP 200 twice with an unexpected body: %s",
+					   ref->exports_path, shown_text(problem, &secrets)),
+			 errhint("Clover sent a broken page; run the query again later.")));
+}
+
+/*
+ * CloverReportStuckList
+ *		Page page_no of a list, asked for the objects after cursor, says it
+ *		has more but holds no object not already returned: paging on would
+ *		never end
+ */
+void
+CloverReportStuckList(const CloverExportRef *ref, int page_no,
+					  const char *cursor, int nobjects)
+{
+	Secrets		secrets = secrets_of(ref, NULL);
+
+	CHECK_FOR_INTERRUPTS();
+	ereport(ERROR,
+			(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_REPLY),
+			 errmsg("Clover's list %s did not advance", ref->exports_path),
+			 errdetail("Page %d, asked for the objects after \"%s\", holds %d objects that were all returned before, yet says it has more.",
+					   page_no, shown_text(cursor, &secrets), nobjects),
+			 errhint("Paging on would repeat the same page forever, so the query stops. Run it again later.")));
+}

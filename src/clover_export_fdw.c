@@ -157,9 +157,7 @@ clover_export_fdw_convert_file(PG_FUNCTION_ARGS)
 	natts = RelationGetDescr(rel)->natts;
 	values = palloc(sizeof(Datum) * natts);
 	nulls = palloc(sizeof(bool) * natts);
-	origin.export_id = "(file)";
-	origin.file_no = 1;
-	origin.nfiles = 1;
+	origin.source = "file 1 of 1 of export \"(file)\"";
 	row_cxt = AllocSetContextCreate(CurrentMemoryContext, "convert_file row",
 									ALLOCSET_SMALL_SIZES);
 	for (i = 0; i < CloverFileRowCount(rows); i++)

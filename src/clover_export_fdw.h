@@ -33,6 +33,8 @@
  *						 token's request rate
  *	registry_sql.c		 clover_export_fdw_exports(), _forget_exports()
  *						 (these four share cluster_state.h)
+ *	ecommerce_pages.c	 the pages of an e-commerce /v1 list: cursor
+ *						 paging, repeats, Clover's limits
  *	sorted_scan.c		 scans ordered by the time column: pathkeys, costs,
  *						 windows in either direction, each sorted locally
  *	statement_exports.c	 per statement: completed exports served again to
@@ -78,6 +80,12 @@
 /* the JSON key Clover's export windows filter on */
 #define CLOVER_TIME_KEY				"createdTime"
 
+/* the JSON key of the e-commerce /v1 lists' created.gt and created.lt */
+#define CLOVER_ECOMMERCE_TIME_KEY	"created"
+
+/* the largest page of a /v1 list (its "hard limit") */
+#define CLOVER_ECOMMERCE_PAGE_LIMIT 100
+
 /*
  * An export is not used again this close to its files' expiry
  * (availableUntil): the downloads must finish before Clover deletes them
@@ -112,6 +120,10 @@ typedef struct CloverFdwOptions
 	bool		api_base_overridden;	/* base_url was given */
 	char	   *merchant_id;
 	CloverExportType export_type;
+	char	   *ecommerce_object;	/* charges, refunds or orders: the table
+									 * reads /v1/<it>, not exports; else NULL */
+	char	   *ecommerce_base;	/* e-commerce base URL, no trailing slash;
+								 * NULL if the region has none */
 	bool		has_history_start;
 	TimestampTz history_start;	/* an absolute instant */
 
@@ -135,12 +147,24 @@ typedef struct CloverFdwOptions
 	double		rows_per_day;
 } CloverFdwOptions;
 
+/*
+ * clover_time_key
+ *		The JSON key of the table's time: createdTime, or an e-commerce
+ *		list's created
+ */
+static inline const char *
+clover_time_key(const CloverFdwOptions *opts)
+{
+	return opts->ecommerce_object ? CLOVER_ECOMMERCE_TIME_KEY : CLOVER_TIME_KEY;
+}
+
 extern CloverFdwOptions *CloverGetOptions(Oid foreigntableid);
-extern char *CloverGetAccessToken(Oid serverid, Oid userid);
+extern char *CloverGetAccessToken(Oid serverid, Oid userid, bool ecommerce);
 extern List *CloverServerMerchants(Oid serverid, char **api_base);
 extern List *CloverColumnJsonKeys(Oid relid, AttrNumber attnum,
 								  const char *attname, bool *from_parent);
 extern char *CloverTableRowsFrom(Oid relid);
+extern bool CloverTableIsEcommerce(Oid relid);
 extern List *CloverTableRowsFromKeys(Oid relid);
 extern char *CloverDefaultJsonPath(const char *colname);
 extern const char *CloverExportTypeName(CloverExportType type);
@@ -252,6 +276,16 @@ typedef struct CloverExportInfo
 
 extern bool CloverParseExportObject(const char *body, size_t len,
 									CloverExportInfo *info, char **errmsg);
+/* What a page of an e-commerce /v1 list holds (the rows aside) */
+typedef struct CloverListPage
+{
+	bool		has_more;
+	int			ndata;			/* elements of "data" */
+	char	  **ids;			/* each element's "id" */
+} CloverListPage;
+
+extern bool CloverParseListPage(const char *body, size_t len,
+								CloverListPage *page, char **errmsg);
 extern char *CloverBuildExportRequest(CloverExportType type, int64 start_ms,
 									  int64 end_ms);
 extern char *CloverErrorBodyMessage(const char *body, size_t len,
@@ -268,12 +302,13 @@ typedef struct CloverRowPlan CloverRowPlan;
 /* One downloaded file, split into validated elements */
 typedef struct CloverFileRows CloverFileRows;
 
-/* Where a row came from, for error messages */
+/*
+ * Where a row came from, for error messages: "file 2 of 5 of export
+ * \"<id>\"", or "page 3 of /v1/charges"
+ */
 typedef struct CloverRowOrigin
 {
-	const char *export_id;
-	int			file_no;		/* 1-based */
-	int			nfiles;
+	const char *source;
 } CloverRowOrigin;
 
 extern CloverRowPlan *CloverMakeRowPlan(Relation rel, Bitmapset *attrs_used,
@@ -382,7 +417,8 @@ typedef struct CloverExportRef
 {
 	const CloverFdwOptions *opts;
 	const char *token;			/* never shown: redacted out of every text */
-	const char *exports_path;	/* /v3/merchants/{mId}/exports */
+	const char *exports_path;	/* /v3/merchants/{mId}/exports, or the
+								 * path of a /v1 list */
 	const CloverWindow *window;
 	const char *export_id;		/* NULL until Clover named it */
 	bool		is_create;		/* the request was the POST */
@@ -426,6 +462,14 @@ extern void CloverReportFileGone(const CloverExportRef *ref,
 								 const CloverHttpResult *res,
 								 const char *url, int file_no, int nfiles,
 								 bool retrying, bool any_returned);
+extern void CloverReportListFailure(const CloverExportRef *ref,
+									const CloverHttpResult *res, int page_no,
+									int attempts) pg_attribute_noreturn();
+extern void CloverReportBadPage(const CloverExportRef *ref, int page_no,
+								const char *problem) pg_attribute_noreturn();
+extern void CloverReportStuckList(const CloverExportRef *ref, int page_no,
+								  const char *cursor,
+								  int nobjects) pg_attribute_noreturn();
 extern void CloverReportDownloadFailed(const CloverExportRef *ref,
 									   const CloverHttpResult *res,
 									   const char *url, int file_no,
@@ -593,6 +637,9 @@ typedef struct CloverClientConfig
 	X(int64, rows_replayed)		/* from the rescan cache */ \
 	X(int64, rows_outside_window)	/* Clover's, outside their window */ \
 	X(double, convert_secs) \
+	X(int64, list_requests)		/* /v1 list pages asked for */ \
+	X(int64, pages_fetched)		/* /v1 list pages received */ \
+	X(int64, rows_repeated)		/* /v1 objects seen on an earlier page */ \
 	X(int64, windows_sorted)	/* by a sorted scan */ \
 	X(int64, windows_sorted_on_disk)	/* of those, spilled past work_mem */
 
@@ -613,6 +660,9 @@ typedef struct CloverFile
 	int			nfiles;
 	const char *export_id;
 	int			attempt;		/* 1 = first download */
+	/* a page of a /v1 list (ecommerce_pages.c), else NULL */
+	const char *list_path;		/* /v1/charges; file_no is the page's */
+	const bool *repeated;		/* per element: returned before, skip it */
 } CloverFile;
 
 typedef struct CloverExportRun CloverExportRun;
@@ -627,6 +677,32 @@ extern const CloverScanStats *CloverRunGetStats(CloverExportRun *run);
 extern void CloverRunDestroy(CloverExportRun *run);
 extern void CloverScanStatsAdd(CloverScanStats *total,
 							   const CloverScanStats *s);
+
+/* ----------------------------------------------------------------
+ *		ecommerce_pages.c
+ * ----------------------------------------------------------------
+ */
+
+/* Everything a run of list pages needs */
+typedef struct CloverPagesConfig
+{
+	const CloverFdwOptions *opts;	/* ecommerce_object is set */
+	const char *access_token;
+	const CloverRange *range;	/* not empty */
+	bool		wants_all;		/* the query wants every row: fetch ahead
+								 * from the start */
+} CloverPagesConfig;
+
+typedef struct CloverPageRun CloverPageRun;
+
+extern char *CloverPagesEndpoint(const CloverFdwOptions *opts,
+								 const CloverRange *range);
+extern CloverPageRun *CloverPagesCreate(MemoryContext parent,
+										const CloverPagesConfig *config);
+extern bool CloverPagesNext(CloverPageRun *run, CloverFile *file);
+extern void CloverPagesPump(CloverPageRun *run);
+extern const CloverScanStats *CloverPagesGetStats(CloverPageRun *run);
+extern void CloverPagesDestroy(CloverPageRun *run);
 
 /* ----------------------------------------------------------------
  *		sorted_scan.c
@@ -708,10 +784,12 @@ typedef struct CloverFdwScanState
 	CloverWindow *windows;
 	int			nwindows;
 	char	   *token;
-	CloverExportRun *run;
+	CloverExportRun *run;		/* an export table's run, or NULL */
+	CloverPageRun *pages;		/* an e-commerce table's run, or NULL */
 
-	/* the file being converted */
+	/* the file (or page) being converted */
 	CloverFile	file;
+	CloverRowOrigin origin;		/* where it came from, for messages */
 	CloverFileRows *rows;
 	int			nrows;
 	int			next_row;

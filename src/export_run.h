@@ -156,20 +156,6 @@ struct CloverExportRun
 };
 
 /*
- * mono_now
- *		Seconds on the monotonic clock, the clock of every timer of a run
- *		(the wall clock only decides service hours)
- */
-static inline double
-mono_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-/*
  * free_download
  *		Free a downloaded file's buffer, if it has one
  */

@@ -631,6 +631,8 @@ hand_out(CloverExportRun *run, CloverJob *job, CloverFile *file)
 	file->nfiles = job->nfiles;
 	file->export_id = job->export_id;
 	file->attempt = dl->redownloads + 1;
+	file->list_path = NULL;
+	file->repeated = NULL;
 	(void) run_step(run);
 }
 

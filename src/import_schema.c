@@ -1,11 +1,13 @@
 /*-------------------------------------------------------------------------
  *
  * import_schema.c
- *		  IMPORT FOREIGN SCHEMA: the tables of Clover's exports
+ *		  IMPORT FOREIGN SCHEMA: the tables of Clover's exports and lists
  *
  * Clover has no schemas; IMPORT FOREIGN SCHEMA creates the wrapper's
- * standard tables, clover_orders, clover_line_items and clover_payments,
- * each column with its json_path, as LIMIT TO and EXCEPT allow.
+ * standard tables, clover_orders, clover_line_items and clover_payments
+ * (exports) and clover_charges, clover_refunds and clover_ecommerce_orders
+ * (e-commerce /v1 lists), each column with its json_path, as LIMIT TO and
+ * EXCEPT allow.
  *
  * IDENTIFICATION
  *		  src/import_schema.c
@@ -92,17 +94,64 @@ static const ImportColumn payment_columns[] = {
 	{NULL, NULL, NULL}
 };
 
+/* the e-commerce /v1 lists (clover-api.md, section 4; FAKE.md's objects) */
+static const ImportColumn charge_columns[] = {
+	{"id", "text", "id"},
+	{"amount", "bigint", "amount"},
+	{"currency", "text", "currency"},
+	{"created_time", "timestamptz", "created"},
+	{"order_id", "text", "order"},
+	{"paid", "boolean", "paid"},
+	{"captured", "boolean", "captured"},
+	{"refunded", "boolean", "refunded"},
+	{"amount_refunded", "bigint", "amount_refunded"},
+	{"status", "text", "status"},
+	{"source", "jsonb", "source"},
+	{"raw", "jsonb", "$"},
+	{NULL, NULL, NULL}
+};
+
+static const ImportColumn refund_columns[] = {
+	{"id", "text", "id"},
+	{"amount", "bigint", "amount"},
+	{"currency", "text", "currency"},
+	{"created_time", "timestamptz", "created"},
+	{"charge_id", "text", "charge"},
+	{"status", "text", "status"},
+	{"raw", "jsonb", "$"},
+	{NULL, NULL, NULL}
+};
+
+static const ImportColumn ecommerce_order_columns[] = {
+	{"id", "text", "id"},
+	{"amount", "bigint", "amount"},
+	{"currency", "text", "currency"},
+	{"created_time", "timestamptz", "created"},
+	{"status", "text", "status"},
+	{"charge_id", "text", "charge"},
+	{"items", "jsonb", "items"},
+	{"raw", "jsonb", "$"},
+	{NULL, NULL, NULL}
+};
+
+/* each table reads an export type or (source_option) an e-commerce list */
 static const struct
 {
 	const char *table;
-	const char *export_type;
+	const char *source_option;	/* export_type or ecommerce_object */
+	const char *source;
 	const char *rows_from;		/* NULL: the exported objects are the rows */
 	const ImportColumn *columns;
 }			import_tables[] = {
-	{"clover_orders", "ORDERS", NULL, order_columns},
-	{"clover_line_items", "ORDERS", "lineItems.elements", line_item_columns},
-	{"clover_payments", "PAYMENTS", NULL, payment_columns},
-	{NULL, NULL, NULL, NULL}
+	{"clover_orders", "export_type", "ORDERS", NULL, order_columns},
+	{"clover_line_items", "export_type", "ORDERS", "lineItems.elements",
+	line_item_columns},
+	{"clover_payments", "export_type", "PAYMENTS", NULL, payment_columns},
+	{"clover_charges", "ecommerce_object", "charges", NULL, charge_columns},
+	{"clover_refunds", "ecommerce_object", "refunds", NULL, refund_columns},
+	{"clover_ecommerce_orders", "ecommerce_object", "orders", NULL,
+	ecommerce_order_columns},
+	{NULL, NULL, NULL, NULL, NULL}
 };
 
 /*
@@ -127,8 +176,9 @@ import_wanted(ImportForeignSchemaStmt *stmt, const char *table)
 
 /*
  * cloverImportForeignSchema
- *		CREATE FOREIGN TABLE commands for clover_orders, clover_line_items
- *		and clover_payments
+ *		CREATE FOREIGN TABLE commands for clover_orders, clover_line_items,
+ *		clover_payments and the e-commerce lists' clover_charges,
+ *		clover_refunds and clover_ecommerce_orders
  *
  * Clover has no schemas: any remote schema name gives the same tables.
  */
@@ -156,9 +206,10 @@ cloverImportForeignSchema(ImportForeignSchemaStmt *stmt, Oid serverOid)
 							 quote_identifier(col->name), col->type,
 							 quote_literal_cstr(col->path),
 							 (col + 1)->name ? "," : "");
-		appendStringInfo(&buf, ") SERVER %s OPTIONS (export_type %s",
+		appendStringInfo(&buf, ") SERVER %s OPTIONS (%s %s",
 						 quote_identifier(server->servername),
-						 quote_literal_cstr(import_tables[t].export_type));
+						 import_tables[t].source_option,
+						 quote_literal_cstr(import_tables[t].source));
 		if (import_tables[t].rows_from)
 			appendStringInfo(&buf, ", rows_from %s",
 							 quote_literal_cstr(import_tables[t].rows_from));

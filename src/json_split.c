@@ -497,7 +497,8 @@ scan_object(SplitState *s, const PathNode *node, bool top)
 			return split_error(s, "Expected ':'");
 		s->pos++;
 
-		if (top && key_is(s->buf + kstart, klen, kescaped, "elements"))
+		if (top && key_is(s->buf + kstart, klen, kescaped,
+						  s->rows->plan->list_key))
 		{
 			if (!scan_elements(s))
 				return false;
@@ -663,30 +664,34 @@ scan_nested_object(SplitState *s)
 
 /*
  * scan_elements
- *		Check the "elements" array, recording each element and its paths
+ *		Check the "elements" array (a /v1 page's "data"), recording each
+ *		element and its paths
  */
 static bool
 scan_elements(SplitState *s)
 {
 	CloverFileRows *rows = s->rows;
+	const char *list_key = rows->plan->list_key;
+	char	   *quoted_key = psprintf("\"%s\"", list_key);
 	int			more;
 
 	if (s->seen_elements)
-		return split_error(s, "More than one \"elements\" array");
+		return split_error(s, "More than one \"%s\" array", list_key);
 	s->seen_elements = true;
 	skip_ws(s);
 	if (s->pos >= s->len || s->buf[s->pos] != '[')
-		return split_error(s, "\"elements\" is not an array");
+		return split_error(s, "\"%s\" is not an array", list_key);
 	if ((more = open_container(s, ']')) <= 0)
 		return more == 0;
 	do
 	{
 		skip_ws(s);
 		if (s->pos >= s->len)
-			return split_error(s, "Unexpected end of data in \"elements\"");
+			return split_error(s, "Unexpected end of data in \"%s\"",
+							   list_key);
 		if (s->buf[s->pos] != '{')
-			return split_error(s, "Element %d of \"elements\" is not an object",
-							   s->nobjects + 1);
+			return split_error(s, "Element %d of \"%s\" is not an object",
+							   s->nobjects + 1, list_key);
 		if (rows->plan->elem_root)
 		{
 			if (!scan_nested_object(s))
@@ -704,7 +709,7 @@ scan_elements(SplitState *s)
 		}
 		s->nobjects++;
 		CHECK_FOR_INTERRUPTS();
-	} while ((more = scan_separator(s, ']', "\"elements\"")) > 0);
+	} while ((more = scan_separator(s, ']', quoted_key)) > 0);
 	s->depth--;
 	return more == 0;
 }
@@ -776,7 +781,7 @@ CloverSplitFile(const CloverRowPlan *plan, const char *data, size_t len,
 	}
 	if (!s.seen_elements)
 	{
-		*errmsg = pstrdup("The file has no \"elements\" array");
+		*errmsg = psprintf("The file has no \"%s\" array", plan->list_key);
 		return NULL;
 	}
 	return rows;

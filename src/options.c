@@ -45,6 +45,7 @@
 #include "miscadmin.h"
 #include "common/int.h"
 #include "utils/builtins.h"
+#include "utils/formatting.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -77,6 +78,9 @@ void		_PG_init(void);
 #define OPT_ROWS_FROM				"rows_from"
 #define OPT_JSON_PATH				"json_path"
 #define OPT_ACCESS_TOKEN			"access_token"
+#define OPT_ECOMMERCE_OBJECT		"ecommerce_object"
+#define OPT_ECOMMERCE_BASE_URL		"ecommerce_base_url"
+#define OPT_ECOMMERCE_ACCESS_TOKEN	"ecommerce_access_token"
 
 /* json_path's first key for the exported object of a rows_from row */
 #define PARENT_KEY					"$parent"
@@ -132,6 +136,7 @@ static void check_rows_per_day(const char *name, const char *value);
 static void check_rows_from(const char *name, const char *value);
 static void check_json_path(const char *name, const char *value);
 static void check_access_token(const char *name, const char *value);
+static void check_ecommerce_object(const char *name, const char *value);
 
 static const CloverOptionDef clover_options[] = {
 	{OPT_REGION, ForeignServerRelationId, InvalidOid, false, check_region, false},
@@ -172,28 +177,38 @@ static const CloverOptionDef clover_options[] = {
 	{OPT_JSON_PATH, AttributeRelationId, InvalidOid, false, check_json_path, false},
 	{OPT_ACCESS_TOKEN, UserMappingRelationId, InvalidOid, false,
 	check_access_token, false},
+	{OPT_ECOMMERCE_OBJECT, ForeignTableRelationId, InvalidOid, false,
+	check_ecommerce_object, false},
+	{OPT_ECOMMERCE_BASE_URL, ForeignServerRelationId, InvalidOid, true,
+	check_base_url, false},
+	{OPT_ECOMMERCE_ACCESS_TOKEN, UserMappingRelationId, InvalidOid, false,
+	check_access_token, false},
 	{NULL, InvalidOid, InvalidOid, false, NULL, false}
 };
 
 /*
- * Clover's regions (clover-api.md, section 1): the API host and the export
- * service's hours.  Latin America's hours are not documented; we assume the
- * US hours, and the README says so.
+ * Clover's regions (clover-api.md, sections 1 and 4): the API host, the
+ * export service's hours and the e-commerce host of the /v1 lists.  Latin
+ * America's hours are not documented; we assume the US hours, and the
+ * README says so.  Only the sandbox's e-commerce host is documented; for
+ * the others ecommerce_base_url must be set.
  */
 typedef struct CloverRegion
 {
 	const char *name;
 	const char *api_host;
 	const char *service_hours;
+	const char *ecommerce_host; /* NULL: not documented */
 } CloverRegion;
 
 static const CloverRegion clover_regions[] = {
-	{"us", "https://api.clover.com", "MON-SUN 10:00-15:00"},
+	{"us", "https://api.clover.com", "MON-SUN 10:00-15:00", NULL},
 	{"eu", "https://api.eu.clover.com",
-	"MON-FRI 01:00-05:00, SAT 02:00-05:00, SUN 02:00-06:00"},
-	{"la", "https://api.la.clover.com", "MON-SUN 10:00-15:00"},
-	{"sandbox", "https://apisandbox.dev.clover.com", "always"},
-	{NULL, NULL, NULL}
+	"MON-FRI 01:00-05:00, SAT 02:00-05:00, SUN 02:00-06:00", NULL},
+	{"la", "https://api.la.clover.com", "MON-SUN 10:00-15:00", NULL},
+	{"sandbox", "https://apisandbox.dev.clover.com", "always",
+	"https://scl-sandbox.dev.clover.com"},
+	{NULL, NULL, NULL, NULL}
 };
 
 /* GUC variables */
@@ -221,7 +236,7 @@ _PG_init(void)
 
 static const CloverOptionDef *find_option(const char *name);
 static bool valid_on(const CloverOptionDef *opt, Oid catalog);
-static void require_export_type(List *options_list);
+static void require_one_source(List *options_list);
 static const char *catalog_description(Oid catalog);
 static char *valid_option_list(Oid catalog);
 static Datum parse_session_independent(PGFunction input, const char *value);
@@ -328,31 +343,43 @@ clover_export_fdw_validator(PG_FUNCTION_ARGS)
 
 	error_context_stack = errcallback.previous;
 	if (catalog == ForeignTableRelationId)
-		require_export_type(options_list);
+		require_one_source(options_list);
 	PG_RETURN_VOID();
 }
 
 /*
- * require_export_type
- *		A foreign table must say what it exports.  The validator sees the
- *		whole list the CREATE or ALTER leaves, so this also refuses
- *		OPTIONS (DROP export_type).
+ * require_one_source
+ *		A foreign table reads exactly one thing: an export type or an
+ *		e-commerce list.  The validator sees the whole list the CREATE or
+ *		ALTER leaves, so this also refuses OPTIONS (DROP export_type).
  */
 static void
-require_export_type(List *options_list)
+require_one_source(List *options_list)
 {
+	bool		has_export = false;
+	bool		has_ecommerce = false;
 	ListCell   *cell;
 
 	foreach(cell, options_list)
 	{
-		if (strcmp(((DefElem *) lfirst(cell))->defname, OPT_EXPORT_TYPE) == 0)
-			return;
+		const char *name = ((DefElem *) lfirst(cell))->defname;
+
+		has_export |= (strcmp(name, OPT_EXPORT_TYPE) == 0);
+		has_ecommerce |= (strcmp(name, OPT_ECOMMERCE_OBJECT) == 0);
 	}
-	ereport(ERROR,
-			(errcode(ERRCODE_FDW_OPTION_NAME_NOT_FOUND),
-			 errmsg("a foreign table of clover_export_fdw needs option \"%s\"",
-					OPT_EXPORT_TYPE),
-			 errhint("Give OPTIONS (export_type 'ORDERS') or OPTIONS (export_type 'PAYMENTS'); it may be changed with SET but not dropped.")));
+	if (has_export && has_ecommerce)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+				 errmsg("options \"%s\" and \"%s\" cannot both be set",
+						OPT_EXPORT_TYPE, OPT_ECOMMERCE_OBJECT),
+				 errdetail("A foreign table reads either an export type of the export API or a list of the e-commerce API."),
+				 errhint("Drop one of them, or create a second foreign table.")));
+	if (!has_export && !has_ecommerce)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_OPTION_NAME_NOT_FOUND),
+				 errmsg("a foreign table of clover_export_fdw needs option \"%s\" or \"%s\"",
+						OPT_EXPORT_TYPE, OPT_ECOMMERCE_OBJECT),
+				 errhint("Give OPTIONS (export_type 'ORDERS') or 'PAYMENTS' for an export, or OPTIONS (ecommerce_object 'charges') or 'refunds' or 'orders' for an e-commerce list; it may be changed with SET but not dropped.")));
 }
 
 /*
@@ -719,6 +746,20 @@ check_ca_file(const char *name, const char *value)
 					  "Give the absolute path of a PEM file of CA certificates.");
 }
 
+/*
+ * check_ecommerce_object
+ *		One of the e-commerce API's lists (clover-api.md, section 4)
+ */
+static void
+check_ecommerce_object(const char *name, const char *value)
+{
+	if (pg_strcasecmp(value, "charges") != 0 &&
+		pg_strcasecmp(value, "refunds") != 0 &&
+		pg_strcasecmp(value, "orders") != 0)
+		invalid_value(name, value,
+					  "Valid e-commerce objects are charges, refunds and orders.");
+}
+
 static void
 check_export_type(const char *name, const char *value)
 {
@@ -834,6 +875,20 @@ check_access_token(const char *name, const char *value)
 }
 
 /*
+ * url_without_slash
+ *		A base URL without its trailing slashes, palloc'd
+ */
+static char *
+url_without_slash(const char *value)
+{
+	int			len = strlen(value);
+
+	while (len > 0 && value[len - 1] == '/')
+		len--;
+	return pnstrdup(value, len);
+}
+
+/*
  * apply_option
  *		Store one validated option into the merged options
  */
@@ -847,11 +902,7 @@ apply_option(CloverFdwOptions *o, DefElem *def, const char **hours_spec)
 		o->region = pstrdup(value);
 	else if (strcmp(name, OPT_BASE_URL) == 0)
 	{
-		int			len = strlen(value);
-
-		while (len > 0 && value[len - 1] == '/')
-			len--;
-		o->api_base = pnstrdup(value, len);
+		o->api_base = url_without_slash(value);
 		o->api_base_overridden = true;
 	}
 	else if (strcmp(name, OPT_MERCHANT_ID) == 0)
@@ -891,6 +942,10 @@ apply_option(CloverFdwOptions *o, DefElem *def, const char **hours_spec)
 			CLOVER_EXPORT_PAYMENTS : CLOVER_EXPORT_ORDERS;
 	else if (strcmp(name, OPT_ROWS_PER_DAY) == 0)
 		o->rows_per_day = rows_per_day_value(name, value);
+	else if (strcmp(name, OPT_ECOMMERCE_OBJECT) == 0)
+		o->ecommerce_object = asc_tolower(value, strlen(value));
+	else if (strcmp(name, OPT_ECOMMERCE_BASE_URL) == 0)
+		o->ecommerce_base = url_without_slash(value);
 }
 
 /*
@@ -942,18 +997,29 @@ CloverGetOptions(Oid foreigntableid)
 
 	if (!o->api_base_overridden)
 		o->api_base = pstrdup(find_region(o->region)->api_host);
+	if (o->ecommerce_base == NULL && find_region(o->region)->ecommerce_host)
+		o->ecommerce_base = pstrdup(find_region(o->region)->ecommerce_host);
 	if (hours_spec == NULL)
 		hours_spec = find_region(o->region)->service_hours;
 	if (!CloverParseServiceHours(hours_spec, &o->hours, &problem))
 		elog(ERROR, "invalid service hours \"%s\": %s", hours_spec, problem);
 
-	if (!has_export_type)
+	if (!has_export_type && o->ecommerce_object == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_OPTION_NAME_NOT_FOUND),
-				 errmsg("foreign table \"%s\" has no option \"%s\"",
-						o->table_name, OPT_EXPORT_TYPE),
-				 errhint("Add it with ALTER FOREIGN TABLE %s OPTIONS (ADD export_type 'ORDERS') (or 'PAYMENTS').",
+				 errmsg("foreign table \"%s\" has no option \"%s\" or \"%s\"",
+						o->table_name, OPT_EXPORT_TYPE, OPT_ECOMMERCE_OBJECT),
+				 errhint("Add one with ALTER FOREIGN TABLE %s OPTIONS (ADD export_type 'ORDERS') (or 'PAYMENTS'), or OPTIONS (ADD ecommerce_object 'charges').",
 						 quote_identifier(o->table_name))));
+	if (o->ecommerce_object && o->ecommerce_base == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_OPTION_NAME_NOT_FOUND),
+				 errmsg("server \"%s\" has no e-commerce host for region \"%s\"",
+						o->server_name, o->region),
+				 errdetail("Foreign table \"%s\" reads Clover's e-commerce list /v1/%s, and Clover's documents give the e-commerce host of the sandbox only.",
+						   o->table_name, o->ecommerce_object),
+				 errhint("Set it with ALTER SERVER %s OPTIONS (ADD ecommerce_base_url 'https://...').",
+						 quote_identifier(o->server_name))));
 	if (o->merchant_id == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_OPTION_NAME_NOT_FOUND),
@@ -1063,14 +1129,16 @@ require_user_mapping(Oid serverid, Oid userid)
 
 /*
  * CloverGetAccessToken
- *		The access token of the user mapping for (userid, serverid), palloc'd
+ *		The access token of the user mapping for (userid, serverid), palloc'd:
+ *		for an e-commerce list its ecommerce_access_token if it has one
  *
- * The token is never logged: callers pass it straight to exports.c.
+ * The token is never logged: callers pass it straight to the runs.
  */
 char *
-CloverGetAccessToken(Oid serverid, Oid userid)
+CloverGetAccessToken(Oid serverid, Oid userid, bool ecommerce)
 {
 	UserMapping *um;
+	char	   *token = NULL;
 	ListCell   *lc;
 
 	require_user_mapping(serverid, userid);
@@ -1080,14 +1148,22 @@ CloverGetAccessToken(Oid serverid, Oid userid)
 	{
 		DefElem    *def = (DefElem *) lfirst(lc);
 
-		if (strcmp(def->defname, OPT_ACCESS_TOKEN) == 0)
+		if (strcmp(def->defname, OPT_ECOMMERCE_ACCESS_TOKEN) == 0 && ecommerce)
 			return pstrdup(defGetString(def));
+		if (strcmp(def->defname, OPT_ACCESS_TOKEN) == 0)
+			token = pstrdup(defGetString(def));
 	}
+	if (token)
+		return token;
 
 	ereport(ERROR,
 			(errcode(ERRCODE_FDW_OPTION_NAME_NOT_FOUND),
 			 errmsg("user mapping for server \"%s\" has no option \"%s\"",
-					GetForeignServer(serverid)->servername, OPT_ACCESS_TOKEN),
+					GetForeignServer(serverid)->servername,
+					ecommerce ? OPT_ECOMMERCE_ACCESS_TOKEN : OPT_ACCESS_TOKEN),
+			 ecommerce ?
+			 errhint("Add the merchant's Clover e-commerce API token with ALTER USER MAPPING FOR CURRENT_USER SERVER %s OPTIONS (ADD ecommerce_access_token '...'), or an access_token that serves both APIs.",
+					 quote_identifier(GetForeignServer(serverid)->servername)) :
 			 errhint("Add the merchant's Clover API token with ALTER USER MAPPING FOR CURRENT_USER SERVER %s OPTIONS (ADD access_token '...').",
 					 quote_identifier(GetForeignServer(serverid)->servername))));
 	return NULL;				/* keep compiler quiet */
@@ -1176,11 +1252,11 @@ split_keys(const char *path)
 }
 
 /*
- * CloverTableRowsFrom
- *		The table's rows_from option as given, or NULL if it has none
+ * table_option
+ *		A table option as given, or NULL if the table has none
  */
-char *
-CloverTableRowsFrom(Oid relid)
+static char *
+table_option(Oid relid, const char *name)
 {
 	ListCell   *lc;
 
@@ -1188,10 +1264,30 @@ CloverTableRowsFrom(Oid relid)
 	{
 		DefElem    *def = (DefElem *) lfirst(lc);
 
-		if (strcmp(def->defname, OPT_ROWS_FROM) == 0)
+		if (strcmp(def->defname, name) == 0)
 			return defGetString(def);
 	}
 	return NULL;
+}
+
+/*
+ * CloverTableRowsFrom
+ *		The table's rows_from option as given, or NULL if it has none
+ */
+char *
+CloverTableRowsFrom(Oid relid)
+{
+	return table_option(relid, OPT_ROWS_FROM);
+}
+
+/*
+ * CloverTableIsEcommerce
+ *		Does the table read an e-commerce /v1 list rather than exports?
+ */
+bool
+CloverTableIsEcommerce(Oid relid)
+{
+	return table_option(relid, OPT_ECOMMERCE_OBJECT) != NULL;
 }
 
 /*
@@ -1228,6 +1324,8 @@ CloverColumnJsonKeys(Oid relid, AttrNumber attnum, const char *attname,
 	char	   *path = json_path_option(relid, attnum);
 
 	*from_parent = false;
+	if (path == NULL && CloverTableIsEcommerce(relid))
+		return split_keys(attname);		/* the /v1 keys are snake_case */
 	if (path == NULL)
 		return split_keys(CloverDefaultJsonPath(attname));
 	if (strcmp(path, CLOVER_WHOLE_OBJECT_PATH) == 0)

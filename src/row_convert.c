@@ -561,16 +561,14 @@ fill_error_callback(void *arg)
 	if (ctx->col == NULL)
 		return;
 	if (ctx->rows->row_item)
-		errcontext("column \"%s\" of element %d of \"%s\" in Clover object \"%s\" (element %d of file %d of %d of export \"%s\")",
+		errcontext("column \"%s\" of element %d of \"%s\" in Clover object \"%s\" (element %d of %s)",
 				   ctx->col->attname, ctx->rows->row_item[ctx->idx] + 1,
 				   ctx->rows->plan->rows_from, CloverRowId(ctx->rows, ctx->idx),
-				   CloverRowObjectNo(ctx->rows, ctx->idx), ctx->origin->file_no,
-				   ctx->origin->nfiles, ctx->origin->export_id);
+				   CloverRowObjectNo(ctx->rows, ctx->idx), ctx->origin->source);
 	else
-		errcontext("column \"%s\" of Clover object \"%s\" (element %d of file %d of %d of export \"%s\")",
+		errcontext("column \"%s\" of Clover object \"%s\" (element %d of %s)",
 				   ctx->col->attname, CloverRowId(ctx->rows, ctx->idx),
-				   ctx->idx + 1, ctx->origin->file_no, ctx->origin->nfiles,
-				   ctx->origin->export_id);
+				   ctx->idx + 1, ctx->origin->source);
 }
 
 /*
@@ -594,9 +592,9 @@ report_not_a_list(const CloverRowPlan *plan, const CloverFileRows *rows,
 			(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
 			 errmsg("\"%s\" of Clover object \"%s\" is not a list",
 					plan->rows_from, CloverRowId(rows, idx)),
-			 errdetail("It is %s, in element %d of file %d of %d of export \"%s\"; the rows of a table with rows_from are the elements of a JSON array.",
+			 errdetail("It is %s, in element %d of %s; the rows of a table with rows_from are the elements of a JSON array.",
 					   names[list->type], CloverRowObjectNo(rows, idx),
-					   origin->file_no, origin->nfiles, origin->export_id),
+					   origin->source),
 			 errhint("Check the table's option rows_from: Clover wraps a nested list in an object, as in \"lineItems.elements\".")));
 }
 

@@ -132,9 +132,12 @@ typedef struct ColumnPlan
 
 struct CloverRowPlan
 {
+	const char *list_key;		/* the file's array of objects: "elements"
+								 * (exports) or "data" (a /v1 page) */
+	const char *time_key;		/* createdTime, or created for /v1 */
 	PathNode   *root;			/* paths in the exported object */
 	int			nslots;
-	int			created_slot;	/* createdTime, always extracted */
+	int			created_slot;	/* time_key, always extracted */
 	int			id_slot;		/* id, always extracted (messages) */
 
 	/* rows_from: rows are the elements of a list in each object */

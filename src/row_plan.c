@@ -283,7 +283,17 @@ CloverMakeRowPlan(Relation rel, Bitmapset *attrs_used, bool need_all)
 	plan->columns = palloc0(sizeof(ColumnPlan) * tupdesc->natts);
 	col_nodes = palloc0(sizeof(PathNode *) * tupdesc->natts);
 
-	created_node = trie_insert_key(plan->root, CLOVER_TIME_KEY);
+	if (CloverTableIsEcommerce(RelationGetRelid(rel)))
+	{
+		plan->list_key = "data";
+		plan->time_key = CLOVER_ECOMMERCE_TIME_KEY;
+	}
+	else
+	{
+		plan->list_key = "elements";
+		plan->time_key = CLOVER_TIME_KEY;
+	}
+	created_node = trie_insert_key(plan->root, plan->time_key);
 	id_node = trie_insert_key(plan->root, "id");
 	list_node = plan_rows_from(plan, rel);
 

@@ -7,7 +7,9 @@
  * expressions are evaluated into a range (time_range.c), cut into windows,
  * and exports.c runs their exports; each file it hands over is split and
  * converted (row_path.h), and only the rows of the file's own window are
- * returned, so that no object comes twice where windows meet.  A sorted
+ * returned, so that no object comes twice where windows meet.  A table of
+ * an e-commerce /v1 list reads pages instead (ecommerce_pages.c), which
+ * come as files too; objects an earlier page returned are skipped.  A sorted
  * scan sorts each window (sorted_scan.c).  A rescan with unchanged
  * parameters reads the rows kept in a tuplestore; otherwise it starts a new
  * run over the new bounds.
@@ -34,6 +36,8 @@
 #define PUMP_EVERY_ROWS				64
 
 static void start_scan(ForeignScanState *node, CloverFdwScanState *fsstate);
+static void start_pages(CloverFdwScanState *fsstate);
+static void pump(CloverFdwScanState *fsstate);
 static bool next_file(CloverFdwScanState *fsstate);
 static void stop_run(CloverFdwScanState *fsstate);
 static double elapsed_since(const struct timespec *start);
@@ -145,9 +149,21 @@ cloverBeginForeignScan(ForeignScanState *node, int eflags)
 		boolVal(list_nth(fsplan->fdw_private, FdwScanPrivateStartEarly)))
 	{
 		start_scan(node, fsstate);
-		if (fsstate->run)
-			CloverRunPump(fsstate->run);
+		pump(fsstate);
 	}
+}
+
+/*
+ * pump
+ *		Let the scan's transfers advance without waiting (between rows)
+ */
+static void
+pump(CloverFdwScanState *fsstate)
+{
+	if (fsstate->run)
+		CloverRunPump(fsstate->run);
+	else if (fsstate->pages)
+		CloverPagesPump(fsstate->pages);
 }
 
 /*
@@ -202,6 +218,11 @@ start_scan(ForeignScanState *node, CloverFdwScanState *fsstate)
 		fsstate->nwindows = 0;
 		return;
 	}
+	if (fsstate->opts->ecommerce_object)
+	{
+		start_pages(fsstate);
+		return;
+	}
 	/*
 	 * Planning has made sure of a lower bound (cloverGetForeignPlan) unless
 	 * under LIMIT 0: here it was -infinity.
@@ -233,8 +254,8 @@ start_scan(ForeignScanState *node, CloverFdwScanState *fsstate)
 	if (fsstate->descending)
 		CloverReverseWindows(fsstate->windows, fsstate->nwindows);
 	if (fsstate->token == NULL)
-		fsstate->token = CloverGetAccessToken(GetForeignTable(RelationGetRelid(fsstate->rel))->serverid,
-											  fsstate->userid);
+		fsstate->token = CloverGetAccessToken(fsstate->opts->serverid,
+											  fsstate->userid, false);
 	MemoryContextSwitchTo(old);
 
 	config.opts = fsstate->opts;
@@ -249,11 +270,35 @@ start_scan(ForeignScanState *node, CloverFdwScanState *fsstate)
 }
 
 /*
+ * start_pages
+ *		Start reading the pages of an e-commerce table's range (which may
+ *		have no lower bound: the whole list is paged then)
+ */
+static void
+start_pages(CloverFdwScanState *fsstate)
+{
+	CloverPagesConfig config;
+
+	if (fsstate->token == NULL)
+		fsstate->token = MemoryContextStrdup(fsstate->scan_cxt,
+											 CloverGetAccessToken(fsstate->opts->serverid,
+																  fsstate->userid,
+																  true));
+	config.opts = fsstate->opts;
+	config.access_token = fsstate->token;
+	config.range = &fsstate->range;
+	config.wants_all = fsstate->wants_all;
+	fsstate->pages = CloverPagesCreate(fsstate->scan_cxt, &config);
+}
+
+/*
  * next_file
- *		Get and split the next file; false when there is none
+ *		Get and split the next file (or page); false when there is none
  *
  * A file that is not a valid export file is downloaded once more; a second
- * bad copy is an error naming the export, the file and the offset.
+ * bad copy is an error naming the export, the file and the offset.  A
+ * page was checked by the run already: a page the row path refuses is an
+ * error at once.
  */
 static bool
 next_file(CloverFdwScanState *fsstate)
@@ -263,18 +308,28 @@ next_file(CloverFdwScanState *fsstate)
 		char	   *problem;
 		MemoryContext old;
 		struct timespec t0;
+		bool		found;
 
 		MemoryContextReset(fsstate->file_cxt);
 		fsstate->rows = NULL;
 		fsstate->nrows = fsstate->next_row = 0;
 
-		if (!CloverRunNextFile(fsstate->run, &fsstate->file))
+		found = fsstate->pages ?
+			CloverPagesNext(fsstate->pages, &fsstate->file) :
+			CloverRunNextFile(fsstate->run, &fsstate->file);
+		if (!found)
 			return false;
 
 		clock_gettime(CLOCK_MONOTONIC, &t0);
 		old = MemoryContextSwitchTo(fsstate->file_cxt);
 		fsstate->rows = CloverSplitFile(fsstate->row_plan, fsstate->file.data,
 										fsstate->file.len, &problem);
+		fsstate->origin.source = fsstate->file.list_path ?
+			psprintf("page %d of %s", fsstate->file.file_no + 1,
+					 fsstate->file.list_path) :
+			psprintf("file %d of %d of export \"%s\"",
+					 fsstate->file.file_no + 1, fsstate->file.nfiles,
+					 fsstate->file.export_id);
 		MemoryContextSwitchTo(old);
 		fsstate->stats.convert_secs += elapsed_since(&t0);
 
@@ -283,6 +338,14 @@ next_file(CloverFdwScanState *fsstate)
 			fsstate->nrows = CloverFileRowCount(fsstate->rows);
 			return true;
 		}
+		if (fsstate->file.list_path)
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_INVALID_STRING_FORMAT),
+					 errmsg("page %d of Clover's list %s is not valid",
+							fsstate->file.file_no + 1, fsstate->file.list_path),
+					 errdetail("%s (in a page of %zu bytes).", problem,
+							   fsstate->file.len),
+					 errhint("Clover sent a broken page; run the query again later.")));
 		if (fsstate->file.attempt == 1)
 		{
 			ereport(NOTICE,
@@ -314,6 +377,23 @@ elapsed_since(const struct timespec *start)
 }
 
 /*
+ * row_in_window
+ *		Does an object created then belong to the current file's window
+ *		(an export file), or to the scan's range (a page)?
+ */
+static bool
+row_in_window(CloverFdwScanState *fsstate, TimestampTz created)
+{
+	const CloverWindow *window;
+
+	if (fsstate->file.list_path)
+		return (!fsstate->range.has_lo || created >= fsstate->range.lo) &&
+			created < fsstate->range.hi;
+	window = &fsstate->windows[fsstate->file.window_no];
+	return created >= window->lo && created < window->hi;
+}
+
+/*
  * next_row_in_file
  *		The next row of the current file whose createdTime lies in the
  *		file's own window, stored in slot (its values in row_cxt); false
@@ -325,9 +405,7 @@ next_row_in_file(ForeignScanState *node, CloverFdwScanState *fsstate,
 {
 	while (fsstate->next_row < fsstate->nrows)
 	{
-		const CloverWindow *window;
 		TimestampTz created;
-		CloverRowOrigin origin;
 		MemoryContext old;
 		struct timespec t0;
 		int			idx;
@@ -336,33 +414,34 @@ next_row_in_file(ForeignScanState *node, CloverFdwScanState *fsstate,
 		if (++fsstate->rows_since_pump >= PUMP_EVERY_ROWS)
 		{
 			fsstate->rows_since_pump = 0;
-			CloverRunPump(fsstate->run);
+			pump(fsstate);
 		}
 
-		window = &fsstate->windows[fsstate->file.window_no];
+		/* an object an earlier page returned (a list's cursor object) */
+		if (fsstate->file.repeated &&
+			fsstate->file.repeated[CloverRowObjectNo(fsstate->rows, idx) - 1])
+			continue;
 		if (!CloverRowCreatedTime(fsstate->rows, idx, &created))
 			ereport(ERROR,
 					(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
-					 errmsg("Clover object \"%s\" has no valid createdTime",
-							CloverRowId(fsstate->rows, idx)),
-					 errdetail("Element %d of file %d of %d of export \"%s\" has no createdTime in whole epoch milliseconds, so it cannot be placed in a window.",
+					 errmsg("Clover object \"%s\" has no valid %s",
+							CloverRowId(fsstate->rows, idx),
+							clover_time_key(fsstate->opts)),
+					 errdetail("Element %d of %s has no %s in whole epoch milliseconds, so it cannot be placed in a window.",
 							   CloverRowObjectNo(fsstate->rows, idx),
-							   fsstate->file.file_no + 1,
-							   fsstate->file.nfiles, fsstate->file.export_id)));
-		if (created < window->lo || created >= window->hi)
+							   fsstate->origin.source,
+							   clover_time_key(fsstate->opts))));
+		if (!row_in_window(fsstate, created))
 		{
 			/* the neighbouring window returns it, or the query excludes it */
 			fsstate->stats.rows_outside_window++;
 			continue;
 		}
 
-		origin.export_id = fsstate->file.export_id;
-		origin.file_no = fsstate->file.file_no + 1;
-		origin.nfiles = fsstate->file.nfiles;
 		if (node->ss.ps.instrument)
 			clock_gettime(CLOCK_MONOTONIC, &t0);
 		old = MemoryContextSwitchTo(fsstate->row_cxt);
-		CloverFillRow(fsstate->row_plan, fsstate->rows, idx, &origin,
+		CloverFillRow(fsstate->row_plan, fsstate->rows, idx, &fsstate->origin,
 					  slot->tts_tupleDescriptor->natts,
 					  slot->tts_values, slot->tts_isnull);
 		MemoryContextSwitchTo(old);
@@ -440,7 +519,8 @@ cloverIterateForeignScan(ForeignScanState *node)
 	}
 	if (!fsstate->started)
 		start_scan(node, fsstate);
-	if (fsstate->run == NULL || fsstate->run_finished)
+	if ((fsstate->run == NULL && fsstate->pages == NULL) ||
+		fsstate->run_finished)
 		return slot;
 
 	if (fsstate->sort)
@@ -477,6 +557,13 @@ stop_run(CloverFdwScanState *fsstate)
 		CloverScanStatsAdd(&fsstate->stats, CloverRunGetStats(fsstate->run));
 		CloverRunDestroy(fsstate->run);
 		fsstate->run = NULL;
+	}
+	if (fsstate->pages)
+	{
+		CloverScanStatsAdd(&fsstate->stats,
+						   CloverPagesGetStats(fsstate->pages));
+		CloverPagesDestroy(fsstate->pages);
+		fsstate->pages = NULL;
 	}
 	MemoryContextReset(fsstate->file_cxt);
 	fsstate->rows = NULL;

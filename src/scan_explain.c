@@ -3,7 +3,8 @@
  * scan_explain.c
  *		  EXPLAIN of a scan: what Clover will be (or was) asked
  *
- * EXPLAIN shows the export type and merchant, the window order of a sorted
+ * EXPLAIN shows the export type and merchant (for an e-commerce list, the
+ * request and its parameters), the window order of a sorted
  * scan, and the time range with the windows it is cut into, computed as
  * the executor would when the bounds are constants or stable functions
  * (without sending anything to Clover).  EXPLAIN ANALYZE adds the scan's
@@ -24,6 +25,7 @@
 
 static bool contain_param(Node *node, void *context);
 static void explain_scan_stats(const CloverScanStats *s, ExplainState *es);
+static void explain_list_stats(const CloverScanStats *s, ExplainState *es);
 
 /*
  * explain_windows
@@ -78,6 +80,40 @@ contain_param(Node *node, void *context)
 	if (IsA(node, Param))
 		return true;
 	return expression_tree_walker(node, contain_param, context);
+}
+
+/*
+ * explain_list_stats
+ *		EXPLAIN ANALYZE's account of a scan of a list: pages, requests,
+ *		waits and where the time went
+ */
+static void
+explain_list_stats(const CloverScanStats *s, ExplainState *es)
+{
+	ExplainPropertyInteger("Pages Fetched", NULL, s->pages_fetched, es);
+	ExplainPropertyInteger("List Requests", NULL, s->list_requests, es);
+	ExplainPropertyInteger("Bytes Downloaded", "bytes", s->bytes_downloaded, es);
+	ExplainPropertyInteger("Rows Returned", NULL, s->rows_returned, es);
+	ExplainPropertyInteger("Repeated Objects Skipped", NULL, s->rows_repeated,
+						   es);
+	if (s->rows_outside_window > 0)
+		ExplainPropertyInteger("Clover Rows Outside Range", NULL,
+							   s->rows_outside_window, es);
+	if (s->rows_replayed > 0)
+		ExplainPropertyInteger("Rows Replayed On Rescans", NULL,
+							   s->rows_replayed, es);
+	if (s->retries)
+		ExplainPropertyInteger("Retries", NULL, s->retries, es);
+	if (s->rate_limited)
+		ExplainPropertyText("Clover Waits",
+							psprintf("rate-limited " INT64_FORMAT " (%.1f s)",
+									 s->rate_limited, s->rate_limit_wait_secs),
+							es);
+	if (es->timing)
+	{
+		ExplainPropertyFloat("Waiting For Clover", "s", s->clover_wait_secs, 3, es);
+		ExplainPropertyFloat("Converting", "s", s->convert_secs, 3, es);
+	}
 }
 
 /*
@@ -137,6 +173,51 @@ explain_scan_stats(const CloverScanStats *s, ExplainState *es)
 }
 
 /*
+ * explain_list
+ *		EXPLAIN of a scan of an e-commerce /v1 list: the request with its
+ *		parameters (computed as the executor would, when it can be before
+ *		execution), and with ANALYZE the pages and requests it took
+ */
+static void
+explain_list(ForeignScanState *node, CloverFdwScanState *fsstate,
+			 ExplainState *es)
+{
+	ForeignScan *fsplan = (ForeignScan *) node->ss.ps.plan;
+	CloverRange range = fsstate->range;
+
+	if (!fsstate->started && contain_param((Node *) fsplan->fdw_exprs, NULL))
+		ExplainPropertyText("Clover List",
+							psprintf("GET /v1/%s, created bounds computed at execution",
+									 fsstate->opts->ecommerce_object),
+							es);
+	else
+	{
+		if (!fsstate->started)
+			clover_compute_range(node, fsstate, &range);
+		if (range.empty)
+			ExplainPropertyText("Clover List", "none (the range is empty)",
+								es);
+		else
+			ExplainPropertyText("Clover List",
+								CloverPagesEndpoint(fsstate->opts, &range),
+								es);
+		ExplainPropertyText("Time Range", range.empty ? "empty" :
+							range.has_lo ? CloverRangeText(&range) :
+							psprintf("the whole list, up to %s",
+									 CloverFormatUtc(range.hi)),
+							es);
+	}
+	if (es->analyze)
+	{
+		CloverScanStats s = fsstate->stats;
+
+		if (fsstate->pages)
+			CloverScanStatsAdd(&s, CloverPagesGetStats(fsstate->pages));
+		explain_list_stats(&s, es);
+	}
+}
+
+/*
  * cloverExplainForeignScan
  *		What Clover will be (or was) asked, and with ANALYZE what happened
  */
@@ -146,6 +227,11 @@ cloverExplainForeignScan(ForeignScanState *node, ExplainState *es)
 	CloverFdwScanState *fsstate = node->fdw_state;
 	ForeignScan *fsplan = (ForeignScan *) node->ss.ps.plan;
 
+	if (fsstate->opts->ecommerce_object)
+	{
+		explain_list(node, fsstate, es);
+		return;
+	}
 	ExplainPropertyText("Clover Export",
 						psprintf("%s of merchant %s",
 								 CloverExportTypeName(fsstate->opts->export_type),

@@ -9,8 +9,9 @@
  * path, the sorted ones (sorted_scan.c) and paths parameterized by the
  * tables whose columns bound the time; GetForeignPlan keeps every qual
  * local and passes the bound expressions to the executor (scan_exec.c) in
- * fdw_exprs, their kinds in fdw_private.  A plan without a lower bound
- * fails here, unless under LIMIT 0.
+ * fdw_exprs, their kinds in fdw_private.  A plan of exports without a
+ * lower bound fails here, unless under LIMIT 0; an e-commerce /v1 list
+ * pages from its beginning then, and is never sorted by windows.
  *
  * IDENTIFICATION
  *		  src/scan_plan.c
@@ -43,6 +44,8 @@
  * of a few windows stays below jit_above_cost (default 100 000).
  */
 #define CLOVER_EXPORT_STARTUP_COST	10000.0
+/* Cost of one page of an e-commerce list: a request of a few 100 ms */
+#define CLOVER_PAGE_COST			1000.0
 /* Cost of converting one row (a JSON object of about 1 KB) */
 #define CLOVER_ROW_COST				0.05
 /* Range assumed for estimates when a bound is only known at execution */
@@ -90,8 +93,8 @@ clover_time_column_of(Relation rel, AttrNumber attno,
 
 /*
  * find_time_column
- *		The column mapped to the exported object's createdTime, if it is of
- *		a timestamp type
+ *		The column mapped to the exported object's createdTime (an
+ *		e-commerce object's created), if it is of a timestamp type
  *
  * With rows_from, that is json_path '$parent.createdTime': every row of
  * an object is placed in a window by the object's createdTime.
@@ -101,6 +104,8 @@ find_time_column(Relation rel, CloverTimeColumn *timecol)
 {
 	TupleDesc	tupdesc = RelationGetDescr(rel);
 	bool		nested = (CloverTableRowsFrom(RelationGetRelid(rel)) != NULL);
+	const char *time_key = CloverTableIsEcommerce(RelationGetRelid(rel)) ?
+		CLOVER_ECOMMERCE_TIME_KEY : CLOVER_TIME_KEY;
 	int			i;
 
 	for (i = 0; i < tupdesc->natts; i++)
@@ -115,7 +120,7 @@ find_time_column(Relation rel, CloverTimeColumn *timecol)
 		keys = CloverColumnJsonKeys(RelationGetRelid(rel), att->attnum,
 									NameStr(att->attname), &from_parent);
 		if (from_parent == nested && list_length(keys) == 1 &&
-			strcmp(linitial(keys), CLOVER_TIME_KEY) == 0)
+			strcmp(linitial(keys), time_key) == 0)
 			return;
 	}
 	timecol->attno = InvalidAttrNumber;
@@ -124,13 +129,14 @@ find_time_column(Relation rel, CloverTimeColumn *timecol)
 /*
  * has_lower_bound
  *		Do these bounds, or the table's history_start, give a lower bound?
+ *		(An e-commerce list needs none: it is paged from its beginning.)
  */
 static bool
 has_lower_bound(CloverFdwRelationInfo *fpinfo, List *bounds)
 {
 	ListCell   *lc;
 
-	if (fpinfo->opts->has_history_start)
+	if (fpinfo->opts->has_history_start || fpinfo->opts->ecommerce_object)
 		return true;
 	foreach(lc, bounds)
 	{
@@ -257,7 +263,14 @@ add_scan_path(PlannerInfo *root, RelOptInfo *baserel, List *bounds,
 	double		tuples = days * fpinfo->opts->rows_per_day;
 	double		rows = clamp_row_est(tuples * fpinfo->other_sel);
 	Cost		startup = CLOVER_EXPORT_STARTUP_COST * windows;
-	Cost		total = startup + tuples * CLOVER_ROW_COST + rows * cpu_tuple_cost;
+	Cost		total;
+
+	/* a list's first page is one request; each page another */
+	if (fpinfo->opts->ecommerce_object)
+		startup = CLOVER_PAGE_COST;
+	total = startup + tuples * CLOVER_ROW_COST + rows * cpu_tuple_cost;
+	if (fpinfo->opts->ecommerce_object)
+		total += CLOVER_PAGE_COST * floor(tuples / CLOVER_ECOMMERCE_PAGE_LIMIT);
 
 	if (pathkeys != NIL)
 		CloverSortedScanCosts(windows, tuples, CLOVER_ROW_COST, &startup,
@@ -318,12 +331,16 @@ cloverGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel,
 	ListCell   *lc;
 
 	add_scan_path(root, baserel, fpinfo->bounds, NIL, NULL);
-	add_scan_path_if_sorted(root, baserel,
-							CloverSortedPathkeys(root, baserel,
-												 &fpinfo->timecol, false));
-	add_scan_path_if_sorted(root, baserel,
-							CloverSortedPathkeys(root, baserel,
-												 &fpinfo->timecol, true));
+	/* a list comes in no documented order: the planner sorts it */
+	if (fpinfo->opts->ecommerce_object == NULL)
+	{
+		add_scan_path_if_sorted(root, baserel,
+								CloverSortedPathkeys(root, baserel,
+													 &fpinfo->timecol, false));
+		add_scan_path_if_sorted(root, baserel,
+								CloverSortedPathkeys(root, baserel,
+													 &fpinfo->timecol, true));
+	}
 
 	/* the sets of outer relations that join clauses on the time need */
 	foreach(lc, baserel->joininfo)
