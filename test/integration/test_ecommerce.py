@@ -105,14 +105,13 @@ def ts(ms, extra_us=0):
 
 
 def to_ms(dt):
+    """Epoch ms of a timestamptz value (whole ms)."""
     return (dt - EPOCH) // datetime.timedelta(milliseconds=1)
 
 
-def expect(kind, start, end, ids=False):
+def expect(kind, start, end):
     """The fake's expectation for created in [start, end) (epoch ms)."""
     q = {"type": kind, "merchant": MERCHANT, "start": start, "end": end}
-    if ids:
-        q["ids"] = 1
     with urllib.request.urlopen(ADMIN + "/expect?" + urllib.parse.urlencode(q),
                                 timeout=60) as resp:
         return json.loads(resp.read())
@@ -206,14 +205,15 @@ def leak(text):
 
 def option(conn, kind, name, key, value):
     """Set (value None: drop) an option of a SERVER, FOREIGN TABLE or the
-    USER MAPPING (name ignored) without logging the statement."""
+    current user's USER MAPPING for server name, without logging the
+    statement (it may hold a token)."""
     catalog = {
         "SERVER": "SELECT srvoptions FROM pg_foreign_server WHERE srvname = %s",
         "FOREIGN TABLE": "SELECT ftoptions FROM pg_foreign_table WHERE ftrelid = %s::regclass",
         "USER MAPPING": "SELECT umoptions FROM pg_user_mappings "
-                        "WHERE srvname = 'clover' AND usename = current_user AND %s IS NOT NULL",
+                        "WHERE srvname = %s AND usename = current_user",
     }[kind]
-    target = "USER MAPPING FOR CURRENT_USER SERVER clover" if kind == "USER MAPPING" \
+    target = "USER MAPPING FOR CURRENT_USER SERVER " + name if kind == "USER MAPPING" \
         else "%s %s" % (kind, name)
     with conn.cursor() as cur:
         cur.execute("SET log_statement = 'none'")
@@ -243,23 +243,27 @@ def range_where(start, end):
     return "created_time >= %s AND created_time < %s" % (ts(start), ts(end))
 
 
-def exact(r, table, where, kind, start, end):
-    """(whether the scan's figures are the fake's for [start, end), text)."""
+def figures(r, table, where, kind, start, end):
+    """The scan's (count, sum, ids md5) or None, the fake's for [start, end),
+    the error, and a text saying all three."""
     rows, err = r.run(figures_sql(table, where))
     want = expect(kind, start, end)
     want_t = (want["count"], want["sum"], want["ids_md5"])
     got = (int(rows[0][0]), int(rows[0][1]), rows[0][2]) if rows else None
-    return got == want_t, ("got %s, want %s; %s" % (got, want_t, describe(err))), want["count"]
+    return got, want_t, err, "got %s, want %s; %s" % (got, want_t, describe(err))
+
+
+def exact(r, table, where, kind, start, end):
+    """(whether the scan's figures are the fake's for [start, end), a text,
+    the fake's count)."""
+    got, want, _, text = figures(r, table, where, kind, start, end)
+    return got == want, text, want[0]
 
 
 def exact_or_error(r, table, where, kind, start, end):
-    """(whether the scan failed or gave the fake's figures, text)."""
-    rows, err = r.run(figures_sql(table, where))
-    want = expect(kind, start, end)
-    want_t = (want["count"], want["sum"], want["ids_md5"])
-    got = (int(rows[0][0]), int(rows[0][1]), rows[0][2]) if rows else None
-    return err is not None or got == want_t, "got %s, want %s; %s" % (got, want_t,
-                                                                     describe(err))
+    """(whether the scan failed or gave the fake's figures, a text)."""
+    got, want, err, text = figures(r, table, where, kind, start, end)
+    return err is not None or got == want, text
 
 
 def explain_json(r, sql):
@@ -322,6 +326,7 @@ def wait_until(pred, timeout=60.0):
 # ---------------------------------------------------------- 1. exactness
 
 def exactness(tap, r):
+    """Check 1, for each table under each cursor reading and list order."""
     for table, (listname, kind, start, end) in TABLES.items():
         # bounds exactly on objects: X (some way in) and Y (further in)
         x = expect(kind, start + (end - start) // 3, end)["min_created"]
@@ -355,7 +360,7 @@ def exactness(tap, r):
             where = "created_time > %s AND created_time <= %s" % (ts(x), ts(y))
             ok, text, _ = exact(r, table, where, kind, x + 1, y + 1)
             tap.check(ok, "%s: > an object's time drops it, <= one's keeps it" % label, text)
-        # the same objects under other names: the bounds were on objects
+        # BETWEEN keeps both ends
         rows, err = r.run("SELECT count(*) FILTER (WHERE created_time = %s), "
                           "count(*) FILTER (WHERE created_time = %s) FROM %s WHERE %s"
                           % (ts(x), ts(y), table, "created_time BETWEEN %s AND %s"
@@ -368,6 +373,8 @@ def exactness(tap, r):
 # -------------------------------------------- 2. PostgreSQL's own filter
 
 def pg_filter(tap, r, rng):
+    """Check 2: the scan's rows against PostgreSQL's WHERE over a superset
+    (read once per table into a temporary table)."""
     r.execute("SET timezone = 'UTC'")
     for table, (listname, kind, start, end) in TABLES.items():
         reset()
@@ -395,25 +402,25 @@ def pg_filter(tap, r, rng):
             j = rng.randrange(i + 1, len(times) - 1)
             a, b = near(i, j)
             op_lo, op_hi = rng.choice([(">=", "<"), (">", "<="), (">=", "<="), (">", "<")])
-            cases.append("created_time %s %s AND created_time %s %s" % (op_lo, a, op_hi, b))
+            cases.append(("UTC", "created_time %s %s AND created_time %s %s"
+                          % (op_lo, a, op_hi, b)))
         i = rng.randrange(1, len(times) - 1)
-        cases.append("created_time BETWEEN %s AND %s" % near(i, min(i + 150, len(times) - 2)))
-        cases.append("created_time = %s" % ts(times[i]))
-        cases.append("created_time = %s" % ts(times[i], 1))     # no object there
+        cases.append(("UTC", "created_time BETWEEN %s AND %s"
+                      % near(i, min(i + 150, len(times) - 2))))
+        cases.append(("UTC", "created_time = %s" % ts(times[i])))
+        cases.append(("UTC", "created_time = %s" % ts(times[i], 1)))    # no object there
         # a day in another time zone: a stable cast, computed at execution
         day = (EPOCH + datetime.timedelta(milliseconds=times[len(times) // 2])).date()
-        cases.append("SET America/New_York created_time >= '%s'::date "
-                     "AND created_time < '%s'::date" % (day, day + datetime.timedelta(days=1)))
-        for where in cases:
-            if where.startswith("SET "):
-                zone, where = where[4:].split(" ", 1)
-                r.execute("SET timezone = %s", (zone,))
+        cases.append(("America/New_York", "created_time >= '%s'::date AND created_time < "
+                      "'%s'::date" % (day, day + datetime.timedelta(days=1))))
+        for zone, where in cases:
+            r.execute("SET timezone = %s", (zone,))
             got, err = r.run("SELECT t::text FROM %s t WHERE %s ORDER BY 1" % (table, where))
             want, _ = r.run("SELECT t::text FROM %s t WHERE %s ORDER BY 1" % (sup, where))
             r.execute("SET timezone = 'UTC'")
             tap.check(err is None and got == want,
-                      "%s: the rows of %s are PostgreSQL's (%d)"
-                      % (table, where, len(want or [])),
+                      "%s: the rows of %s (time zone %s) are PostgreSQL's (%d)"
+                      % (table, where, zone, len(want or [])),
                       "%d rows, want %d; %s" % (len(got or []), len(want or []), describe(err)))
         # parameters of a generic plan
         a, b = near(rng.randrange(1, 50), rng.randrange(len(times) - 50, len(times) - 1))
@@ -477,6 +484,7 @@ def row_values(tap, r):
 # ------------------------------------------------------------- 3. LIMIT
 
 def limits(tap, r):
+    """Check 3: a LIMIT stops the paging."""
     start, end = TABLES["clover_charges"][2:]
     for cursor in ("included", "excluded"):
         reset(v1_cursor=cursor)
@@ -517,10 +525,15 @@ def charges_exact(r):
     return exact(r, "clover_charges", CHARGES_WHERE, "CHARGES", start, end)
 
 
-def faults(tap, r, conn2):
+def charges_pages():
+    """Requests a correct scan of CHARGES_WHERE makes (cursor included)."""
+    return pages_needed(expect("CHARGES", *TABLES["clover_charges"][2:])["count"], "included")
+
+
+def rate_limits(tap, r, conn2):
+    """429s: waited out by every session of the token, busy_timeout."""
     start, end = TABLES["clover_charges"][2:]
-    n = expect("CHARGES", start, end)["count"]
-    pages = pages_needed(n, "included")
+    pages = charges_pages()
 
     # a 429 on the second page: its Retry-After is waited out, no early call
     reset()
@@ -582,6 +595,12 @@ def faults(tap, r, conn2):
     option(r.conn, "SERVER", "clover", "busy_timeout", None)
     time.sleep(1.5)             # the token's last Retry-After runs out
 
+
+def retries(tap, r):
+    """5xx, dropped connections, broken pages: retried, or an error."""
+    start, end = TABLES["clover_charges"][2:]
+    pages = charges_pages()
+
     # 500s, a dropped connection, a reset: retried, exact
     for label, rule, extra in (
             ("two 500s", dict(kind="status", status=500, count=2, skip=1), 2),
@@ -625,6 +644,9 @@ def faults(tap, r, conn2):
               "%s; requests %d" % (describe(err), fake_stats()["v1_requests"]))
     option(r.conn, "SERVER", "clover", "max_retries", None)
 
+
+def refusals(tap, r):
+    """400, 401, 404 and a region without an e-commerce host."""
     # a 400 in /v1's shape: error.message and param reach the user
     reset()
     message = "Invalid limit: \"100\" must be at most 50"
@@ -641,8 +663,7 @@ def faults(tap, r, conn2):
               "a 400: Clover's error.message and param in the detail, not retried",
               "%s; requests %d" % (describe(err), fake_stats()["v1_requests"]))
 
-    # the fake's own 400 (v1_limit_over_max does not apply to limit=100)
-    # and 401: a bad ecommerce_access_token
+    # 401: a bad ecommerce_access_token
     reset()
     set_ecommerce_token(r.conn, BAD_TOKEN)
     rows, err = r.run(CHARGES_SQL)
@@ -723,30 +744,33 @@ def many_sessions(tap, conns):
 # ------------------------------------------------------------ 5. cancel
 
 def cancel_stages():
-    """(name, fault and option set-up, "reached" test on the fake's stats)."""
+    """(name, fault and option set-up, "reached" test on the fake's stats,
+    whether the stage pauses its token: then it gets a token of its own)."""
     return [
         ("the first page is slow",
          lambda c: fake_fault(kind="delay", target="v1", seconds=60, count=-1),
-         lambda s: s["v1_requests"] >= 1),
+         lambda s: s["v1_requests"] >= 1, False),
         ("a later page is slow",
          lambda c: fake_fault(kind="delay", target="v1", seconds=60, skip=2, count=-1),
-         lambda s: s["v1_requests"] >= 3),
+         lambda s: s["v1_requests"] >= 3, False),
         ("waiting out a 429",
-         lambda c: fake_fault(kind="status", target="v1", status=429, retry_after=60,
-                              skip=1, count=-1),
-         lambda s: s["rate_limited"] >= 1),
+         lambda c: (option(c, "SERVER", "clover", "busy_timeout", "1 hour"),
+                    fake_fault(kind="status", target="v1", status=429, retry_after=60,
+                               skip=1, count=-1)),
+         lambda s: s["rate_limited"] >= 1, True),
         ("backing off after 500s",
          lambda c: (option(c, "SERVER", "clover", "max_retries", "50"),
                     fake_fault(kind="status", target="v1", status=500, count=-1)),
-         lambda s: s["faults_fired"] >= 2),
+         lambda s: s["faults_fired"] >= 2, False),
     ]
 
 
-def cancel_one(tap, conn, other, how, name, setup, reached, pause_token):
-    """One cancel; the 429 stage uses a token of its own (paused after)."""
-    if "429" in name:
+def cancel_one(tap, conn, other, how, stage, pause_token):
+    """Cancel one scan held in stage: it stops within LIMIT_SECS with
+    SQLSTATE 57014, and the session works and holds nothing after."""
+    name, setup, reached, pauses = stage
+    if pauses:
         set_ecommerce_token(conn, pause_token)
-        option(conn, "SERVER", "clover", "busy_timeout", "1 hour")
     reset()
     setup(conn)
     label = "%s while %s" % (how, name)
@@ -787,10 +811,10 @@ def cancel_one(tap, conn, other, how, name, setup, reached, pause_token):
 
 def cancels(tap, conn, other):
     notes = []
-    for name, setup, reached in cancel_stages():
-        lat = [cancel_one(tap, conn, other, how, name, setup, reached, PAUSE_TOKENS[i])
+    for stage in cancel_stages():
+        lat = [cancel_one(tap, conn, other, how, stage, PAUSE_TOKENS[i])
                for i, how in enumerate(("pg_cancel_backend", "statement_timeout"))]
-        notes.append("  %-24s %6.3f  %6.3f" % (name, lat[0], lat[1]))
+        notes.append("  %-24s %6.3f  %6.3f" % (stage[0], lat[0], lat[1]))
     tap.note("cancel latency (s):       pg_cancel_backend  statement_timeout")
     for line in notes:
         tap.note(line)
@@ -820,8 +844,8 @@ def wire(tap, r):
               "page 1 asks limit=100, created.gt=start-1, created.lt=end and nothing else",
               "%s; %s" % (ids[:3], describe(err)))
     # the second page: starting_after is the first page's last id
-    first = v1_page(listname, {"limit": 100, "created.gt": start - 1, "created.lt": end})
     reset()
+    first = v1_page(listname, {"limit": 100, "created.gt": start - 1, "created.lt": end})
     fake_fault(kind="status", target="v1", status=200, echo=True, body=echo_page, skip=1)
     rows, err = r.run("SELECT id FROM clover_charges WHERE " + CHARGES_WHERE)
     echoed = [x[0][2:] for x in rows or [] if x[0].startswith("Q:")]
@@ -837,7 +861,8 @@ def wire(tap, r):
 
 
 def secrets_in_errors(tap, r):
-    """Clover's error bodies that echo the token: not shown, not logged."""
+    """Clover's error bodies that echo the token: not shown (the log is
+    checked at the end)."""
     bodies = [
         (400, {"error": {"type": "invalid_request_error", "code": "parameter_invalid",
                          "message": "Bad request with Authorization: Bearer {token}",
@@ -863,11 +888,13 @@ def secrets_in_errors(tap, r):
 # ------------------------------------------------------------ 7. EXPLAIN
 
 def explain(tap, r):
+    """Check 7: the request EXPLAIN names; EXPLAIN ANALYZE's counts."""
     reset()
     start, end = TABLES["clover_charges"][2:]
     x, y = start + 7 * 3600 * 1000 + 123, start + DAY_MS + 456
     cases = [
-        ("clover_charges", range_where(start, end), "created.gt=%d created.lt=%d" % (start - 1, end)),
+        ("clover_charges", range_where(start, end), "created.gt=%d created.lt=%d"
+         % (start - 1, end)),
         ("clover_charges", "created_time > %s AND created_time <= %s" % (ts(x), ts(y)),
          "created.gt=%d created.lt=%d" % (x, y + 1)),
         ("clover_charges", "created_time >= %s AND created_time < %s"
@@ -916,6 +943,7 @@ def explain(tap, r):
 # ------------------------------------------------------- 8. no advance
 
 def no_advance(tap, r):
+    """Check 8: page 2 holds only objects page 1 gave, and has_more."""
     listname, kind, start, end = TABLES["clover_charges"]
     reset()                     # the list order the scans below see
     first = v1_page(listname, {"limit": 100, "created.gt": start - 1, "created.lt": end})
@@ -942,6 +970,8 @@ def no_advance(tap, r):
 # ----------------------------------------------------------------- main
 
 def setup(tap):
+    """The database, its server on the fake (also for /v1) and the imported
+    tables; None (after a failed check) when that cannot be done."""
     try:
         conn = fresh_database(DB, "ecommerce_base_url '%s'" % API)
     except psycopg2.Error as e:
@@ -978,7 +1008,9 @@ def main():
     row_values(tap, r)
     limits(tap, r)
     others = [connect(DB) for _ in range(6)]
-    faults(tap, r, others[0])
+    rate_limits(tap, r, others[0])
+    retries(tap, r)
+    refusals(tap, r)
     many_sessions(tap, others)
     cancels(tap, conn, others[0])
     wire(tap, r)
