@@ -23,6 +23,7 @@ OBJS = \
 	src/json_lex.o \
 	src/json_split.o \
 	src/jsonb_build.o \
+	src/merchant_sql.o \
 	src/options.o \
 	src/pacing.o \
 	src/registry_sql.o \

@@ -14,8 +14,18 @@
 -- their parents always have IMPORT's columns.  server_options are pairs of
 -- further server options: '{region,eu}'.  Returns the server's name.
 --
--- The tokens go into the user mapping only: a failed CREATE USER MAPPING
--- is raised again without the statement, which holds them.
+-- The tokens go into the user mapping only, which
+-- clover_export_fdw_create_user_mapping makes without SQL text: the text of
+-- a statement run by EXECUTE is in the context of every message raised
+-- while it runs, DEBUG lines of the server log included.
+CREATE FUNCTION clover_export_fdw_create_user_mapping(
+    server name,
+    access_token text,
+    ecommerce_access_token text)
+RETURNS void
+AS 'MODULE_PATHNAME'
+LANGUAGE C VOLATILE;
+
 CREATE FUNCTION clover_add_merchant(
     merchant_id text,
     access_token text,
@@ -32,11 +42,9 @@ DECLARE
     srv name := 'clover_' || lower(mid);
     scratch name := 'clover_import_' || lower(mid);
     srv_opts text := format('merchant_id %L', mid);
-    um_opts text;
     part name;
     tab record;
-    err_msg text;
-    err_hint text;
+    kind "char";
     i int;
 BEGIN
     IF mid IS NULL OR access_token IS NULL OR into_schema IS NULL
@@ -71,23 +79,12 @@ BEGIN
     EXECUTE format('CREATE SERVER %I FOREIGN DATA WRAPPER clover_export_fdw OPTIONS (%s)',
                    srv, srv_opts);
 
-    um_opts := format('access_token %L', access_token);
-    IF ecommerce_access_token IS NOT NULL THEN
-        um_opts := um_opts || format(', ecommerce_access_token %L',
-                                     ecommerce_access_token);
-    END IF;
-    BEGIN
-        EXECUTE format('CREATE USER MAPPING FOR CURRENT_USER SERVER %I OPTIONS (%s)',
-                       srv, um_opts);
-    EXCEPTION WHEN OTHERS THEN
-        GET STACKED DIAGNOSTICS err_msg = MESSAGE_TEXT,
-                                err_hint = PG_EXCEPTION_HINT;
-        IF err_hint <> '' THEN
-            RAISE EXCEPTION USING ERRCODE = SQLSTATE, MESSAGE = err_msg,
-                                  HINT = err_hint;
-        END IF;
-        RAISE EXCEPTION USING ERRCODE = SQLSTATE, MESSAGE = err_msg;
-    END;
+    -- the tokens only as parameters, in the extension's schema
+    EXECUTE format('SELECT %I.clover_export_fdw_create_user_mapping($1, $2, $3)',
+                   (SELECT n.nspname FROM pg_extension e
+                      JOIN pg_namespace n ON n.oid = e.extnamespace
+                     WHERE e.extname = 'clover_export_fdw'))
+        USING srv, access_token, ecommerce_access_token;
 
     IF NOT EXISTS (SELECT FROM pg_namespace WHERE nspname = into_schema) THEN
         EXECUTE format('CREATE SCHEMA %I', into_schema);
@@ -102,12 +99,17 @@ BEGIN
                                   WHERE nspname = scratch)
          ORDER BY c.relname
     LOOP
-        IF NOT EXISTS (SELECT FROM pg_class c JOIN pg_namespace n
-                                ON n.oid = c.relnamespace
-                        WHERE n.nspname = into_schema
-                          AND c.relname = tab.relname) THEN
+        SELECT c.relkind INTO kind FROM pg_class c JOIN pg_namespace n
+                ON n.oid = c.relnamespace
+         WHERE n.nspname = into_schema AND c.relname = tab.relname;
+        IF kind IS NULL THEN
             EXECUTE format('CREATE TABLE %I.%I (LIKE %I.%I) PARTITION BY LIST (merchant_id)',
                            into_schema, tab.relname, scratch, tab.relname);
+        ELSIF kind <> 'p' THEN
+            RAISE EXCEPTION 'table "%" exists and is not partitioned',
+                            format('%I.%I', into_schema, tab.relname)
+                USING ERRCODE = 'wrong_object_type',
+                      HINT = 'Give another into_schema: the first merchant added to a schema creates the partitioned tables there.';
         END IF;
         part := tab.relname || '_' || lower(mid);
         EXECUTE format('ALTER FOREIGN TABLE %I.%I RENAME TO %I',

@@ -317,6 +317,8 @@ SELECT clover_add_merchant('B7Q2M4K9X1ZPA', 'test-token', 'mc', :'srv_opts');
 SELECT clover_add_merchant('D9S4P6V3X7Z5E', 'not a token', 'mc', :'srv_opts');
 SELECT clover_add_merchant('D9S4P6V3X7Z5E', 'test-token', 'mc', '{region}');
 SELECT clover_add_merchant('d9s4p6v3x7z5e', 'test-token', 'mc', '{region,sandbox}');
+-- public holds the foreign tables setup.sql imported, not partitioned ones
+SELECT clover_add_merchant('D9S4P6V3X7Z5E', 'test-token', 'public', :'srv_opts');
 SELECT count(*) AS servers_left_behind FROM pg_foreign_server
  WHERE srvname = 'clover_d9s4p6v3x7z5e';
 SELECT clover_remove_merchant('D9S4P6V3X7Z5E', 'mc');

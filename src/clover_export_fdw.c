@@ -27,7 +27,8 @@
  * This file holds the wrapper's entry points only: the handler, whose
  * callbacks live in scan_plan.c (planning), scan_exec.c (execution),
  * scan_explain.c (EXPLAIN) and import_schema.c (IMPORT FOREIGN SCHEMA),
- * and the functions the extension script declares.
+ * and the functions the extension script declares (others are in
+ * registry_sql.c and merchant_sql.c).
  *
  * IDENTIFICATION
  *		  src/clover_export_fdw.c

@@ -19,7 +19,7 @@ import subprocess
 import tempfile
 import time
 
-from common import (MERCHANT, Tap, connect, fake_config, fake_fault,
+from common import (API, MERCHANT, Tap, connect, fake_config, fake_fault,
                     fake_reset, fake_stats, fresh_database, log_position,
                     log_since, open_handles, run_seen, set_token)
 
@@ -100,6 +100,50 @@ def workload(tap, conn, seen):
     tap.check(e is not None, "an unknown merchant fails", repr(e))
     tap.check(fake_stats()["token_on_file_host"] == 0,
               "no request to the file host ever carried the token")
+    add_merchant(tap, conn, seen)
+
+
+def add_merchant(tap, conn, seen):
+    """clover_add_merchant() puts the token into the user mapping only: not
+    into the statements it runs, whose text is in the context of every
+    message, DEBUG lines included.  The token comes from a setting so that
+    the calls' own text, logged when they fail, does not hold it.  An event
+    trigger's NOTICE, logged with its context, shows what a statement's text
+    would hold (a DEBUG line may or may not come)."""
+    with conn.cursor() as cur:
+        cur.execute("CREATE FUNCTION sec_ddl_notice() RETURNS event_trigger "
+                    "LANGUAGE plpgsql AS $$BEGIN RAISE NOTICE 'ddl: %', tg_tag; END$$")
+        cur.execute("CREATE EVENT TRIGGER sec_ddl ON ddl_command_start "
+                    "EXECUTE FUNCTION sec_ddl_notice()")
+        cur.execute("SET log_statement = 'none'")
+        cur.execute("SET clover_test.token = %s", (TOKEN,))
+        cur.execute("SET clover_test.bad_token = %s", (TOKEN + " x",))
+        cur.execute("RESET log_statement")
+    add = ("SELECT clover_add_merchant('%s', current_setting('clover_test.%s'), "
+           "'sec_merchants', '{region,sandbox,base_url,%s}')")
+    fake_reset()
+    fake_config(tokens={TOKEN: ["*"]})
+    e = run_seen(conn, add % (MERCHANT, "token", API), seen)
+    tap.check(e is None, "clover_add_merchant with the token works", repr(e))
+    tap.check(any("ddl: CREATE USER MAPPING" in n for n in conn.notices),
+              "its CREATE USER MAPPING ran as a statement (event triggers fire)",
+              repr(conn.notices))
+    e = run_seen(conn, "SELECT count(*) FROM sec_merchants.clover_orders "
+                 "WHERE created_time >= '2024-01-01' AND created_time < '2024-01-02'", seen)
+    tap.check(e is None, "its partitions read with the token", repr(e))
+    e = run_seen(conn, add % (MERCHANT, "token", API), seen)
+    tap.check(e is not None, "adding it again fails", repr(e))
+    e = run_seen(conn, add % ("ABCDEFGHJKMN2", "bad_token", API),
+                 seen)
+    tap.check(e is not None and "white space" in e.diag.message_primary,
+              "a token with a space fails (the validator)", repr(e))
+    e = run_seen(conn, "SELECT clover_remove_merchant('%s', 'sec_merchants')" % MERCHANT,
+                 seen)
+    tap.check(e is None, "clover_remove_merchant works", repr(e))
+    with conn.cursor() as cur:
+        cur.execute("DROP EVENT TRIGGER sec_ddl")
+        cur.execute("DROP FUNCTION sec_ddl_notice()")
+        cur.execute("DROP SCHEMA sec_merchants CASCADE")
 
 
 def check_logs(tap, seen, log_start):
