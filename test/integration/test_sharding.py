@@ -20,8 +20,8 @@ The fake's exports take a second or two (queue_ms, processing_ms).
     running at once than one worker's merchants can run (a worker has one
     export in flight per merchant), and while the statement ran, a
     sampling thread saw a postgres_fdw query active on both workers at
-    once; with async_capable 'false' the peak is one worker's (the measure
-    tells the two apart);
+    once; with async_capable 'false' the peak is at most one worker's (the
+    measure tells the two apart);
  4. WHERE merchant_id = one merchant exports only for that merchant: no
     export for the other worker's merchants;
  5. one worker merchant failing (its user mapping on the worker has a
@@ -334,8 +334,8 @@ def one_after_the_other(tap, conn, workers, sharded_secs):
                  "samples with both workers active"
                  % (secs, s["max_running_exports"], sampler.both, sampler.samples))
         tap.check(err is None and len(rows) == len(MERCHANTS)
-                  and s["max_running_exports"] == PER_WORKER,
-                  "3: control: with async_capable 'false' the peak is one worker's (%d)"
+                  and s["max_running_exports"] <= PER_WORKER,
+                  "3: control: with async_capable 'false' the peak is at most one worker's (%d)"
                   % PER_WORKER,
                   "%s; peak %d" % (describe(err), s["max_running_exports"]))
     finally:
