@@ -2,7 +2,7 @@
  *
  * export_slots.c
  *		  Clover's limits for the whole cluster: slots for new exports, in
- *		  line, and the request rate of each token
+ *		  line, and the request rate of each token and app
  *
  * Clover runs only a few exports at once per merchant (503 "busy" beyond),
  * and "the server can only handle a few concurrent exports"; it allows
