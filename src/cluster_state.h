@@ -6,9 +6,9 @@
  * Private to the files that read and write it: cluster_state.c (where it
  * lives, its lock, its file, cleaning up after a backend),
  * export_registry.c (the exports known), registry_sql.c (the registry in
- * SQL) and export_slots.c (slots for new exports and the request
- * limiters of each token and app).  Everything else goes
- * through the functions clover_export_fdw.h declares for them.
+ * SQL) and export_slots.c (slots for new exports and the request limiters
+ * of each token and app).  Everything else goes through the functions
+ * clover_export_fdw.h declares for them.
  *
  * Every field is read and written only with ClusterState.lock held, and no
  * code holding it may raise an error, allocate memory or wait: a backend

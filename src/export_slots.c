@@ -196,9 +196,11 @@ CloverSlotTake(const CloverFdwOptions *opts, uint32 run,
 			if (*ahead == 0 &&
 				RegistryInFlight(cs, key) < opts->max_concurrent_exports)
 			{
+				/* the host's free slot, if any, is an earlier ticket's */
 				*host_full =
-					RegistryHostInFlight(cs, host) >= opts->max_exports_per_host;
-				if (!*host_full && host_turn(cs, line) &&
+					RegistryHostInFlight(cs, host) >= opts->max_exports_per_host ||
+					!host_turn(cs, line);
+				if (!*host_full &&
 					(i = RegistryAddCreating(cs, opts, run, window, to_now,
 											 stmt_start, now)) >= 0)
 					result = CLOVER_SLOT_TAKEN;
