@@ -142,6 +142,15 @@ typedef struct CloverFdwOptions
 	int			max_exports_per_statement;	/* created by one statement */
 	int			reuse_exports_ms;	/* use exports at most this old; 0 never */
 
+	/*
+	 * Clover's limits of a whole app, all sessions of the cluster together
+	 * (wrapper options): this cluster's share of them (node_share applied)
+	 */
+	int			app_requests_per_second;
+	int			app_max_concurrent_requests;
+	int			max_exports_per_host;	/* exports in flight at the API host */
+	double		node_share;
+
 	/* transfers */
 	int			max_parallel_downloads;
 	int			connect_timeout_ms;
@@ -461,7 +470,7 @@ extern void CloverReportClosed(const CloverExportRef *ref, const char *message,
 extern void CloverReportBusy(const CloverExportRef *ref, const char *message,
 							 int answers, double secs) pg_attribute_noreturn();
 extern void CloverReportNoSlot(const CloverExportRef *ref, int ahead,
-							   double secs) pg_attribute_noreturn();
+							   bool host_full, double secs) pg_attribute_noreturn();
 extern void CloverReportTimedOut(const CloverExportRef *ref,
 								 const char *status, int percent,
 								 int closed_polls) pg_attribute_noreturn();
@@ -582,17 +591,31 @@ extern void CloverRegistryReport(CloverSharedRef ref, uint32 run,
 								 bool retrying);
 extern void CloverRegistryDrop(CloverSharedRef ref);
 
-extern uint64 CloverTokenKey(const CloverFdwOptions *opts, const char *token);
+/*
+ * Whose limits an API request counts against: its token's, and its app's
+ * (all tokens of its API host) with the wrapper's numbers
+ */
+typedef struct CloverApiKey
+{
+	uint64		token;			/* API host and token, hashed */
+	uint64		host;			/* API host, hashed */
+	int			app_requests_per_second;	/* this cluster's share */
+	int			app_max_concurrent_requests;
+} CloverApiKey;
+
+extern CloverApiKey CloverTokenKey(const CloverFdwOptions *opts,
+								   const char *token);
 extern CloverSlotResult CloverSlotTake(const CloverFdwOptions *opts,
 									   uint32 run, const CloverWindow *window,
 									   bool to_now, bool may_cover,
 									   TimestampTz stmt_start,
-									   CloverSharedRef *ref, int *ahead);
+									   CloverSharedRef *ref, int *ahead,
+									   bool *host_full);
 extern void CloverSlotLeaveLine(const CloverFdwOptions *opts, uint32 run);
-extern bool CloverApiTake(uint64 key, uint32 run, double now);
-extern void CloverApiDone(uint64 key, uint32 run);
-extern void CloverApiPause(uint64 key, double until);
-extern double CloverApiReadyAt(uint64 key, double now);
+extern bool CloverApiTake(CloverApiKey key, uint32 run, double now);
+extern void CloverApiDone(CloverApiKey key, uint32 run);
+extern void CloverApiPause(CloverApiKey key, double until);
+extern double CloverApiReadyAt(CloverApiKey key, double now);
 
 /* ----------------------------------------------------------------
  *		exports.c

@@ -8,8 +8,8 @@
  * takes seconds to minutes, and its files stay for a day.  So every session
  * of the cluster, in every database, shares one registry of the exports it
  * knows (export_registry.c), one line for the slots of each merchant and
- * one request limiter per token (export_slots.c).  This file gives them a
- * home that needs no shared_preload_libraries:
+ * one request limiter per token and one per app (export_slots.c).  This
+ * file gives them a home that needs no shared_preload_libraries:
  *
  * - The state is a fixed-size struct (cluster_state.h, about 70 kB) in
  *	 PostgreSQL's main shared memory, created by the first backend that
@@ -54,7 +54,7 @@
 /* the registry's file, in the data directory (the backend's cwd) */
 #define REGISTRY_FILE			"clover_export_fdw.registry"
 #define REGISTRY_MAGIC			0x434C5652	/* "CLVR" */
-#define REGISTRY_FORMAT			1
+#define REGISTRY_FORMAT			2	/* 2: entries know their API host */
 
 /* The registry file: this header, then count RegistryEntry structs */
 typedef struct RegistryFileHeader

@@ -101,7 +101,7 @@ struct CloverPageRun
 	char	   *url;			/* base URL, path and the fixed parameters */
 	CloverHttp *http;
 	uint32		cluster_run;	/* its name in the cluster's shared state */
-	uint64		token_key;		/* its token's request limiter */
+	CloverApiKey token_key;		/* its token's and app's request limiters */
 	HTAB	   *seen;			/* SeenKeys of the objects handed out */
 
 	/* the next page: asked with cursor (NULL: the first page) */
