@@ -28,7 +28,11 @@ The fake's exports take a second or two (queue_ms, processing_ms).
     token without permission) fails the coordinator's statement with the
     worker's error (its SQLSTATE, the merchant named, no token) and no
     rows; the other worker's query is cancelled; with the token put back
-    the same session gets exact rows again.
+    the same session gets exact rows again;
+ 6. node_share '0.5' on each worker (as README.md sets it up) with the
+    wrapper's max_exports_per_host 2: each worker keeps to one export at a
+    time, so the two together never run more than the app's 2 at the fake,
+    while both still run at once; rows exact.
 
 The workers are stopped and their directories removed at the end, also
 when a check fails or the suite dies.  Timings are notes only.
@@ -214,6 +218,9 @@ def set_up_worker(worker):
         # statements
         cur.execute("ALTER FOREIGN DATA WRAPPER clover_export_fdw "
                     "OPTIONS (ADD reuse_exports '0')")
+        # two workers share the app's limits (README.md, Many machines)
+        cur.execute("ALTER FOREIGN DATA WRAPPER clover_export_fdw "
+                    "OPTIONS (ADD node_share '0.5')")
         for m in SHARDS[worker.name]:
             cur.execute("SELECT clover_add_merchant(%s, 'test-token', 'clover', %s)",
                         (m, opts))
@@ -413,6 +420,38 @@ def failing_merchant(tap, conn, workers, want):
               "%s; got %s" % (describe(err), got))
 
 
+def node_share(tap, conn, workers, want):
+    """Check 6: the workers' shares of an app-wide limit add up to it."""
+    def on_workers(change):
+        for w in workers:
+            wc = w.connect()
+            with wc.cursor() as cur:
+                cur.execute("ALTER FOREIGN DATA WRAPPER clover_export_fdw OPTIONS (%s)"
+                            % change)
+            wc.close()
+
+    on_workers("ADD max_exports_per_host '2'")
+    try:
+        reset()
+        rows, err, secs, sampler = run_sharded(conn, workers)
+        s = fake_stats()
+    finally:
+        on_workers("DROP max_exports_per_host")
+    got = {r[0]: (int(r[1]), int(r[2]), r[3]) for r in rows or []}
+    tap.note("max_exports_per_host 2, node_share 0.5 on each worker: %.1f s; peak %d "
+             "exports running; %d of %d samples with both workers active"
+             % (secs, s["max_running_exports"], sampler.both, sampler.samples))
+    tap.check(err is None and got == want,
+              "6: max_exports_per_host 2 and node_share 0.5 on each worker: rows exact",
+              "%s; got %s" % (describe(err), got))
+    tap.check(s["max_running_exports"] <= 2,
+              "6: the two workers together ran at most the app's 2 exports at once",
+              "peak %d" % s["max_running_exports"])
+    tap.check(sampler.error is None and sampler.both >= 1,
+              "6: the workers still ran at once, one export each",
+              "%s; %d of %d samples" % (sampler.error, sampler.both, sampler.samples))
+
+
 def section(tap, name, fn, *args):
     """Run one section; an unexpected exception fails it, not the suite."""
     try:
@@ -432,6 +471,7 @@ def checks(tap, conn, workers):
     section(tap, "3", one_after_the_other, conn, workers, secs)
     section(tap, "4", pruning, conn, want)
     section(tap, "5", failing_merchant, conn, workers, want)
+    section(tap, "6", node_share, conn, workers, want)
 
 
 def main():
