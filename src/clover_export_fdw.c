@@ -26,7 +26,7 @@
  *
  * This file holds the wrapper's entry points only: the handler, whose
  * callbacks live in scan_plan.c (planning), scan_exec.c (execution),
- * scan_explain.c (EXPLAIN) and import_schema.c (IMPORT FOREIGN SCHEMA),
+ * scan_async.c (under an asynchronous Append), scan_explain.c (EXPLAIN) and import_schema.c (IMPORT FOREIGN SCHEMA),
  * and the functions the extension script declares.
  *
  * IDENTIFICATION
@@ -72,6 +72,12 @@ clover_export_fdw_handler(PG_FUNCTION_ARGS)
 	routine->IterateForeignScan = cloverIterateForeignScan;
 	routine->ReScanForeignScan = cloverReScanForeignScan;
 	routine->EndForeignScan = cloverEndForeignScan;
+
+	/* under an asynchronous Append */
+	routine->IsForeignPathAsyncCapable = cloverIsForeignPathAsyncCapable;
+	routine->ForeignAsyncRequest = cloverForeignAsyncRequest;
+	routine->ForeignAsyncConfigureWait = cloverForeignAsyncConfigureWait;
+	routine->ForeignAsyncNotify = cloverForeignAsyncNotify;
 
 	/* EXPLAIN */
 	routine->ExplainForeignScan = cloverExplainForeignScan;

@@ -78,6 +78,7 @@ void		_PG_init(void);
 #define OPT_ROWS_FROM				"rows_from"
 #define OPT_JSON_PATH				"json_path"
 #define OPT_ACCESS_TOKEN			"access_token"
+#define OPT_ASYNC_CAPABLE			"async_capable"
 #define OPT_ECOMMERCE_OBJECT		"ecommerce_object"
 #define OPT_ECOMMERCE_BASE_URL		"ecommerce_base_url"
 #define OPT_ECOMMERCE_ACCESS_TOKEN	"ecommerce_access_token"
@@ -137,6 +138,7 @@ static void check_rows_from(const char *name, const char *value);
 static void check_json_path(const char *name, const char *value);
 static void check_access_token(const char *name, const char *value);
 static void check_ecommerce_object(const char *name, const char *value);
+static void check_bool(const char *name, const char *value);
 
 static const CloverOptionDef clover_options[] = {
 	{OPT_REGION, ForeignServerRelationId, InvalidOid, false, check_region, false},
@@ -177,6 +179,8 @@ static const CloverOptionDef clover_options[] = {
 	{OPT_JSON_PATH, AttributeRelationId, InvalidOid, false, check_json_path, false},
 	{OPT_ACCESS_TOKEN, UserMappingRelationId, InvalidOid, false,
 	check_access_token, false},
+	{OPT_ASYNC_CAPABLE, ForeignServerRelationId, ForeignTableRelationId, false,
+	check_bool, false},
 	{OPT_ECOMMERCE_OBJECT, ForeignTableRelationId, InvalidOid, false,
 	check_ecommerce_object, false},
 	{OPT_ECOMMERCE_BASE_URL, ForeignServerRelationId, InvalidOid, true,
@@ -747,6 +751,26 @@ check_ca_file(const char *name, const char *value)
 }
 
 /*
+ * bool_option
+ *		A boolean option, as PostgreSQL reads booleans ('true', 'off', ...)
+ */
+static bool
+bool_option(const char *name, const char *value)
+{
+	bool		result;
+
+	if (!parse_bool(value, &result))
+		invalid_value(name, value, "Give true or false.");
+	return result;
+}
+
+static void
+check_bool(const char *name, const char *value)
+{
+	(void) bool_option(name, value);
+}
+
+/*
  * check_ecommerce_object
  *		One of the e-commerce API's lists (clover-api.md, section 4)
  */
@@ -942,6 +966,8 @@ apply_option(CloverFdwOptions *o, DefElem *def, const char **hours_spec)
 			CLOVER_EXPORT_PAYMENTS : CLOVER_EXPORT_ORDERS;
 	else if (strcmp(name, OPT_ROWS_PER_DAY) == 0)
 		o->rows_per_day = rows_per_day_value(name, value);
+	else if (strcmp(name, OPT_ASYNC_CAPABLE) == 0)
+		o->async_capable = bool_option(name, value);
 	else if (strcmp(name, OPT_ECOMMERCE_OBJECT) == 0)
 		o->ecommerce_object = asc_tolower(value, strlen(value));
 	else if (strcmp(name, OPT_ECOMMERCE_BASE_URL) == 0)
@@ -981,6 +1007,7 @@ CloverGetOptions(Oid foreigntableid)
 	o->request_timeout_ms = DEFAULT_REQUEST_TIMEOUT_MS;
 	o->max_retries = DEFAULT_MAX_RETRIES;
 	o->rows_per_day = DEFAULT_ROWS_PER_DAY;
+	o->async_capable = true;
 
 	foreach(lc, GetForeignDataWrapper(server->fdwid)->options)
 		apply_option(o, (DefElem *) lfirst(lc), &hours_spec);
