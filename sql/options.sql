@@ -3,8 +3,32 @@
 --
 -- Needs no Clover: every check here is done by the validator or at plan time.
 --
--- the wrapper takes only reuse_exports (setup.sql sets it for these suites)
+-- the wrapper takes reuse_exports (setup.sql sets it for these suites) and
+-- the limits of the whole app
 ALTER FOREIGN DATA WRAPPER clover_export_fdw OPTIONS (region 'us');
+ALTER FOREIGN DATA WRAPPER clover_export_fdw OPTIONS (ADD max_exports_per_hots '2');
+ALTER FOREIGN DATA WRAPPER clover_export_fdw OPTIONS (
+    ADD app_requests_per_second '40', ADD app_max_concurrent_requests '8',
+    ADD max_exports_per_host '5', ADD node_share '0.5');
+SELECT fdwoptions FROM pg_foreign_data_wrapper WHERE fdwname = 'clover_export_fdw';
+ALTER FOREIGN DATA WRAPPER clover_export_fdw OPTIONS (
+    DROP app_requests_per_second, DROP app_max_concurrent_requests,
+    DROP max_exports_per_host, DROP node_share);
+-- their values: positive integers, and a share in (0, 1]
+ALTER FOREIGN DATA WRAPPER clover_export_fdw OPTIONS (ADD app_requests_per_second '0');
+ALTER FOREIGN DATA WRAPPER clover_export_fdw OPTIONS (ADD app_max_concurrent_requests '2.5');
+ALTER FOREIGN DATA WRAPPER clover_export_fdw OPTIONS (ADD max_exports_per_host '-1');
+ALTER FOREIGN DATA WRAPPER clover_export_fdw OPTIONS (ADD max_exports_per_host '100001');
+ALTER FOREIGN DATA WRAPPER clover_export_fdw OPTIONS (ADD node_share '0');
+ALTER FOREIGN DATA WRAPPER clover_export_fdw OPTIONS (ADD node_share '1.5');
+ALTER FOREIGN DATA WRAPPER clover_export_fdw OPTIONS (ADD node_share 'half');
+ALTER FOREIGN DATA WRAPPER clover_export_fdw OPTIONS (ADD node_share '1');
+ALTER FOREIGN DATA WRAPPER clover_export_fdw OPTIONS (DROP node_share);
+-- they belong to the wrapper alone: all servers share one app
+CREATE SERVER opt_bad FOREIGN DATA WRAPPER clover_export_fdw
+    OPTIONS (max_exports_per_host '2');
+CREATE SERVER opt_bad FOREIGN DATA WRAPPER clover_export_fdw
+    OPTIONS (node_share '0.5');
 
 -- a good server, with every server option
 CREATE SERVER opt_all FOREIGN DATA WRAPPER clover_export_fdw OPTIONS (

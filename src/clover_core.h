@@ -237,7 +237,13 @@ extern double CloverRateLimitWait(double since, double timeout, double now,
 								  int streak, long retry_after, double random);
 extern void CloverRateLimiterInit(CloverRateLimiter *rl, double rate,
 								  double burst, int max_in_flight, double now);
+extern void CloverAppLimiterInit(CloverRateLimiter *rl,
+								 int requests_per_second, int max_in_flight,
+								 double now);
+extern int	CloverShareOf(int limit, double share);
 extern bool CloverRateLimiterTake(CloverRateLimiter *rl, double now);
+extern bool CloverRateLimiterTakeBoth(CloverRateLimiter *a,
+									  CloverRateLimiter *b, double now);
 extern void CloverRateLimiterDone(CloverRateLimiter *rl);
 extern void CloverRateLimiterPause(CloverRateLimiter *rl, double until);
 extern double CloverRateLimiterReadyAt(const CloverRateLimiter *rl,

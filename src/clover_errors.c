@@ -643,14 +643,28 @@ CloverReportBusy(const CloverExportRef *ref, const char *message, int answers,
 /*
  * CloverReportNoSlot
  *		A scan waited busy_timeout (secs) in line for one of its merchant's
- *		export slots, which other scans held (ahead: scans before it)
+ *		export slots, which other scans held (ahead: scans before it;
+ *		host_full: the API host's slots, all merchants', were all taken)
  */
 void
-CloverReportNoSlot(const CloverExportRef *ref, int ahead, double secs)
+CloverReportNoSlot(const CloverExportRef *ref, int ahead, bool host_full,
+				   double secs)
 {
 	const CloverFdwOptions *opts = ref->opts;
 
 	CHECK_FOR_INTERRUPTS();
+	if (host_full)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_EXECUTION),
+				 errmsg("no Clover export slot of %s came free",
+						opts->api_base),
+				 errdetail("The %s export of merchant \"%s\" for window %s waited %s, first in its merchant's line, while other scans held all %d export slots of the API host (wrapper options max_exports_per_host and node_share).",
+						   CloverExportTypeName(opts->export_type),
+						   opts->merchant_id, CloverWindowText(ref->window),
+						   CloverFormatDuration(secs),
+						   opts->max_exports_per_host),
+				 errhint("clover_export_fdw_exports() lists the exports in flight. Try again later, or raise the server option busy_timeout (now %s).",
+						 CloverFormatDuration(opts->busy_timeout_ms / 1000.0))));
 	ereport(ERROR,
 			(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_EXECUTION),
 			 errmsg("no Clover export slot of merchant \"%s\" came free",

@@ -6,9 +6,9 @@
  * Private to the files that read and write it: cluster_state.c (where it
  * lives, its lock, its file, cleaning up after a backend),
  * export_registry.c (the exports known), registry_sql.c (the registry in
- * SQL) and export_slots.c (slots for new exports and the per-token request
- * limiter).  Everything else goes
- * through the functions clover_export_fdw.h declares for them.
+ * SQL) and export_slots.c (slots for new exports and the request limiters
+ * of each token and app).  Everything else goes through the functions
+ * clover_export_fdw.h declares for them.
  *
  * Every field is read and written only with ClusterState.lock held, and no
  * code holding it may raise an error, allocate memory or wait: a backend
@@ -29,6 +29,7 @@
 #define CLUSTER_MAX_EXPORTS			512
 #define CLUSTER_MAX_CLAIMS			512
 #define CLUSTER_MAX_LIMITERS		64
+#define CLUSTER_MAX_APPS			8
 
 /*
  * longest merchant id and export id kept: Clover's have 13 characters (an
@@ -57,6 +58,7 @@ typedef enum ExportStatus
 typedef struct RegistryEntry
 {
 	uint64		merchant_key;	/* API host and merchant; 0: a free entry */
+	uint64		host_key;		/* API host alone */
 	uint32		generation;		/* changes whenever the entry is reused */
 	uint8		status;			/* ExportStatus */
 	uint8		export_type;	/* CloverExportType */
@@ -98,6 +100,9 @@ typedef struct Claim
 	int			pid;
 	uint32		run;
 	uint64		key;			/* LINE: merchant key; REQUEST: token key */
+	uint64		host;			/* LINE, REQUEST: the API host's key */
+	int			limit;			/* LINE: max_concurrent_exports */
+	double		asked_at;		/* LINE: when its run last asked for a slot */
 	int			entry;			/* USE: index in exports */
 	uint32		generation;		/* USE: the entry's generation */
 	uint64		ticket;			/* LINE: place in line, lowest first */
@@ -111,6 +116,14 @@ typedef struct TokenLimiter
 	CloverRateLimiter rl;		/* in_flight unused: claims count them */
 } TokenLimiter;
 
+/* Requests of one app (all tokens of one API host), all sessions together */
+typedef struct AppLimiter
+{
+	uint64		host_key;		/* 0: unused */
+	double		last_used;		/* monotonic seconds */
+	CloverRateLimiter rl;		/* in_flight unused: claims count them */
+} AppLimiter;
+
 typedef struct ClusterState
 {
 	LWLock		lock;
@@ -120,6 +133,7 @@ typedef struct ClusterState
 	RegistryEntry exports[CLUSTER_MAX_EXPORTS];
 	Claim		claims[CLUSTER_MAX_CLAIMS];
 	TokenLimiter limiters[CLUSTER_MAX_LIMITERS];
+	AppLimiter	apps[CLUSTER_MAX_APPS];
 } ClusterState;
 
 /* cluster_state.c */
@@ -137,7 +151,9 @@ extern double ClusterNow(void);
 
 /* export_registry.c */
 struct CloverFdwOptions;
+extern uint64 RegistryHostKey(const char *api_base);
 extern int	RegistryInFlight(ClusterState *cs, uint64 merchant_key);
+extern int	RegistryHostInFlight(ClusterState *cs, uint64 host_key);
 extern int	RegistryFindCover(ClusterState *cs,
 							  const struct CloverFdwOptions *opts,
 							  const CloverWindow *window, TimestampTz now);

@@ -87,6 +87,10 @@ clover_report_progress(CloverExportRun *run, double now)
 		ereport(NOTICE,
 				(errmsg("clover_export_fdw: window %d of %d (%s): waiting for an export slot (%s); rows so far: %lld",
 						run->cur + 1, run->njobs, CloverWindowText(job->window),
+						job->line_ahead == 0 && job->line_host_full ?
+						psprintf("all %d export slots of %s are taken",
+								 run->opts->max_exports_per_host,
+								 run->opts->api_base) :
 						job->line_ahead == 0 ?
 						psprintf("all %d of merchant %s are taken",
 								 run->opts->max_concurrent_exports,

@@ -61,6 +61,21 @@ CloverMerchantKey(const char *api_base, const char *merchant_id)
 }
 
 /*
+ * RegistryHostKey
+ *		The key of an API host: the app's limits and the exports in flight
+ *		per host are per key (never 0)
+ */
+uint64
+RegistryHostKey(const char *api_base)
+{
+	uint64		h;
+
+	h = hash_bytes_extended((const unsigned char *) api_base,
+							strlen(api_base), 0x686f7374ULL);
+	return h ? h : 1;
+}
+
+/*
  * in_flight
  *		Is the entry an export at Clover that holds a slot?
  */
@@ -85,6 +100,26 @@ RegistryInFlight(ClusterState *cs, uint64 merchant_key)
 	for (i = 0; i < CLUSTER_MAX_EXPORTS; i++)
 	{
 		if (cs->exports[i].merchant_key == merchant_key &&
+			in_flight(&cs->exports[i]))
+			n++;
+	}
+	return n;
+}
+
+/*
+ * RegistryHostInFlight
+ *		How many exports of all merchants of an API host hold slots
+ */
+int
+RegistryHostInFlight(ClusterState *cs, uint64 host_key)
+{
+	int			n = 0;
+	int			i;
+
+	for (i = 0; i < CLUSTER_MAX_EXPORTS; i++)
+	{
+		if (cs->exports[i].merchant_key != 0 &&
+			cs->exports[i].host_key == host_key &&
 			in_flight(&cs->exports[i]))
 			n++;
 	}
@@ -532,6 +567,7 @@ RegistryAddCreating(ClusterState *cs, const CloverFdwOptions *opts,
 		return -1;
 	e = &cs->exports[i];
 	e->merchant_key = CloverMerchantKey(opts->api_base, opts->merchant_id);
+	e->host_key = RegistryHostKey(opts->api_base);
 	e->status = EXPORT_CREATING;
 	e->export_type = (uint8) opts->export_type;
 	e->to_now = to_now;

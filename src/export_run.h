@@ -120,6 +120,8 @@ typedef struct CloverJob
 								 * refused, or its files went */
 	bool		in_line;		/* waiting for a slot */
 	int			line_ahead;		/* waiting before it, -1 unknown */
+	bool		line_host_full; /* first, but the API host's slots are
+								 * all taken */
 	double		line_since;
 } CloverJob;
 
@@ -137,7 +139,7 @@ struct CloverExportRun
 	int			cur;			/* job whose files are handed out next */
 	CloverHttp *http;
 	uint32		cluster_run;	/* its name in the cluster's shared state */
-	uint64		token_key;		/* its token's request limiter */
+	CloverApiKey token_key;		/* its token's and app's request limiters */
 	TimestampTz stmt_start;		/* the statement's start */
 	bool		api_answered;	/* the API host answered a request */
 	int			files_outstanding;	/* in flight, waiting or ready */

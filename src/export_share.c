@@ -111,12 +111,13 @@ clover_job_acquire(CloverExportRun *run, CloverJob *job, double now)
 	CloverSharedRef ref;
 	CloverSharedExport sx;
 	int			ahead;
+	bool		host_full;
 
 	if (job->holds_slot)
 		return true;
 	switch (CloverSlotTake(run->opts, run->cluster_run, job->window,
 						   job->window->hi >= run->stmt_start, !job->no_reuse,
-						   run->stmt_start, &ref, &ahead))
+						   run->stmt_start, &ref, &ahead, &host_full))
 	{
 		case CLOVER_SLOT_TAKEN:
 			end_line_wait(run, job, now);
@@ -142,11 +143,13 @@ clover_job_acquire(CloverExportRun *run, CloverJob *job, double now)
 				run->stats.slot_waits++;
 			}
 			job->line_ahead = ahead;
+			job->line_host_full = host_full;
 			if (now - job->line_since > run->opts->busy_timeout_ms / 1000.0)
 			{
 				CloverExportRef ref = clover_job_ref(run, job, true);
 
-				CloverReportNoSlot(&ref, ahead, now - job->line_since);
+				CloverReportNoSlot(&ref, ahead, host_full,
+								   now - job->line_since);
 			}
 			return false;
 	}

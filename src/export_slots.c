@@ -2,17 +2,23 @@
  *
  * export_slots.c
  *		  Clover's limits for the whole cluster: slots for new exports, in
- *		  line, and the request rate of each token
+ *		  line, and the request rate of each token and app
  *
- * Clover runs only a few exports at once per merchant (503 "busy" beyond)
- * and allows each token 16 requests/s and 5 concurrent requests.  Every
- * session of the cluster counts against the same limits, so they are kept
- * in the shared state (cluster_state.h):
+ * Clover runs only a few exports at once per merchant (503 "busy" beyond),
+ * and "the server can only handle a few concurrent exports"; it allows
+ * each token 16 requests/s and 5 concurrent requests, and each app (all its
+ * tokens) 50 and 10.  Every session of the cluster counts against the same
+ * limits, so they are kept in the shared state (cluster_state.h):
  *
  * - Slots.  The exports in flight of an API host and merchant, in all
- *	 sessions, are at most the server's max_concurrent_exports.  A run that
- *	 wants to create one joins the merchant's line (a ticket, lowest
- *	 first) and takes a slot when it is first and one is free: taking it
+ *	 sessions, are at most the server's max_concurrent_exports, and those
+ *	 of an API host, all merchants together, at most the wrapper's
+ *	 max_exports_per_host.  A run that wants to create one joins the
+ *	 merchant's line (a ticket, lowest first) and takes a slot when it is
+ *	 first in that line, its merchant has a slot free, the host has one
+ *	 free, and no run with a lower ticket at the same host could take that
+ *	 one (first in its own line, its merchant's slot free): the host's
+ *	 slots go in the order of the tickets, so no merchant starves.  Taking it
  *	 registers the export it is about to create (export_registry.c), and
  *	 the export gives the slot back when it is DONE or failed, or when its
  *	 run stops polling it.  Before taking a slot, and while in line, the
@@ -24,7 +30,13 @@
  *	 with bursts of REQUEST_BURST (so at most 13 approved in any second,
  *	 leaving room for requests that reach Clover bunched), at most
  *	 REQUESTS_IN_FLIGHT at once, and a pause after a 429 that every session
- *	 keeps.  Tokens are known only by a hash, in memory.
+ *	 keeps.  Tokens are known only by a hash, in memory.  Each API host
+ *	 also has one bucket for its app, all tokens together, from the
+ *	 wrapper's app_requests_per_second and app_max_concurrent_requests
+ *	 (CloverAppLimiterInit keeps the margin); a request takes from its
+ *	 token's and its app's, or waits.  The wrapper's options are per
+ *	 database: each request is checked against its own database's numbers,
+ *	 so the total stays within the largest of them.
  *
  * Waits happen in the caller's event loop (exports.c): these functions
  * only say yes or not yet, so a waiting scan stays cancellable and keeps
@@ -48,19 +60,32 @@
 #define REQUESTS_IN_FLIGHT		4
 
 /*
- * CloverTokenKey
- *		The key of an API host and token for the request limiter: a hash,
- *		so the token itself is never kept in shared memory
+ * a run in line that has not asked for a slot this long (a cursor whose
+ * client does not fetch) does not hold back other merchants at its host;
+ * a waiting run asks every SHARED_RECHECK_SECS (exports.c)
  */
-uint64
+#define LINE_IDLE_SECS			1.0
+
+/*
+ * CloverTokenKey
+ *		The key of an API host and token for the request limiters: a hash,
+ *		so the token itself is never kept in shared memory, and the app's
+ *		limits of the wrapper's options
+ */
+CloverApiKey
 CloverTokenKey(const CloverFdwOptions *opts, const char *token)
 {
+	CloverApiKey key;
 	uint64		h;
 
 	h = hash_bytes_extended((const unsigned char *) opts->api_base,
 							strlen(opts->api_base), 0x636c6f766572ULL);
 	h = hash_bytes_extended((const unsigned char *) token, strlen(token), h);
-	return h ? h : 1;
+	key.token = h ? h : 1;
+	key.host = RegistryHostKey(opts->api_base);
+	key.app_requests_per_second = opts->app_requests_per_second;
+	key.app_max_concurrent_requests = opts->app_max_concurrent_requests;
+	return key;
 }
 
 /*
@@ -84,6 +109,41 @@ ahead_of(ClusterState *cs, uint64 key, uint64 ticket)
 }
 
 /*
+ * first_in_line
+ *		Is line first in the line of its merchant?
+ */
+static bool
+first_in_line(ClusterState *cs, const Claim *line)
+{
+	return ahead_of(cs, line->key, line->ticket) == 0;
+}
+
+/*
+ * host_turn
+ *		Is it line's turn at its API host?  No run with a lower ticket at
+ *		the host waits that could take a slot if the host had one: first in
+ *		its merchant's line, with a slot of its merchant free, and asking.
+ */
+static bool
+host_turn(ClusterState *cs, const Claim *line)
+{
+	int			i;
+
+	for (i = 0; i < CLUSTER_MAX_CLAIMS; i++)
+	{
+		Claim	   *c = &cs->claims[i];
+
+		if (c->kind == CLAIM_LINE && c->host == line->host &&
+			c->ticket < line->ticket && c->key != line->key &&
+			line->asked_at - c->asked_at < LINE_IDLE_SECS &&
+			first_in_line(cs, c) &&
+			RegistryInFlight(cs, c->key) < c->limit)
+			return false;
+	}
+	return true;
+}
+
+/*
  * CloverSlotTake
  *		May run create the export of window now?
  *
@@ -91,7 +151,9 @@ ahead_of(ClusterState *cs, uint64 key, uint64 ticket)
  * *ref names it.  CLOVER_SLOT_COVERED: an export that covers the window
  * has appeared; *ref names it, and the run should use it.
  * CLOVER_SLOT_WAIT: not yet; the run is in line with *ahead before it (-1
- * if the line is full and it is not in it yet).  Ask again later.
+ * if the line is full and it is not in it yet), and *host_full says that
+ * the API host's slots (max_exports_per_host) are what it waits for.  Ask
+ * again later.
  * to_now: the window reaches the statement's start, stmt_start.
  * may_cover: another export may serve the window (export_registry.c says
  * which may).
@@ -99,16 +161,19 @@ ahead_of(ClusterState *cs, uint64 key, uint64 ticket)
 CloverSlotResult
 CloverSlotTake(const CloverFdwOptions *opts, uint32 run,
 			   const CloverWindow *window, bool to_now, bool may_cover,
-			   TimestampTz stmt_start, CloverSharedRef *ref, int *ahead)
+			   TimestampTz stmt_start, CloverSharedRef *ref, int *ahead,
+			   bool *host_full)
 {
 	ClusterState *cs = ClusterStateAttach();
 	uint64		key = CloverMerchantKey(opts->api_base, opts->merchant_id);
+	uint64		host = RegistryHostKey(opts->api_base);
 	TimestampTz now = GetCurrentTimestamp();
 	CloverSlotResult result = CLOVER_SLOT_WAIT;
 	Claim	   *line;
 	int			i;
 
 	*ahead = -1;
+	*host_full = false;
 	LWLockAcquire(&cs->lock, LW_EXCLUSIVE);
 	line = ClusterClaimFind(cs, CLAIM_LINE, run, key, 0, 0);
 	i = may_cover ? RegistryFindCover(cs, opts, window, stmt_start) : -1;
@@ -119,16 +184,27 @@ CloverSlotTake(const CloverFdwOptions *opts, uint32 run,
 		if (line == NULL && (line = ClusterClaimAdd(cs, CLAIM_LINE, run)) != NULL)
 		{
 			line->key = key;
+			line->host = host;
 			line->ticket = cs->next_ticket++;
 		}
 		if (line != NULL)
 		{
+			/* the limit may change with the options; keep the latest */
+			line->limit = opts->max_concurrent_exports;
+			line->asked_at = ClusterNow();
 			*ahead = ahead_of(cs, key, line->ticket);
 			if (*ahead == 0 &&
-				RegistryInFlight(cs, key) < opts->max_concurrent_exports &&
-				(i = RegistryAddCreating(cs, opts, run, window, to_now,
-										 stmt_start, now)) >= 0)
-				result = CLOVER_SLOT_TAKEN;
+				RegistryInFlight(cs, key) < opts->max_concurrent_exports)
+			{
+				/* the host's free slot, if any, is an earlier ticket's */
+				*host_full =
+					RegistryHostInFlight(cs, host) >= opts->max_exports_per_host ||
+					!host_turn(cs, line);
+				if (!*host_full &&
+					(i = RegistryAddCreating(cs, opts, run, window, to_now,
+											 stmt_start, now)) >= 0)
+					result = CLOVER_SLOT_TAKEN;
+			}
 		}
 	}
 	if (result != CLOVER_SLOT_WAIT)
@@ -159,6 +235,26 @@ CloverSlotLeaveLine(const CloverFdwOptions *opts, uint32 run)
 	if (line)
 		line->kind = CLAIM_FREE;
 	LWLockRelease(&cs->lock);
+}
+
+/*
+ * app_in_flight
+ *		How many API requests of all tokens of API host key all sessions
+ *		have in flight
+ */
+static int
+app_in_flight(ClusterState *cs, uint64 host_key)
+{
+	int			n = 0;
+	int			i;
+
+	for (i = 0; i < CLUSTER_MAX_CLAIMS; i++)
+	{
+		if (cs->claims[i].kind == CLAIM_REQUEST &&
+			cs->claims[i].host == host_key)
+			n++;
+	}
+	return n;
 }
 
 /*
@@ -209,29 +305,83 @@ limiter_now(ClusterState *cs, uint64 key, double now)
 }
 
 /*
+ * app_of
+ *		The limiter of the app of API host key, set up with the caller's
+ *		numbers if new (taking the one used longest ago with no request in
+ *		flight), or NULL if all are busy; the caller's numbers apply to its
+ *		own requests
+ */
+static AppLimiter *
+app_of(ClusterState *cs, CloverApiKey key, double now)
+{
+	AppLimiter *victim = NULL;
+	AppLimiter *a = NULL;
+	int			i;
+
+	for (i = 0; i < CLUSTER_MAX_APPS && a == NULL; i++)
+	{
+		AppLimiter *l = &cs->apps[i];
+
+		if (l->host_key == key.host)
+			a = l;
+		else if ((l->host_key == 0 || app_in_flight(cs, l->host_key) == 0) &&
+				 (victim == NULL || l->last_used < victim->last_used))
+			victim = l;
+	}
+	if (a == NULL && victim != NULL)
+	{
+		a = victim;
+		a->host_key = key.host;
+		a->last_used = now;
+		CloverAppLimiterInit(&a->rl, key.app_requests_per_second,
+							 key.app_max_concurrent_requests, now);
+	}
+	if (a)
+	{
+		/* this request's own numbers (another database may differ) */
+		CloverRateLimiter numbers;
+
+		CloverAppLimiterInit(&numbers, key.app_requests_per_second,
+							 key.app_max_concurrent_requests, now);
+		a->rl.rate = numbers.rate;
+		a->rl.burst = numbers.burst;
+		a->rl.max_in_flight = numbers.max_in_flight;
+		a->rl.in_flight = app_in_flight(cs, key.host);
+	}
+	return a;
+}
+
+/*
  * CloverApiTake
- *		May run send an API request with token key now?  If so, it counts as
+ *		May run send an API request with token key now?  It counts against
+ *		its token's and its app's limits, both or neither; if it may, it is
  *		in flight until CloverApiDone (or the run's end).
  */
 bool
-CloverApiTake(uint64 key, uint32 run, double now)
+CloverApiTake(CloverApiKey key, uint32 run, double now)
 {
 	ClusterState *cs = ClusterStateAttach();
 	TokenLimiter *l;
+	AppLimiter *a;
 	Claim	   *c;
 	bool		ok = false;
 
 	LWLockAcquire(&cs->lock, LW_EXCLUSIVE);
-	l = limiter_now(cs, key, now);
-	if (l)
+	l = limiter_now(cs, key.token, now);
+	a = app_of(cs, key, now);
+	if (l && a)
 	{
 		l->last_used = now;
-		if (CloverRateLimiterTake(&l->rl, now) &&
-			(c = ClusterClaimAdd(cs, CLAIM_REQUEST, run)) != NULL)
+		a->last_used = now;
+		c = ClusterClaimAdd(cs, CLAIM_REQUEST, run);
+		if (c && CloverRateLimiterTakeBoth(&l->rl, &a->rl, now))
 		{
-			c->key = key;
+			c->key = key.token;
+			c->host = key.host;
 			ok = true;
 		}
+		else if (c)
+			c->kind = CLAIM_FREE;
 	}
 	LWLockRelease(&cs->lock);
 	return ok;
@@ -242,9 +392,9 @@ CloverApiTake(uint64 key, uint32 run, double now)
  *		One API request of run with token key has ended
  */
 void
-CloverApiDone(uint64 key, uint32 run)
+CloverApiDone(CloverApiKey key, uint32 run)
 {
-	ClusterClaimRelease(CLAIM_REQUEST, run, key, 0, 0);
+	ClusterClaimRelease(CLAIM_REQUEST, run, key.token, 0, 0);
 }
 
 /*
@@ -253,13 +403,13 @@ CloverApiDone(uint64 key, uint32 run)
  *		before until
  */
 void
-CloverApiPause(uint64 key, double until)
+CloverApiPause(CloverApiKey key, double until)
 {
 	ClusterState *cs = ClusterStateAttach();
 	TokenLimiter *l;
 
 	LWLockAcquire(&cs->lock, LW_EXCLUSIVE);
-	l = limiter_of(cs, key, ClusterNow());
+	l = limiter_of(cs, key.token, ClusterNow());
 	if (l)
 		CloverRateLimiterPause(&l->rl, until);
 	LWLockRelease(&cs->lock);
@@ -267,20 +417,24 @@ CloverApiPause(uint64 key, double until)
 
 /*
  * CloverApiReadyAt
- *		When a request with token key may go next (now if it may now; a 429's
- *		pause included)
+ *		When a request with token key may go next, as its token's and its
+ *		app's buckets allow (now if it may now; a 429's pause included)
  */
 double
-CloverApiReadyAt(uint64 key, double now)
+CloverApiReadyAt(CloverApiKey key, double now)
 {
 	ClusterState *cs = ClusterStateAttach();
 	TokenLimiter *l;
+	AppLimiter *a;
 	double		ready = now;
 
 	LWLockAcquire(&cs->lock, LW_EXCLUSIVE);
-	l = limiter_now(cs, key, now);
+	l = limiter_now(cs, key.token, now);
+	a = app_of(cs, key, now);
 	if (l)
 		ready = CloverRateLimiterReadyAt(&l->rl, now);
+	if (a)
+		ready = Max(ready, CloverRateLimiterReadyAt(&a->rl, now));
 	LWLockRelease(&cs->lock);
 	return ready;
 }

@@ -78,9 +78,14 @@ void		_PG_init(void);
 #define OPT_ROWS_FROM				"rows_from"
 #define OPT_JSON_PATH				"json_path"
 #define OPT_ACCESS_TOKEN			"access_token"
+#define OPT_ASYNC_CAPABLE			"async_capable"
 #define OPT_ECOMMERCE_OBJECT		"ecommerce_object"
 #define OPT_ECOMMERCE_BASE_URL		"ecommerce_base_url"
 #define OPT_ECOMMERCE_ACCESS_TOKEN	"ecommerce_access_token"
+#define OPT_APP_REQUESTS_PER_SECOND	"app_requests_per_second"
+#define OPT_APP_MAX_CONCURRENT_REQUESTS	"app_max_concurrent_requests"
+#define OPT_MAX_EXPORTS_PER_HOST	"max_exports_per_host"
+#define OPT_NODE_SHARE				"node_share"
 
 /* json_path's first key for the exported object of a rows_from row */
 #define PARENT_KEY					"$parent"
@@ -97,11 +102,15 @@ void		_PG_init(void);
 #define DEFAULT_REUSE_EXPORTS_MS	(10 * 60 * 1000)
 #define DEFAULT_PARALLEL_DOWNLOADS	4
 #define DEFAULT_ROWS_PER_DAY		200.0
+#define DEFAULT_APP_REQUESTS_PER_SEC	50	/* Clover's per app */
+#define DEFAULT_APP_CONCURRENT		10	/* Clover's per app */
+#define DEFAULT_EXPORTS_PER_HOST	10
 
 /* limits */
 #define MAX_CONCURRENCY				16
 #define MAX_RETRIES					100
 #define MAX_EXPORTS_PER_STMT		1000000
+#define MAX_APP_LIMIT				100000
 
 /* a Clover id: this many upper-case letters and digits */
 #define CLOVER_ID_LEN				13
@@ -137,6 +146,9 @@ static void check_rows_from(const char *name, const char *value);
 static void check_json_path(const char *name, const char *value);
 static void check_access_token(const char *name, const char *value);
 static void check_ecommerce_object(const char *name, const char *value);
+static void check_app_limit(const char *name, const char *value);
+static void check_node_share(const char *name, const char *value);
+static void check_bool(const char *name, const char *value);
 
 static const CloverOptionDef clover_options[] = {
 	{OPT_REGION, ForeignServerRelationId, InvalidOid, false, check_region, false},
@@ -177,12 +189,22 @@ static const CloverOptionDef clover_options[] = {
 	{OPT_JSON_PATH, AttributeRelationId, InvalidOid, false, check_json_path, false},
 	{OPT_ACCESS_TOKEN, UserMappingRelationId, InvalidOid, false,
 	check_access_token, false},
+	{OPT_ASYNC_CAPABLE, ForeignServerRelationId, ForeignTableRelationId, false,
+	check_bool, false},
 	{OPT_ECOMMERCE_OBJECT, ForeignTableRelationId, InvalidOid, false,
 	check_ecommerce_object, false},
 	{OPT_ECOMMERCE_BASE_URL, ForeignServerRelationId, InvalidOid, true,
 	check_base_url, false},
 	{OPT_ECOMMERCE_ACCESS_TOKEN, UserMappingRelationId, InvalidOid, false,
 	check_access_token, false},
+	{OPT_APP_REQUESTS_PER_SECOND, ForeignDataWrapperRelationId, InvalidOid,
+	false, check_app_limit, false},
+	{OPT_APP_MAX_CONCURRENT_REQUESTS, ForeignDataWrapperRelationId, InvalidOid,
+	false, check_app_limit, false},
+	{OPT_MAX_EXPORTS_PER_HOST, ForeignDataWrapperRelationId, InvalidOid,
+	false, check_app_limit, false},
+	{OPT_NODE_SHARE, ForeignDataWrapperRelationId, InvalidOid, false,
+	check_node_share, false},
 	{NULL, InvalidOid, InvalidOid, false, NULL, false}
 };
 
@@ -739,11 +761,58 @@ check_exports_per_statement(const char *name, const char *value)
 }
 
 static void
+check_app_limit(const char *name, const char *value)
+{
+	(void) int_option(name, value, 1, MAX_APP_LIMIT);
+}
+
+/*
+ * node_share_value
+ *		A fraction in (0, 1]: this cluster's share of the app's limits
+ */
+static double
+node_share_value(const char *name, const char *value)
+{
+	double		d;
+
+	if (!parse_real(value, &d, 0, NULL) || !(d > 0 && d <= 1))
+		invalid_value(name, value,
+					  "Give a fraction greater than 0 and at most 1, such as 0.5 for one of two clusters that serve one app.");
+	return d;
+}
+
+static void
+check_node_share(const char *name, const char *value)
+{
+	(void) node_share_value(name, value);
+}
+
+static void
 check_ca_file(const char *name, const char *value)
 {
 	if (!is_absolute_path(value))
 		invalid_value(name, value,
 					  "Give the absolute path of a PEM file of CA certificates.");
+}
+
+/*
+ * bool_option
+ *		A boolean option, as PostgreSQL reads booleans ('true', 'off', ...)
+ */
+static bool
+bool_option(const char *name, const char *value)
+{
+	bool		result;
+
+	if (!parse_bool(value, &result))
+		invalid_value(name, value, "Give true or false.");
+	return result;
+}
+
+static void
+check_bool(const char *name, const char *value)
+{
+	(void) bool_option(name, value);
 }
 
 /*
@@ -942,10 +1011,21 @@ apply_option(CloverFdwOptions *o, DefElem *def, const char **hours_spec)
 			CLOVER_EXPORT_PAYMENTS : CLOVER_EXPORT_ORDERS;
 	else if (strcmp(name, OPT_ROWS_PER_DAY) == 0)
 		o->rows_per_day = rows_per_day_value(name, value);
+	else if (strcmp(name, OPT_ASYNC_CAPABLE) == 0)
+		o->async_capable = bool_option(name, value);
 	else if (strcmp(name, OPT_ECOMMERCE_OBJECT) == 0)
 		o->ecommerce_object = asc_tolower(value, strlen(value));
 	else if (strcmp(name, OPT_ECOMMERCE_BASE_URL) == 0)
 		o->ecommerce_base = url_without_slash(value);
+	else if (strcmp(name, OPT_APP_REQUESTS_PER_SECOND) == 0)
+		o->app_requests_per_second = int_option(name, value, 1, MAX_APP_LIMIT);
+	else if (strcmp(name, OPT_APP_MAX_CONCURRENT_REQUESTS) == 0)
+		o->app_max_concurrent_requests = int_option(name, value, 1,
+													MAX_APP_LIMIT);
+	else if (strcmp(name, OPT_MAX_EXPORTS_PER_HOST) == 0)
+		o->max_exports_per_host = int_option(name, value, 1, MAX_APP_LIMIT);
+	else if (strcmp(name, OPT_NODE_SHARE) == 0)
+		o->node_share = node_share_value(name, value);
 }
 
 /*
@@ -981,6 +1061,11 @@ CloverGetOptions(Oid foreigntableid)
 	o->request_timeout_ms = DEFAULT_REQUEST_TIMEOUT_MS;
 	o->max_retries = DEFAULT_MAX_RETRIES;
 	o->rows_per_day = DEFAULT_ROWS_PER_DAY;
+	o->app_requests_per_second = DEFAULT_APP_REQUESTS_PER_SEC;
+	o->app_max_concurrent_requests = DEFAULT_APP_CONCURRENT;
+	o->max_exports_per_host = DEFAULT_EXPORTS_PER_HOST;
+	o->node_share = 1.0;
+	o->async_capable = true;
 
 	foreach(lc, GetForeignDataWrapper(server->fdwid)->options)
 		apply_option(o, (DefElem *) lfirst(lc), &hours_spec);
@@ -994,6 +1079,14 @@ CloverGetOptions(Oid foreigntableid)
 			has_export_type = true;
 		apply_option(o, def, &hours_spec);
 	}
+
+	/* the app's limits: this cluster's share of them */
+	o->app_requests_per_second = CloverShareOf(o->app_requests_per_second,
+											   o->node_share);
+	o->app_max_concurrent_requests =
+		CloverShareOf(o->app_max_concurrent_requests, o->node_share);
+	o->max_exports_per_host = CloverShareOf(o->max_exports_per_host,
+											o->node_share);
 
 	if (!o->api_base_overridden)
 		o->api_base = pstrdup(find_region(o->region)->api_host);

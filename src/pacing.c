@@ -5,11 +5,12 @@
  *		  API rate limiter, backoff with jitter and deadlines
  *
  * Clover asks clients to stay under 16 requests/s and 5 concurrent requests
- * per token, to wait out Retry-After, and then to back off exponentially
- * with jitter.  Every function here is a pure rule over times in seconds
- * (any monotonic clock) and random numbers passed in by the caller, so that
- * the unit tests (test/unit/test_core.c) can count what a rule allows
- * without waiting for it.
+ * per token (50 and 10 per app, all its tokens together), to wait out
+ * Retry-After, and then to back off exponentially with jitter.  Every
+ * function here is a pure rule over times in seconds (any monotonic clock)
+ * and random numbers passed in by the caller, so that the unit tests
+ * (test/unit/test_core.c) can count what a rule allows without waiting for
+ * it.
  *
  * Pure computation (see clover_core.h): never ereports.
  *
@@ -207,6 +208,66 @@ CloverRateLimiterInit(CloverRateLimiter *rl, double rate, double burst,
 }
 
 /*
+ * CloverAppLimiterInit
+ *		A limiter for an app's requests, all its tokens together, inside
+ *		Clover's limits of requests_per_second and max_in_flight
+ *
+ * As the per-token bucket does (9/s with bursts of 4 for Clover's 16/s),
+ * the bucket keeps a margin for requests that reach Clover bunched: it
+ * fills at 60% of the limit and holds a fifth of it (at least one), so at
+ * most 80% of the limit is approved in any second (50/s: 30/s with bursts
+ * of 10).  A request in flight is in flight at Clover only while it is in
+ * flight here, so max_in_flight is used as it is.
+ */
+void
+CloverAppLimiterInit(CloverRateLimiter *rl, int requests_per_second,
+					 int max_in_flight, double now)
+{
+	CloverRateLimiterInit(rl, requests_per_second * 0.6,
+						  Max(1.0, requests_per_second * 0.2),
+						  max_in_flight, now);
+}
+
+/*
+ * CloverShareOf
+ *		This node's part of a limit that share of the nodes' whole has (a
+ *		fraction in (0, 1]): rounded down, but never below 1
+ */
+int
+CloverShareOf(int limit, double share)
+{
+	double		part = floor(limit * share + 1e-9);
+
+	return part < 1.0 ? 1 : (int) part;
+}
+
+/*
+ * may_take
+ *		Does the limiter let a request go now?  Brings its bucket up to now
+ *		(which changes nothing it allows later), takes nothing.
+ */
+static bool
+may_take(CloverRateLimiter *rl, double now)
+{
+	if (rl->in_flight >= rl->max_in_flight || now < rl->paused_until)
+		return false;
+	rl->tokens = Min(rl->burst, rl->tokens + (now - rl->tokens_at) * rl->rate);
+	rl->tokens_at = now;
+	return rl->tokens >= 1.0;
+}
+
+/*
+ * take_one
+ *		A request may_take allowed goes: it uses a token and is in flight
+ */
+static void
+take_one(CloverRateLimiter *rl)
+{
+	rl->tokens -= 1.0;
+	rl->in_flight++;
+}
+
+/*
  * CloverRateLimiterTake
  *		May another request go now?  If so it counts as in flight (until
  *		CloverRateLimiterDone) and has used a token.
@@ -214,14 +275,26 @@ CloverRateLimiterInit(CloverRateLimiter *rl, double rate, double burst,
 bool
 CloverRateLimiterTake(CloverRateLimiter *rl, double now)
 {
-	if (rl->in_flight >= rl->max_in_flight || now < rl->paused_until)
+	if (!may_take(rl, now))
 		return false;
-	rl->tokens = Min(rl->burst, rl->tokens + (now - rl->tokens_at) * rl->rate);
-	rl->tokens_at = now;
-	if (rl->tokens < 1.0)
+	take_one(rl);
+	return true;
+}
+
+/*
+ * CloverRateLimiterTakeBoth
+ *		May a request that counts against two limiters (its token's and its
+ *		app's) go now?  It takes from both or from neither: a request one of
+ *		them holds back uses nothing of the other.
+ */
+bool
+CloverRateLimiterTakeBoth(CloverRateLimiter *a, CloverRateLimiter *b,
+						  double now)
+{
+	if (!may_take(a, now) || !may_take(b, now))
 		return false;
-	rl->tokens -= 1.0;
-	rl->in_flight++;
+	take_one(a);
+	take_one(b);
 	return true;
 }
 

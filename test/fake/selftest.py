@@ -541,7 +541,7 @@ def run_checks(f):  # noqa: C901  (one long list of checks, in order)
         assert s["max_polls_per_second"] >= 8, s["max_polls_per_second"]
         eq(s["exports"][0]["polls"], 8, "per-export polls")
 
-    @check("poll: peaks of concurrent requests and requests/s per token counted")
+    @check("poll: peaks of concurrent requests and requests/s per token and per app counted")
     def _():
         f.fresh(queue_ms=5000)
         _, obj, _ = f.post("ORDERS", FRI, FRI + D)
@@ -560,6 +560,10 @@ def run_checks(f):  # noqa: C901  (one long list of checks, in order)
         eq(s["max_concurrent_requests_per_token"], 4, "concurrent per token")
         # 1 POST + 4 polls of test-token within 1 s (the 2 of other-token apart)
         eq(s["max_requests_per_second_per_token"], 5, "per second per token")
+        # the app's peaks count both tokens together: 6 held at once, and
+        # the POST and 6 polls within 1 s
+        eq(s["max_concurrent_requests_per_app"], 6, "concurrent per app")
+        eq(s["max_requests_per_second_per_app"], 7, "per second per app")
         # after the held ones: 9 quick polls of test-token count 9 in 1 s,
         # one at a time
         f.admin("POST", "reset")
@@ -570,6 +574,8 @@ def run_checks(f):  # noqa: C901  (one long list of checks, in order)
         s = f.stats()
         eq((s["max_concurrent_requests_per_token"], s["max_requests_per_second_per_token"]),
            (1, 9), "sequential polls")
+        eq((s["max_concurrent_requests_per_app"], s["max_requests_per_second_per_app"]),
+           (1, 10), "sequential polls, per app")
 
     # ---- files ---------------------------------------------------------------
     @check("files: pre-signed URLs on the file host, no token needed, JSON elements")
@@ -1201,6 +1207,7 @@ def run_checks(f):  # noqa: C901  (one long list of checks, in order)
                   "closed_rejections", "rate_limited", "early_retries", "faults_fired",
                   "token_on_file_host", "max_running_exports", "max_polls_per_second",
                   "max_concurrent_requests_per_token", "max_requests_per_second_per_token",
+                  "max_concurrent_requests_per_app", "max_requests_per_second_per_app",
                   "exports"):
             assert k in s, k
         f.admin("GET", "config")

@@ -700,6 +700,77 @@ test_rate_limiter(void)
 		  "a bucket with tokens is ready now");
 }
 
+/*
+ * test_app_limits
+ *		The app's bucket, a request against two limiters, and a node's share
+ */
+static void
+test_app_limits(void)
+{
+	CloverRateLimiter token;
+	CloverRateLimiter app;
+	double		starts[2000];
+	int			n = 0;
+	int			peak = 0;
+	int			first = 0;
+	int			i;
+	double		t;
+
+	/* the app's full in-flight cap holds a request back from both */
+	CloverRateLimiterInit(&token, 9.0, 4.0, 4, 0);
+	CloverAppLimiterInit(&app, 50, 2, 0);
+	check(CloverRateLimiterTakeBoth(&token, &app, 0) &&
+		  CloverRateLimiterTakeBoth(&token, &app, 0) &&
+		  !CloverRateLimiterTakeBoth(&token, &app, 0),
+		  "at most the app's 2 requests in flight, whatever the token allows");
+	check(token.in_flight == 2 && token.tokens == 2.0,
+		  "a request the app holds back uses nothing of the token's (%d in flight, %.1f tokens)",
+		  token.in_flight, token.tokens);
+	CloverRateLimiterDone(&token);
+	CloverRateLimiterDone(&app);
+	check(CloverRateLimiterTakeBoth(&token, &app, 0) &&
+		  app.in_flight == 2 && token.in_flight == 2,
+		  "a finished request frees its place in both");
+
+	/* the token's empty bucket holds a request back from the app too */
+	CloverRateLimiterInit(&token, 9.0, 1.0, 4, 0);
+	CloverAppLimiterInit(&app, 50, 10, 0);
+	check(CloverRateLimiterTakeBoth(&token, &app, 0) &&
+		  !CloverRateLimiterTakeBoth(&token, &app, 0) &&
+		  app.in_flight == 1 && app.tokens == 9.0,
+		  "a request the token holds back uses nothing of the app's (%d in flight, %.1f tokens)",
+		  app.in_flight, app.tokens);
+
+	/*
+	 * Clover's 50/s: requests that finish at once, tried every millisecond
+	 * for 10 s, are at most 40 in any second and 30/s in the long run
+	 */
+	CloverAppLimiterInit(&app, 50, 10, 0);
+	for (t = 0; t < 10.0 && n < 2000; t += 0.001)
+	{
+		if (CloverRateLimiterTake(&app, t))
+		{
+			CloverRateLimiterDone(&app);
+			starts[n++] = t;
+		}
+	}
+	for (i = 0; i < n; i++)
+	{
+		while (starts[first] <= starts[i] - 1.0)
+			first++;
+		peak = Max(peak, i - first + 1);
+	}
+	check(peak >= 38 && peak <= 40 && n >= 305 && n <= 311,
+		  "the app's bucket: at most 40 in any second, about 30/s (%d, %d in 10 s)",
+		  peak, n);
+
+	/* a node's share: rounded down, never below 1 */
+	check(CloverShareOf(50, 1.0) == 50 && CloverShareOf(50, 0.5) == 25 &&
+		  CloverShareOf(10, 0.25) == 2 && CloverShareOf(10, 0.01) == 1 &&
+		  CloverShareOf(100, 0.29) == 29 && CloverShareOf(3, 0.7) == 2,
+		  "a node's share of a limit");
+}
+
 int
 main(void)
 {
@@ -712,5 +783,6 @@ main(void)
 	test_polling();
 	test_backoff();
 	test_rate_limiter();
+	test_app_limits();
 	return failures > 0 ? 1 : 0;
 }

@@ -52,6 +52,7 @@ COUNTERS = ("requests_total", "posts", "exports_created", "polls", "file_downloa
             "closed_rejections", "rate_limited", "early_retries", "faults_fired",
             "token_on_file_host", "max_running_exports", "max_polls_per_second",
             "max_concurrent_requests_per_token", "max_requests_per_second_per_token",
+            "max_concurrent_requests_per_app", "max_requests_per_second_per_app",
             "v1_max_limit", "v1_bad_requests")
 
 # /_admin/expect types: the export types, and the /v1 lists
@@ -138,6 +139,8 @@ class Fake:
         self._recent_polls = collections.deque()
         self._token_active = {}     # Bearer token -> API requests being served
         self._token_recent = {}     # Bearer token -> their start times, last 1 s
+        self._app_active = 0        # API requests with a Bearer token being served
+        self._app_recent = collections.deque()  # their start times, last 1 s
         self._penalties = {}    # Bearer token -> rate-limit penalty (see penalty_answer)
 
     # -- bookkeeping ----------------------------------------------------------
@@ -160,23 +163,32 @@ class Fake:
     def token_request_started(self, token):
         """An API-host request with this Bearer token (known or not) is
         being served: track the peaks of Clover's per-token limits (5
-        concurrent requests, 16 requests/s) over all tokens."""
+        concurrent requests, 16 requests/s) over all tokens, and of its
+        per-app limits (10 and 50) over all tokens together: the fake plays
+        one app, whose tokens are all of its tokens."""
         with self.lock:
             active = self._token_active.get(token, 0) + 1
             self._token_active[token] = active
+            self._app_active += 1
             t = time.monotonic()
             q = self._token_recent.setdefault(token, collections.deque())
-            q.append(t)
-            while q[0] <= t - 1.0:
-                q.popleft()
+            for d in (q, self._app_recent):
+                d.append(t)
+                while d[0] <= t - 1.0:
+                    d.popleft()
             st = self.stats
             st["max_concurrent_requests_per_token"] = max(
                 st["max_concurrent_requests_per_token"], active)
             st["max_requests_per_second_per_token"] = max(
                 st["max_requests_per_second_per_token"], len(q))
+            st["max_concurrent_requests_per_app"] = max(
+                st["max_concurrent_requests_per_app"], self._app_active)
+            st["max_requests_per_second_per_app"] = max(
+                st["max_requests_per_second_per_app"], len(self._app_recent))
 
     def token_request_ended(self, token):
         with self.lock:
+            self._app_active = max(self._app_active - 1, 0)
             left = self._token_active.get(token, 0) - 1
             if left > 0:
                 self._token_active[token] = left
