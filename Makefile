@@ -30,6 +30,7 @@ OBJS = \
 	src/row_convert.o \
 	src/row_plan.o \
 	src/scan_exec.o \
+	src/scan_async.o \
 	src/scan_explain.o \
 	src/scan_plan.o \
 	src/service_hours.o \

@@ -15,6 +15,12 @@
  * to fetch.  When the query wants the rows by created_time, a path runs
  * the windows in that direction and sorts each one (sorted_scan.c).
  *
+ * A table of an e-commerce /v1 list (charges, refunds, orders) is read
+ * page by page with a cursor instead (ecommerce_pages.c), through the same
+ * HTTP layer, limits and row path.  Under an asynchronous Append (many
+ * merchants' tables at once) every scan waits in the executor's event
+ * loop rather than its own (scan_async.c).
+ *
  * A scan whose bounds come from an outer row (a parameterized path, a
  * correlated subquery) exports whole UTC days, and the statement's
  * completed exports (statement_exports.c) serve every rescan they cover:
@@ -26,7 +32,7 @@
  *
  * This file holds the wrapper's entry points only: the handler, whose
  * callbacks live in scan_plan.c (planning), scan_exec.c (execution),
- * scan_explain.c (EXPLAIN) and import_schema.c (IMPORT FOREIGN SCHEMA),
+ * scan_async.c (under an asynchronous Append), scan_explain.c (EXPLAIN) and import_schema.c (IMPORT FOREIGN SCHEMA),
  * and the functions the extension script declares (others are in
  * registry_sql.c and merchant_sql.c).
  *
@@ -73,6 +79,12 @@ clover_export_fdw_handler(PG_FUNCTION_ARGS)
 	routine->IterateForeignScan = cloverIterateForeignScan;
 	routine->ReScanForeignScan = cloverReScanForeignScan;
 	routine->EndForeignScan = cloverEndForeignScan;
+
+	/* under an asynchronous Append */
+	routine->IsForeignPathAsyncCapable = cloverIsForeignPathAsyncCapable;
+	routine->ForeignAsyncRequest = cloverForeignAsyncRequest;
+	routine->ForeignAsyncConfigureWait = cloverForeignAsyncConfigureWait;
+	routine->ForeignAsyncNotify = cloverForeignAsyncNotify;
 
 	/* EXPLAIN */
 	routine->ExplainForeignScan = cloverExplainForeignScan;

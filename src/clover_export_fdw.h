@@ -10,6 +10,8 @@
  *	scan_plan.c			 planner callbacks: estimates, paths, the plan
  *	scan_exec.c			 executor callbacks: windows, the run, rows,
  *						 rescans
+ *	scan_async.c		 a scan under an asynchronous Append: one
+ *						 descriptor to wait on, rows without waiting
  *	scan_explain.c		 EXPLAIN and EXPLAIN ANALYZE of a scan
  *	import_schema.c		 IMPORT FOREIGN SCHEMA
  *	options.c			 _PG_init, GUCs, regions, option validation and
@@ -153,6 +155,7 @@ typedef struct CloverFdwOptions
 
 	/* transfers */
 	int			max_parallel_downloads;
+	bool		async_capable;	/* may run under an asynchronous Append */
 	int			connect_timeout_ms;
 	int			request_timeout_ms;
 	int			max_retries;
@@ -416,6 +419,7 @@ extern CloverHttpRequest *CloverHttpStart(CloverHttp *http,
 										  const CloverHttpRequestSpec *spec);
 extern void CloverHttpAbandon(CloverHttp *http, CloverHttpRequest *req);
 extern bool CloverHttpBusy(CloverHttp *http);
+extern int	CloverHttpWaitFd(CloverHttp *http, long timeout_ms);
 extern void CloverHttpPerform(CloverHttp *http);
 extern bool CloverHttpNextResult(CloverHttp *http, CloverHttpResult *result);
 extern void CloverHttpWait(CloverHttp *http, long timeout_ms);
@@ -699,9 +703,19 @@ typedef struct CloverFile
 
 typedef struct CloverExportRun CloverExportRun;
 
+/* What asking a run for its next file (or page) gave */
+typedef enum CloverFetch
+{
+	CLOVER_FETCH_READY,			/* here it is */
+	CLOVER_FETCH_PENDING,		/* not yet, and the caller would not wait */
+	CLOVER_FETCH_DONE			/* there is no more */
+} CloverFetch;
+
 extern CloverExportRun *CloverRunCreate(MemoryContext parent,
 										const CloverClientConfig *config);
-extern bool CloverRunNextFile(CloverExportRun *run, CloverFile *file);
+extern CloverFetch CloverRunNextFile(CloverExportRun *run, CloverFile *file,
+									 bool wait);
+extern int	CloverRunWaitFd(CloverExportRun *run, long max_wait_ms);
 extern void CloverRunRedownload(CloverExportRun *run);
 extern void CloverRunPump(CloverExportRun *run);
 extern void CloverRunAllowPrefetch(CloverExportRun *run);
@@ -732,7 +746,9 @@ extern char *CloverPagesEndpoint(const CloverFdwOptions *opts,
 								 const CloverRange *range);
 extern CloverPageRun *CloverPagesCreate(MemoryContext parent,
 										const CloverPagesConfig *config);
-extern bool CloverPagesNext(CloverPageRun *run, CloverFile *file);
+extern CloverFetch CloverPagesNext(CloverPageRun *run, CloverFile *file,
+								   bool wait);
+extern int	CloverPagesWaitFd(CloverPageRun *run, long max_wait_ms);
 extern void CloverPagesPump(CloverPageRun *run);
 extern const CloverScanStats *CloverPagesGetStats(CloverPageRun *run);
 extern void CloverPagesDestroy(CloverPageRun *run);
@@ -843,6 +859,10 @@ typedef struct CloverFdwScanState
 	bool		replaying;		/* reading the cache, not the run */
 	bool		run_finished;	/* the run has returned its last row */
 
+	/* under an asynchronous Append (scan_async.c) */
+	bool		async_nowait;	/* do not wait for Clover */
+	CloverFetch last_fetch;		/* PENDING: the empty slot means "not yet" */
+
 	/* for EXPLAIN ANALYZE: this scan's rows, and runs already destroyed */
 	CloverScanStats stats;
 } CloverFdwScanState;
@@ -862,6 +882,7 @@ extern ForeignScan *cloverGetForeignPlan(PlannerInfo *root,
 										 Plan *outer_plan);
 extern void clover_time_column_of(Relation rel, AttrNumber attno,
 								  CloverTimeColumn *timecol);
+extern CloverFdwOptions *clover_path_options(ForeignPath *path);
 
 /*
  * history_start_of
@@ -878,9 +899,16 @@ extern void cloverBeginForeignScan(ForeignScanState *node, int eflags);
 extern TupleTableSlot *cloverIterateForeignScan(ForeignScanState *node);
 extern void cloverReScanForeignScan(ForeignScanState *node);
 extern void cloverEndForeignScan(ForeignScanState *node);
+extern CloverFetch clover_next_row(ForeignScanState *node, bool wait);
 extern void clover_compute_range(ForeignScanState *node,
 								 CloverFdwScanState *fsstate,
 								 CloverRange *range);
+
+/* scan_async.c */
+extern bool cloverIsForeignPathAsyncCapable(ForeignPath *path);
+extern void cloverForeignAsyncRequest(AsyncRequest *areq);
+extern void cloverForeignAsyncConfigureWait(AsyncRequest *areq);
+extern void cloverForeignAsyncNotify(AsyncRequest *areq);
 
 /* scan_explain.c */
 extern void cloverExplainForeignScan(ForeignScanState *node,

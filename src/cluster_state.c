@@ -56,6 +56,15 @@
 #define REGISTRY_MAGIC			0x434C5652	/* "CLVR" */
 #define REGISTRY_FORMAT			2	/* 2: entries know their API host */
 
+/*
+ * The shared struct's name carries the version of its layout, bumped with
+ * every change of ClusterState: a backend that loaded a newer library after
+ * an upgrade, before the server restarted, makes a struct of its own rather
+ * than misread the one older backends share (2: app buckets, hosts)
+ */
+#define CLUSTER_LAYOUT			2
+#define CLUSTER_SHMEM_NAME		"clover_export_fdw state " CppAsString2(CLUSTER_LAYOUT)
+
 /* The registry file: this header, then count RegistryEntry structs */
 typedef struct RegistryFileHeader
 {
@@ -385,7 +394,7 @@ ClusterStateAttach(void)
 	error_context_stack = &errcb;
 
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	cs = ShmemInitStruct("clover_export_fdw", sizeof(ClusterState), &found);
+	cs = ShmemInitStruct(CLUSTER_SHMEM_NAME, sizeof(ClusterState), &found);
 	if (!found)
 	{
 		memset(cs, 0, sizeof(ClusterState));

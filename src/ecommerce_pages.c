@@ -585,6 +585,23 @@ run_step(CloverPageRun *run)
 }
 
 /*
+ * next_wake
+ *		Seconds until the next request is due (its backoff, or the
+ *		limiter), at most MAX_IDLE_WAIT_SECS
+ */
+static double
+next_wake(CloverPageRun *run, double now)
+{
+	double		due = now + MAX_IDLE_WAIT_SECS;
+
+	if (may_request(run, run->due_at))
+		due = Min(due, Max(run->due_at,
+						   Max(now + LIMITER_RECHECK_SECS,
+							   CloverApiReadyAt(run->token_key, now))));
+	return Max(due - now, 0);
+}
+
+/*
  * wait_for_activity
  *		Sleep until the transfer can advance, the next request is due (its
  *		backoff, or the limiter), or a signal or latch arrives
@@ -593,14 +610,24 @@ static void
 wait_for_activity(CloverPageRun *run)
 {
 	double		now = mono_now();
-	double		due = now + MAX_IDLE_WAIT_SECS;
 
-	if (may_request(run, run->due_at))
-		due = Min(due, Max(run->due_at,
-						   Max(now + LIMITER_RECHECK_SECS,
-							   CloverApiReadyAt(run->token_key, now))));
-	CloverHttpWait(run->http, (long) ceil(Max(due - now, 0) * 1000));
+	CloverHttpWait(run->http, (long) ceil(next_wake(run, now) * 1000));
 	run->stats.clover_wait_secs += mono_now() - now;
+}
+
+/*
+ * CloverPagesWaitFd
+ *		A descriptor that becomes readable when the run can advance: the
+ *		answer arrives or the next request is due (for an asynchronous
+ *		scan, which waits in the executor's event loop), or max_wait_ms
+ *		have passed
+ */
+int
+CloverPagesWaitFd(CloverPageRun *run, long max_wait_ms)
+{
+	long		wait_ms = (long) ceil(next_wake(run, mono_now()) * 1000);
+
+	return CloverHttpWaitFd(run->http, Min(wait_ms, max_wait_ms));
 }
 
 /*
@@ -621,12 +648,13 @@ release_handed(CloverPageRun *run)
 
 /*
  * CloverPagesNext
- *		The next page, waiting (interruptibly) for it; false after the last
+ *		The next page, waiting (interruptibly) for it if wait, else PENDING
+ *		when it has not come yet; DONE after the last
  *
  * The previous page's buffer is freed here.
  */
-bool
-CloverPagesNext(CloverPageRun *run, CloverFile *file)
+CloverFetch
+CloverPagesNext(CloverPageRun *run, CloverFile *file, bool wait)
 {
 	MemoryContext old = MemoryContextSwitchTo(run->cxt);
 
@@ -637,10 +665,16 @@ CloverPagesNext(CloverPageRun *run, CloverFile *file)
 		{
 			report_summary(run);
 			MemoryContextSwitchTo(old);
-			return false;
+			return CLOVER_FETCH_DONE;
 		}
-		if (!run_step(run))
-			wait_for_activity(run);
+		if (run_step(run))
+			continue;
+		if (!wait)
+		{
+			MemoryContextSwitchTo(old);
+			return CLOVER_FETCH_PENDING;
+		}
+		wait_for_activity(run);
 	}
 	run->handed = run->ready;
 	run->ready.valid = false;
@@ -654,7 +688,7 @@ CloverPagesNext(CloverPageRun *run, CloverFile *file)
 	file->repeated = run->handed.repeated;
 	(void) run_step(run);		/* the next page, if it may go now */
 	MemoryContextSwitchTo(old);
-	return true;
+	return CLOVER_FETCH_READY;
 }
 
 /*

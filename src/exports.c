@@ -634,13 +634,14 @@ hand_out(CloverExportRun *run, CloverJob *job, CloverFile *file)
 
 /*
  * CloverRunNextFile
- *		The next file in window order, waiting (interruptibly) for it;
- *		false when every window is done
+ *		The next file in window order, waiting (interruptibly) for it if
+ *		wait, else PENDING when it has not come yet; DONE when every window
+ *		is done
  *
  * The previous file's buffer is freed here.
  */
-bool
-CloverRunNextFile(CloverExportRun *run, CloverFile *file)
+CloverFetch
+CloverRunNextFile(CloverExportRun *run, CloverFile *file, bool wait)
 {
 	MemoryContext old = MemoryContextSwitchTo(run->cxt);
 	bool		found = false;
@@ -667,13 +668,34 @@ CloverRunNextFile(CloverExportRun *run, CloverFile *file)
 			found = true;
 			break;
 		}
-		if (!run_step(run))
-			wait_for_activity(run);
+		if (run_step(run))
+			continue;
+		if (!wait)
+		{
+			MemoryContextSwitchTo(old);
+			return CLOVER_FETCH_PENDING;
+		}
+		wait_for_activity(run);
 	}
 	if (!found)
 		clover_report_summary(run);
 	MemoryContextSwitchTo(old);
-	return found;
+	return found ? CLOVER_FETCH_READY : CLOVER_FETCH_DONE;
+}
+
+/*
+ * CloverRunWaitFd
+ *		A descriptor that becomes readable when the run can advance: an
+ *		answer arrives or its next timer is due (for an asynchronous scan,
+ *		which waits in the executor's event loop), or max_wait_ms have
+ *		passed
+ */
+int
+CloverRunWaitFd(CloverExportRun *run, long max_wait_ms)
+{
+	long		wait_ms = (long) ceil(next_due(run, mono_now()) * 1000);
+
+	return CloverHttpWaitFd(run->http, Min(wait_ms, max_wait_ms));
 }
 
 /*

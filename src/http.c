@@ -38,14 +38,25 @@
  */
 #include "postgres.h"
 
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
 #include <curl/curl.h>
 
 #include "clover_export_fdw.h"
 #include "lib/ilist.h"
 #include "miscadmin.h"
+#include "storage/fd.h"
 #include "storage/latch.h"
 #include "utils/memutils.h"
 #include "utils/wait_event.h"
+
+/* sockets CloverHttpWaitFd watches at most; more are polled */
+#define MAX_WATCHED_SOCKETS		64
+
+/* libcurl could not list its sockets (beyond FD_SETSIZE): look this soon */
+#define UNLISTED_POLL_MS		20
 
 /* receive buffer of a large download (libcurl allows up to 512 kB) */
 #define LARGE_READ_CHUNK		(256L * 1024L)
@@ -64,6 +75,12 @@ struct CloverHttp
 	dlist_head	active;			/* CloverHttpRequests in flight */
 	int			nbuffers;		/* response buffers, also those handed over */
 	int64		buffer_bytes;
+
+	/* CloverHttpWaitFd's descriptors (-1 until needed) */
+	int			wait_epoll;		/* watches the sockets and the timer */
+	int			wait_timer;		/* a timerfd */
+	int			nwatched;		/* sockets in wait_epoll */
+	int			watched[MAX_WATCHED_SOCKETS];
 };
 
 /* One request in flight */
@@ -90,6 +107,7 @@ static int	live_buffers = 0;
 static int64 live_buffer_bytes = 0;
 
 static void http_reset_callback(void *arg);
+static void close_wait_fds(CloverHttp *http);
 static void account_buffer(CloverHttp *http, int count, int64 bytes);
 static size_t write_callback(char *ptr, size_t size, size_t nmemb,
 							 void *userdata);
@@ -171,6 +189,27 @@ CloverHttpFreeResult(CloverHttp *http, CloverHttpResult *res)
 }
 
 /*
+ * close_wait_fds
+ *		Close CloverHttpWaitFd's descriptors, if it made them; never throws
+ */
+static void
+close_wait_fds(CloverHttp *http)
+{
+	if (http->wait_epoll >= 0)
+	{
+		close(http->wait_epoll);
+		ReleaseExternalFD();
+		http->wait_epoll = -1;
+	}
+	if (http->wait_timer >= 0)
+	{
+		close(http->wait_timer);
+		ReleaseExternalFD();
+		http->wait_timer = -1;
+	}
+}
+
+/*
  * http_reset_callback
  *		Free every libcurl object of a set; called when its memory context
  *		goes away, on success, error or cancel alike
@@ -182,6 +221,8 @@ static void
 http_reset_callback(void *arg)
 {
 	CloverHttp *http = (CloverHttp *) arg;
+
+	close_wait_fds(http);
 
 	while (!dlist_is_empty(&http->active))
 	{
@@ -219,6 +260,7 @@ CloverHttpCreate(MemoryContext cxt)
 	MemoryContextCallback *cb;
 
 	http->cxt = cxt;
+	http->wait_epoll = http->wait_timer = -1;
 	dlist_init(&http->active);
 	cb = MemoryContextAllocZero(cxt, sizeof(MemoryContextCallback));
 	cb->func = http_reset_callback;
@@ -494,6 +536,165 @@ bool
 CloverHttpBusy(CloverHttp *http)
 {
 	return !dlist_is_empty(&http->active);
+}
+
+/* ----------------------------------------------------------------
+ *		One descriptor to wait on, for an event loop of the caller's
+ * ----------------------------------------------------------------
+ */
+
+/*
+ * open_wait_fds
+ *		Make the epoll descriptor and the timerfd of CloverHttpWaitFd, the
+ *		timer watched by the epoll, counted as PostgreSQL's external
+ *		descriptors
+ */
+static void
+open_wait_fds(CloverHttp *http)
+{
+	struct epoll_event ev = {0};
+
+	if (!AcquireExternalFD())
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_OUT_OF_MEMORY),
+				 errmsg("could not wait for Clover: too many open files"),
+				 errhint("Raise max_files_per_process, or scan fewer foreign tables at once.")));
+	http->wait_epoll = epoll_create1(EPOLL_CLOEXEC);
+	if (http->wait_epoll < 0)
+	{
+		ReleaseExternalFD();
+		elog(ERROR, "epoll_create1 failed: %m");
+	}
+	if (!AcquireExternalFD())
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_OUT_OF_MEMORY),
+				 errmsg("could not wait for Clover: too many open files"),
+				 errhint("Raise max_files_per_process, or scan fewer foreign tables at once.")));
+	http->wait_timer = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (http->wait_timer < 0)
+	{
+		ReleaseExternalFD();
+		elog(ERROR, "timerfd_create failed: %m");
+	}
+	ev.events = EPOLLIN;
+	ev.data.fd = http->wait_timer;
+	if (epoll_ctl(http->wait_epoll, EPOLL_CTL_ADD, http->wait_timer, &ev) < 0)
+		elog(ERROR, "epoll_ctl failed: %m");
+}
+
+/*
+ * watch_socket
+ *		Make the epoll watch fd for events (a socket libcurl may have
+ *		closed and opened again since: then it is added anew)
+ */
+static void
+watch_socket(CloverHttp *http, int fd, uint32 events)
+{
+	struct epoll_event ev = {0};
+
+	ev.events = events;
+	ev.data.fd = fd;
+	if (epoll_ctl(http->wait_epoll, EPOLL_CTL_MOD, fd, &ev) == 0)
+		return;
+	if (errno != ENOENT ||
+		epoll_ctl(http->wait_epoll, EPOLL_CTL_ADD, fd, &ev) < 0)
+		elog(ERROR, "epoll_ctl failed for socket %d: %m", fd);
+}
+
+/*
+ * watch_sockets
+ *		Make the epoll watch exactly the sockets libcurl waits on, for what
+ *		it waits; returns false if libcurl could not list them all
+ */
+static bool
+watch_sockets(CloverHttp *http)
+{
+	fd_set		readfds,
+				writefds,
+				excfds;
+	int			maxfd = -1;
+	int			nwanted = 0;
+	int			wanted[MAX_WATCHED_SOCKETS];
+	int			fd,
+				i;
+	bool		listed = true;
+
+	FD_ZERO(&readfds);
+	FD_ZERO(&writefds);
+	FD_ZERO(&excfds);
+	if (curl_multi_fdset(http->multi, &readfds, &writefds, &excfds,
+						 &maxfd) != CURLM_OK)
+		maxfd = -1;
+	if (maxfd < 0 && CloverHttpBusy(http))
+		listed = false;			/* resolving, or beyond FD_SETSIZE */
+	for (fd = 0; fd <= maxfd; fd++)
+	{
+		uint32		events = (FD_ISSET(fd, &readfds) ? EPOLLIN : 0) |
+			(FD_ISSET(fd, &writefds) ? EPOLLOUT : 0);
+
+		if (events == 0)
+			continue;
+		if (nwanted == MAX_WATCHED_SOCKETS)
+		{
+			listed = false;
+			break;
+		}
+		watch_socket(http, fd, events);
+		wanted[nwanted++] = fd;
+	}
+	/* forget the others: errors mean libcurl closed them already */
+	for (i = 0; i < http->nwatched; i++)
+	{
+		int			j;
+
+		for (j = 0; j < nwanted && wanted[j] != http->watched[i]; j++)
+			;
+		if (j == nwanted)
+			(void) epoll_ctl(http->wait_epoll, EPOLL_CTL_DEL,
+							 http->watched[i], NULL);
+	}
+	memcpy(http->watched, wanted, sizeof(int) * nwanted);
+	http->nwatched = nwanted;
+	return listed;
+}
+
+/*
+ * CloverHttpWaitFd
+ *		A descriptor that becomes readable when a transfer of the set can
+ *		advance or timeout_ms have passed, for a caller that waits in an
+ *		event loop of its own on one descriptor per set (an asynchronous
+ *		scan under an Append, scan_async.c); it calls CloverHttpPerform
+ *		when it fires
+ *
+ * An epoll descriptor watching the sockets libcurl waits on and a timer
+ * (libcurl's own timeout, timeout_ms, whichever comes first), remade at
+ * each call.  Both are freed with the set.
+ */
+int
+CloverHttpWaitFd(CloverHttp *http, long timeout_ms)
+{
+	struct itimerspec its = {{0, 0}, {0, 0}};
+	long		curl_timeout = -1;
+	uint64		expirations;
+
+	if (http->wait_epoll < 0)
+		open_wait_fds(http);
+	if (!watch_sockets(http))
+		timeout_ms = Min(timeout_ms, UNLISTED_POLL_MS);
+	if (curl_multi_timeout(http->multi, &curl_timeout) == CURLM_OK &&
+		curl_timeout >= 0)
+		timeout_ms = Min(timeout_ms, curl_timeout);
+
+	/* a timer that fired and was not read would keep the epoll readable */
+	while (read(http->wait_timer, &expirations, sizeof(expirations)) > 0)
+		;
+	timeout_ms = Max(timeout_ms, 0);
+	its.it_value.tv_sec = timeout_ms / 1000;
+	its.it_value.tv_nsec = (timeout_ms % 1000) * 1000000L + 1;	/* not 0:
+																 * that disarms */
+	if (timerfd_settime(http->wait_timer, 0, &its, NULL) < 0)
+		elog(ERROR, "timerfd_settime failed: %m");
+	return http->wait_epoll;
 }
 
 /*

@@ -78,6 +78,7 @@ void		_PG_init(void);
 #define OPT_ROWS_FROM				"rows_from"
 #define OPT_JSON_PATH				"json_path"
 #define OPT_ACCESS_TOKEN			"access_token"
+#define OPT_ASYNC_CAPABLE			"async_capable"
 #define OPT_ECOMMERCE_OBJECT		"ecommerce_object"
 #define OPT_ECOMMERCE_BASE_URL		"ecommerce_base_url"
 #define OPT_ECOMMERCE_ACCESS_TOKEN	"ecommerce_access_token"
@@ -147,6 +148,7 @@ static void check_access_token(const char *name, const char *value);
 static void check_ecommerce_object(const char *name, const char *value);
 static void check_app_limit(const char *name, const char *value);
 static void check_node_share(const char *name, const char *value);
+static void check_bool(const char *name, const char *value);
 
 static const CloverOptionDef clover_options[] = {
 	{OPT_REGION, ForeignServerRelationId, InvalidOid, false, check_region, false},
@@ -187,6 +189,8 @@ static const CloverOptionDef clover_options[] = {
 	{OPT_JSON_PATH, AttributeRelationId, InvalidOid, false, check_json_path, false},
 	{OPT_ACCESS_TOKEN, UserMappingRelationId, InvalidOid, false,
 	check_access_token, false},
+	{OPT_ASYNC_CAPABLE, ForeignServerRelationId, ForeignTableRelationId, false,
+	check_bool, false},
 	{OPT_ECOMMERCE_OBJECT, ForeignTableRelationId, InvalidOid, false,
 	check_ecommerce_object, false},
 	{OPT_ECOMMERCE_BASE_URL, ForeignServerRelationId, InvalidOid, true,
@@ -792,6 +796,26 @@ check_ca_file(const char *name, const char *value)
 }
 
 /*
+ * bool_option
+ *		A boolean option, as PostgreSQL reads booleans ('true', 'off', ...)
+ */
+static bool
+bool_option(const char *name, const char *value)
+{
+	bool		result;
+
+	if (!parse_bool(value, &result))
+		invalid_value(name, value, "Give true or false.");
+	return result;
+}
+
+static void
+check_bool(const char *name, const char *value)
+{
+	(void) bool_option(name, value);
+}
+
+/*
  * check_ecommerce_object
  *		One of the e-commerce API's lists (clover-api.md, section 4)
  */
@@ -987,6 +1011,8 @@ apply_option(CloverFdwOptions *o, DefElem *def, const char **hours_spec)
 			CLOVER_EXPORT_PAYMENTS : CLOVER_EXPORT_ORDERS;
 	else if (strcmp(name, OPT_ROWS_PER_DAY) == 0)
 		o->rows_per_day = rows_per_day_value(name, value);
+	else if (strcmp(name, OPT_ASYNC_CAPABLE) == 0)
+		o->async_capable = bool_option(name, value);
 	else if (strcmp(name, OPT_ECOMMERCE_OBJECT) == 0)
 		o->ecommerce_object = asc_tolower(value, strlen(value));
 	else if (strcmp(name, OPT_ECOMMERCE_BASE_URL) == 0)
@@ -1039,6 +1065,7 @@ CloverGetOptions(Oid foreigntableid)
 	o->app_max_concurrent_requests = DEFAULT_APP_CONCURRENT;
 	o->max_exports_per_host = DEFAULT_EXPORTS_PER_HOST;
 	o->node_share = 1.0;
+	o->async_capable = true;
 
 	foreach(lc, GetForeignDataWrapper(server->fdwid)->options)
 		apply_option(o, (DefElem *) lfirst(lc), &hours_spec);

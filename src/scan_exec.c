@@ -38,7 +38,7 @@
 static void start_scan(ForeignScanState *node, CloverFdwScanState *fsstate);
 static void start_pages(CloverFdwScanState *fsstate);
 static void pump(CloverFdwScanState *fsstate);
-static bool next_file(CloverFdwScanState *fsstate);
+static CloverFetch next_file(CloverFdwScanState *fsstate, bool wait);
 static void stop_run(CloverFdwScanState *fsstate);
 static double elapsed_since(const struct timespec *start);
 static bool uses_exec_param(Node *node, void *context);
@@ -294,32 +294,33 @@ start_pages(CloverFdwScanState *fsstate)
 
 /*
  * next_file
- *		Get and split the next file (or page); false when there is none
+ *		Get and split the next file (or page): READY, DONE when there is
+ *		none, PENDING when it has not come and the caller would not wait
  *
  * A file that is not a valid export file is downloaded once more; a second
  * bad copy is an error naming the export, the file and the offset.  A
  * page was checked by the run already: a page the row path refuses is an
  * error at once.
  */
-static bool
-next_file(CloverFdwScanState *fsstate)
+static CloverFetch
+next_file(CloverFdwScanState *fsstate, bool wait)
 {
 	for (;;)
 	{
 		char	   *problem;
 		MemoryContext old;
 		struct timespec t0;
-		bool		found;
+		CloverFetch fetched;
 
 		MemoryContextReset(fsstate->file_cxt);
 		fsstate->rows = NULL;
 		fsstate->nrows = fsstate->next_row = 0;
 
-		found = fsstate->pages ?
-			CloverPagesNext(fsstate->pages, &fsstate->file) :
-			CloverRunNextFile(fsstate->run, &fsstate->file);
-		if (!found)
-			return false;
+		fetched = fsstate->pages ?
+			CloverPagesNext(fsstate->pages, &fsstate->file, wait) :
+			CloverRunNextFile(fsstate->run, &fsstate->file, wait);
+		if (fetched != CLOVER_FETCH_READY)
+			return fetched;
 
 		clock_gettime(CLOCK_MONOTONIC, &t0);
 		old = MemoryContextSwitchTo(fsstate->file_cxt);
@@ -337,7 +338,7 @@ next_file(CloverFdwScanState *fsstate)
 		if (fsstate->rows)
 		{
 			fsstate->nrows = CloverFileRowCount(fsstate->rows);
-			return true;
+			return CLOVER_FETCH_READY;
 		}
 		if (fsstate->file.list_path)
 			ereport(ERROR,
@@ -470,7 +471,7 @@ next_sorted_row(ForeignScanState *node, CloverFdwScanState *fsstate,
 	{
 		do
 		{
-			if (!next_file(fsstate))
+			if (next_file(fsstate, true) != CLOVER_FETCH_READY)
 				return false;
 			while (next_row_in_file(node, fsstate, slot))
 			{
@@ -493,15 +494,19 @@ next_sorted_row(ForeignScanState *node, CloverFdwScanState *fsstate,
 }
 
 /*
- * cloverIterateForeignScan
- *		The next row whose createdTime lies in its own file's window: in
- *		the files' order, or for a sorted scan by the time column
+ * clover_next_row
+ *		The scan's next row, whose createdTime lies in its own file's window
+ *		(in the files' order, or for a sorted scan by the time column), in
+ *		the scan slot: READY; DONE with the slot empty; or, when wait is
+ *		false and Clover has not answered yet, PENDING (an asynchronous
+ *		scan then waits in the executor's event loop, scan_async.c)
  */
-TupleTableSlot *
-cloverIterateForeignScan(ForeignScanState *node)
+CloverFetch
+clover_next_row(ForeignScanState *node, bool wait)
 {
 	CloverFdwScanState *fsstate = node->fdw_state;
 	TupleTableSlot *slot = node->ss.ss_ScanTupleSlot;
+	CloverFetch fetched = CLOVER_FETCH_READY;
 	bool		found;
 
 	ExecClearTuple(slot);
@@ -513,7 +518,8 @@ cloverIterateForeignScan(ForeignScanState *node)
 									fsstate->cache_slot))
 		{
 			fsstate->stats.rows_replayed++;
-			return ExecCopySlot(slot, fsstate->cache_slot);
+			ExecCopySlot(slot, fsstate->cache_slot);
+			return CLOVER_FETCH_READY;
 		}
 		/* the cache is read; go on where the run stopped, if it did */
 		fsstate->replaying = false;
@@ -522,28 +528,44 @@ cloverIterateForeignScan(ForeignScanState *node)
 		start_scan(node, fsstate);
 	if ((fsstate->run == NULL && fsstate->pages == NULL) ||
 		fsstate->run_finished)
-		return slot;
+		return CLOVER_FETCH_DONE;
 
 	if (fsstate->sort)
-		found = next_sorted_row(node, fsstate, slot);
+		found = next_sorted_row(node, fsstate, slot);	/* never async */
 	else
 	{
 		while (!(found = next_row_in_file(node, fsstate, slot)))
 		{
-			if (!next_file(fsstate))
+			if ((fetched = next_file(fsstate, wait)) != CLOVER_FETCH_READY)
 				break;
 		}
 	}
+	if (fetched == CLOVER_FETCH_PENDING)
+		return CLOVER_FETCH_PENDING;
 	if (!found)
 	{
 		fsstate->run_finished = true;
-		return slot;
+		return CLOVER_FETCH_DONE;
 	}
 
 	fsstate->stats.rows_returned++;
 	if (fsstate->cache)
 		tuplestore_puttupleslot(fsstate->cache, slot);
-	return slot;
+	return CLOVER_FETCH_READY;
+}
+
+/*
+ * cloverIterateForeignScan
+ *		The next row, waiting for Clover as long as it takes; under an
+ *		asynchronous Append an empty slot when it has not come yet
+ */
+TupleTableSlot *
+cloverIterateForeignScan(ForeignScanState *node)
+{
+	CloverFdwScanState *fsstate = node->fdw_state;
+
+	fsstate->last_fetch = clover_next_row(node, !fsstate->async_nowait);
+	return node->ss.ss_ScanTupleSlot;
 }
 
 /*

@@ -127,6 +127,16 @@ find_time_column(Relation rel, CloverTimeColumn *timecol)
 }
 
 /*
+ * clover_path_options
+ *		The merged options of the table a path scans
+ */
+CloverFdwOptions *
+clover_path_options(ForeignPath *path)
+{
+	return ((CloverFdwRelationInfo *) path->path.parent->fdw_private)->opts;
+}
+
+/*
  * has_lower_bound
  *		Do these bounds, or the table's history_start, give a lower bound?
  *		(An e-commerce list needs none: it is paged from its beginning.)

@@ -9,11 +9,16 @@
 # pass/fail test.  With --latency it runs test/bench/latency.py instead, on
 # the same set-up: the fake's exports take time and only a few run at once,
 # and scans, a join, a repeated query and concurrent sessions are compared
-# with the ideal schedule of their exports (a few minutes).
+# with the ideal schedule of their exports (a few minutes).  With
+# --merchants it runs test/bench/merchants.py: one statement over a table
+# partitioned by merchant, 100 merchants x 3 years by default, against the
+# ideal schedule the caps allow (about 15 minutes; --count and --years
+# shorten it).
 #
 #   test/bench/bench.sh [--objects 200000] [--repeat 5]
 #   test/bench/bench.sh --million             (1 000 000 orders)
 #   test/bench/bench.sh --latency [--repeat 3] [--windows 6] [--slots 2] ...
+#   test/bench/bench.sh --merchants [--count 100] [--years 3] [--compare] ...
 
 source "$(dirname "$0")/../lib.sh"
 
@@ -23,6 +28,7 @@ for a in "$@"; do
 	case "$a" in
 	--million) args+=(--objects 1000000) ;;
 	--latency) script=latency.py ;;
+	--merchants) script=merchants.py ;;
 	*) args+=("$a") ;;
 	esac
 done
