@@ -50,7 +50,6 @@ import json
 import os
 import signal
 import subprocess
-import threading
 import time
 import urllib.parse
 import urllib.request
@@ -58,7 +57,8 @@ import urllib.request
 import psycopg2
 
 from common import (ADMIN, API, Tap, backend_pid, connect, fake_config, fake_fault,
-                    fake_reset, fake_stats, fresh_database, open_handles)
+                    fake_reset, fake_stats, fresh_database, open_handles,
+                    run_in_thread, wait_until)
 
 DB = "itest_async"
 # merchants of their own: 13 upper-case letters and digits
@@ -268,31 +268,6 @@ def later_overlap(times):
     return best
 
 
-def wait_until(pred, timeout=60.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.01)
-    return False
-
-
-def run_in_thread(conn, sql):
-    """Run sql in a thread; the dict gets 'error' or 'rows', and 'end'."""
-    out = {}
-
-    def target():
-        try:
-            with conn.cursor() as cur:
-                cur.execute(sql)
-                out["rows"] = cur.fetchall()
-        except psycopg2.Error as e:
-            out["error"] = e
-        out["end"] = time.monotonic()
-
-    th = threading.Thread(target=target, daemon=True)
-    th.start()
-    return th, out
 
 
 # -------------------------------------------------------------------- setup
