@@ -150,6 +150,25 @@ ALTER FOREIGN TABLE opt_orders OPTIONS (SET merchant_id 'abc');
 -- so may reuse_exports ('0': never reuse an export for this table)
 ALTER FOREIGN TABLE opt_orders OPTIONS (ADD reuse_exports '0');
 ALTER FOREIGN TABLE opt_orders OPTIONS (SET reuse_exports '25 days');
+-- async_capable: a boolean, on the server and on the table
+ALTER SERVER opt_all OPTIONS (ADD async_capable 'false');
+ALTER FOREIGN TABLE opt_orders OPTIONS (ADD async_capable 'on');
+ALTER FOREIGN TABLE opt_orders OPTIONS (SET async_capable 'maybe');
+ALTER SERVER opt_all OPTIONS (SET async_capable '');
+ALTER FOREIGN DATA WRAPPER clover_export_fdw OPTIONS (ADD async_capable 'true');
+ALTER FOREIGN TABLE opt_orders ALTER COLUMN id OPTIONS (async_capable 'true');
+CREATE USER MAPPING FOR PUBLIC SERVER opt_all
+    OPTIONS (access_token 'tok', async_capable 'true');
+-- a table's async_capable wins over its server's (EXPLAIN of an Append)
+CREATE FOREIGN TABLE opt_orders2 (id text, created_time timestamptz)
+    SERVER opt_all OPTIONS (export_type 'orders');
+EXPLAIN (COSTS OFF) SELECT id FROM opt_orders
+ WHERE created_time >= '2024-07-01 00:00+00' AND created_time < '2024-07-02 00:00+00'
+UNION ALL SELECT id FROM opt_orders2
+ WHERE created_time >= '2024-07-01 00:00+00' AND created_time < '2024-07-02 00:00+00';
+ALTER FOREIGN TABLE opt_orders OPTIONS (DROP async_capable);
+ALTER SERVER opt_all OPTIONS (DROP async_capable);
+DROP FOREIGN TABLE opt_orders2;
 
 -- columns
 ALTER FOREIGN TABLE opt_orders ALTER COLUMN id OPTIONS (json_path 'id');

@@ -456,6 +456,46 @@ step_sibling(CloverExportRun *r)
 }
 
 /*
+ * waits_for_others
+ *		Does the run wait for what another run of the backend may have to
+ *		do: a slot in line (another scan of the statement may hold it with
+ *		its export in flight), or another scan's export?
+ */
+static bool
+waits_for_others(CloverExportRun *run)
+{
+	int			j;
+
+	for (j = run->cur; j < run->njobs; j++)
+	{
+		if (run->jobs[j].in_line || run->jobs[j].state == JOB_SHARED)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * step_siblings
+ *		Let the backend's other runs advance, for a run that does not wait
+ *		itself (an asynchronous scan) but waits for them: a run outside its
+ *		Append is stepped by no one else, and a slot it holds would never
+ *		come free
+ */
+static void
+step_siblings(CloverExportRun *run)
+{
+	dlist_iter	iter;
+
+	dlist_foreach(iter, &live_runs)
+	{
+		CloverExportRun *r = dlist_container(CloverExportRun, live_node, iter.cur);
+
+		if (r != run)
+			(void) step_sibling(r);
+	}
+}
+
+/*
  * wait_for_activity
  *		Sleep until a transfer can advance, a timer is due, or a signal or
  *		latch arrives (see CloverHttpWait)
@@ -672,6 +712,8 @@ CloverRunNextFile(CloverExportRun *run, CloverFile *file, bool wait)
 			continue;
 		if (!wait)
 		{
+			if (waits_for_others(run))
+				step_siblings(run);
 			MemoryContextSwitchTo(old);
 			return CLOVER_FETCH_PENDING;
 		}

@@ -10,6 +10,7 @@ import json
 import os
 import socket
 import sys
+import threading
 import time
 import urllib.request
 
@@ -188,3 +189,33 @@ def backend_pid(conn):
     with conn.cursor() as cur:
         cur.execute("SELECT pg_backend_pid()")
         return cur.fetchone()[0]
+
+
+# ------------------------------------------------------- queries in threads
+
+def wait_until(pred, timeout=60.0):
+    """Poll pred every 10 ms until it holds (True) or timeout passes."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def run_in_thread(conn, sql):
+    """Run sql in a thread; the dict gets 'error' or 'rows', and 'end'."""
+    out = {}
+
+    def target():
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql)
+                out["rows"] = cur.fetchall()
+        except psycopg2.Error as e:
+            out["error"] = e
+        out["end"] = time.monotonic()
+
+    th = threading.Thread(target=target, daemon=True)
+    th.start()
+    return th, out

@@ -18,13 +18,13 @@ import os
 import random
 import signal
 import subprocess
-import threading
 import time
 
 import psycopg2
 
 from common import (Tap, backend_pid, connect, fake_config, fake_fault,
-                    fake_reset, fake_stats, fresh_database, open_handles)
+                    fake_reset, fake_stats, fresh_database, open_handles,
+                    run_in_thread, wait_until)
 
 DB = "itest_cancel"
 LIMIT_SECS = 0.5
@@ -75,31 +75,6 @@ STAGES = [
 ]
 
 
-def wait_until(pred, timeout=60.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.01)
-    return False
-
-
-def run_in_thread(conn, sql):
-    """Run sql in a thread; the dict gets 'error' or 'rows', and 'end'."""
-    out = {}
-
-    def target():
-        try:
-            with conn.cursor() as cur:
-                cur.execute(sql)
-                out["rows"] = cur.fetchall()
-        except psycopg2.Error as e:
-            out["error"] = e
-        out["end"] = time.monotonic()
-
-    th = threading.Thread(target=target, daemon=True)
-    th.start()
-    return th, out
 
 
 def is_cancel(err):

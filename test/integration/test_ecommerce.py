@@ -46,7 +46,6 @@ import math
 import os
 import random
 import string
-import threading
 import time
 import urllib.parse
 import urllib.request
@@ -56,7 +55,7 @@ import psycopg2
 from common import (ADMIN, API, MERCHANT, Tap, backend_pid, connect,
                     fake_clear_faults, fake_config, fake_fault, fake_reset,
                     fake_stats, fresh_database, log_position, log_since,
-                    open_handles)
+                    open_handles, run_in_thread, wait_until)
 
 DB = "itest_ecommerce"
 EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
@@ -295,32 +294,6 @@ def explain_line(r, sql, label="Clover List"):
             return line[len(label) + 2:]
     return "no %s line in %s" % (label, [x[0] for x in rows])
 
-
-def run_in_thread(conn, sql):
-    """Run sql in a thread; the dict gets 'rows' or 'error', and 'end'."""
-    out = {}
-
-    def target():
-        try:
-            with conn.cursor() as cur:
-                cur.execute(sql)
-                out["rows"] = cur.fetchall()
-        except psycopg2.Error as e:
-            out["error"] = e
-        out["end"] = time.monotonic()
-
-    th = threading.Thread(target=target, daemon=True)
-    th.start()
-    return th, out
-
-
-def wait_until(pred, timeout=60.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.01)
-    return pred()
 
 
 # ---------------------------------------------------------- 1. exactness
