@@ -51,7 +51,7 @@ import urllib.request
 import psycopg2
 
 from common import (ADMIN, API, Tap, connect, fake_config, fake_reset, fake_stats,
-                    free_port, run_timed)
+                    free_port, run_timed, wait_until)
 
 DB = "itest_sharding"
 PGBIN = os.environ.get("PGBIN", "/usr/lib/postgresql/15/bin")
@@ -396,17 +396,16 @@ def failing_merchant(tap, conn, workers, want):
         # postgres_fdw cancels the other worker's query when the statement
         # fails
         w1c = w1.connect()
-        deadline = time.monotonic() + 10
-        left = None
-        while time.monotonic() < deadline:
+        left = []
+
+        def none_active():
             r, _ = query(w1c, Sampler.SQL)
-            left = r[0][0] if r else None
-            if left == 0:
-                break
-            time.sleep(0.05)
+            left.append(r[0][0] if r else None)
+            return left[-1] == 0
+        over = wait_until(none_active, 10)
         w1c.close()
-        tap.check(left == 0, "5: the other worker's query is over when the error arrives",
-                  "%s postgres_fdw queries active on %s" % (left, w1.name))
+        tap.check(over, "5: the other worker's query is over when the error arrives",
+                  "%s postgres_fdw queries active on %s" % (left[-1:], w1.name))
     finally:
         with wc.cursor() as cur:
             cur.execute("ALTER USER MAPPING FOR CURRENT_USER SERVER %s "
