@@ -12,7 +12,8 @@ whose two partitions are foreign tables on the workers' clover_orders.
 The fake's exports take a second or two (queue_ms, processing_ms).
 
  1. EXPLAIN on the coordinator: an Async Foreign Scan per worker, each
-    shipping the created_time bounds in its Remote SQL;
+    shipping the created_time bounds in its Remote SQL; EXPLAIN of that
+    SQL on a worker: an Async Foreign Scan per merchant;
  2. every merchant's orders (count, sum of total, md5 of the sorted ids)
     through the coordinator are the fake's expected answer, one export per
     merchant;
@@ -273,6 +274,17 @@ def explain(tap, conn, workers):
     tap.check(len(remote) == 2 and len(shipped) == 2,
               "1: EXPLAIN: each worker's Remote SQL has the created_time bounds",
               "\n".join(remote) or plan)
+    # on a worker, that SQL scans its merchants' partitions at once too
+    if shipped:
+        wc = workers[0].connect()
+        wrows, werr = query(wc, "EXPLAIN (COSTS OFF) "
+                            + shipped[0].split("Remote SQL: ", 1)[1])
+        wc.close()
+        wplan = "\n".join(r[0] for r in wrows or [])
+        tap.check(werr is None and wplan.count("Async Foreign Scan on clover_orders_")
+                  == len(SHARDS[workers[0].name]),
+                  "1: EXPLAIN on a worker: an Async Foreign Scan per merchant",
+                  "%s\n%s" % (describe(werr), wplan))
 
 
 def run_sharded(conn, workers):
