@@ -453,6 +453,27 @@ report_refused_token(const CloverExportRef *ref, const char *request,
 }
 
 /*
+ * report_redirect
+ *		Clover answered request with a redirect, which a request carrying
+ *		the token never follows: the base URL is wrong
+ */
+static void
+report_redirect(const CloverExportRef *ref, const char *request,
+				const CloverHttpResult *res)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_EXECUTION),
+			 errmsg("Clover answered with a redirect"),
+			 errdetail("%s answered HTTP %ld to %s.", request, res->status,
+					   res->redirect_url ?
+					   url_for_display(ref, res->redirect_url) :
+					   "(no location)"),
+			 errhint("API requests carry the access token and are never redirected; check the option %s of server \"%s\".",
+					 ref->opts->ecommerce_object ? "ecommerce_base_url" : "base_url",
+					 ref->opts->server_name)));
+}
+
+/*
  * CloverReportApiFailure
  *		Fail with what Clover answered to a create or poll request (or why
  *		it did not answer), after attempts tries
@@ -485,15 +506,7 @@ CloverReportApiFailure(const CloverExportRef *ref, const CloverHttpResult *res,
 						 opts->api_base_overridden ? ", with base_url set" : "",
 						 opts->server_name)));
 	if (answered && status >= 300 && status < 400)
-		ereport(ERROR,
-				(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_EXECUTION),
-				 errmsg("Clover answered with a redirect"),
-				 errdetail("%s answered HTTP %ld to %s.", request, status,
-						   res->redirect_url ?
-						   url_for_display(ref, res->redirect_url) :
-						   "(no location)"),
-				 errhint("API requests carry the access token and are never redirected; check the option base_url of server \"%s\".",
-						 opts->server_name)));
+		report_redirect(ref, request, res);
 	if (ref->is_create && res->outcome == CLOVER_HTTP_NOT_SENT)
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION),
@@ -778,15 +791,7 @@ CloverReportListFailure(const CloverExportRef *ref,
 	if (answered && status == 401)
 		report_refused_token(ref, request, why);
 	if (answered && status >= 300 && status < 400)
-		ereport(ERROR,
-				(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_EXECUTION),
-				 errmsg("Clover answered with a redirect"),
-				 errdetail("%s answered HTTP %ld to %s.", request, status,
-						   res->redirect_url ?
-						   url_for_display(ref, res->redirect_url) :
-						   "(no location)"),
-				 errhint("API requests carry the access token and are never redirected; check the option ecommerce_base_url of server \"%s\".",
-						 opts->server_name)));
+		report_redirect(ref, request, res);
 	if (answered && status >= 400 && status < 500)
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_EXECUTION),
