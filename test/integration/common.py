@@ -219,3 +219,27 @@ def run_in_thread(conn, sql):
     th = threading.Thread(target=target, daemon=True)
     th.start()
     return th, out
+
+
+# ------------------------------------------------------------------ reports
+
+def describe(err):
+    """A psycopg2 error as one line: SQLSTATE, message, detail, hint."""
+    if err is None:
+        return "no error"
+    return "%s: %s | %s | %s" % (err.pgcode, err.diag.message_primary,
+                                 err.diag.message_detail, err.diag.message_hint)
+
+
+def plan_nodes(plan, node_type):
+    """The nodes of one type in an EXPLAIN (FORMAT JSON) result."""
+    found = []
+
+    def walk(node):
+        if node.get("Node Type") == node_type:
+            found.append(node)
+        for child in node.get("Plans", []):
+            walk(child)
+    for top in plan:
+        walk(top["Plan"])
+    return found

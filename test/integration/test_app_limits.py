@@ -36,8 +36,9 @@ import urllib.request
 
 import psycopg2
 
-from common import (ADMIN, API, Tap, connect, fake_clear_faults, fake_config, fake_fault,
-                    fake_reset, fake_stats, fresh_database)
+from common import (ADMIN, API, connect, describe, fake_clear_faults,
+                    fake_config, fake_fault, fake_reset, fake_stats,
+                    fresh_database, Tap)
 
 DB = "itest_app_limits"
 # merchants of the suite's own: no other suite's export serves their windows
@@ -64,12 +65,6 @@ def orders_sql(schema, start, end):
             "WHERE created_time >= '%s 00:00+00' AND created_time < '%s 00:00+00'"
             % (schema, start, end))
 
-
-def describe(err):
-    if err is None:
-        return "no error"
-    return "%s: %s | %s | %s" % (err.pgcode, err.diag.message_primary,
-                                 err.diag.message_detail, err.diag.message_hint)
 
 
 def setup(conn):

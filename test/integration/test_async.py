@@ -56,9 +56,9 @@ import urllib.request
 
 import psycopg2
 
-from common import (ADMIN, API, Tap, backend_pid, connect, fake_config, fake_fault,
-                    fake_reset, fake_stats, fresh_database, open_handles,
-                    run_in_thread, wait_until)
+from common import (ADMIN, API, backend_pid, connect, describe, fake_config,
+                    fake_fault, fake_reset, fake_stats, fresh_database,
+                    open_handles, plan_nodes, run_in_thread, wait_until, Tap)
 
 DB = "itest_async"
 # merchants of their own: 13 upper-case letters and digits
@@ -133,12 +133,6 @@ def run(conn, sql):
         raise err
     return rows
 
-
-def describe(err):
-    if err is None:
-        return "no error"
-    return "%s: %s | %s | %s" % (err.pgcode, err.diag.message_primary,
-                                 err.diag.message_detail, err.diag.message_hint)
 
 
 def set_async(conn, on):
@@ -219,16 +213,7 @@ def plan_json(conn, sql, analyze=False):
 
 
 def nodes(plan, node_type):
-    found = []
-
-    def walk(node):
-        if node.get("Node Type") == node_type:
-            found.append(node)
-        for child in node.get("Plans", []):
-            walk(child)
-    for top in plan:
-        walk(top["Plan"])
-    return found
+    return plan_nodes(plan, node_type)
 
 
 def count_async(text):

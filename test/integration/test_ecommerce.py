@@ -52,10 +52,10 @@ import urllib.request
 
 import psycopg2
 
-from common import (ADMIN, API, MERCHANT, Tap, backend_pid, connect,
+from common import (ADMIN, API, MERCHANT, backend_pid, connect, describe,
                     fake_clear_faults, fake_config, fake_fault, fake_reset,
                     fake_stats, fresh_database, log_position, log_since,
-                    open_handles, run_in_thread, wait_until)
+                    open_handles, run_in_thread, wait_until, Tap)
 
 DB = "itest_ecommerce"
 EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
@@ -155,12 +155,6 @@ def reset(**config):
     fake_config(**dict({"tokens": {t: ["*"] for t in [TOKEN] + PAUSE_TOKENS},
                         "v1_merchant": MERCHANT}, **config))
 
-
-def describe(err):
-    if err is None:
-        return "no error"
-    return "%s: %s | %s | %s" % (err.pgcode, err.diag.message_primary,
-                                 err.diag.message_detail, err.diag.message_hint)
 
 
 class Runner:

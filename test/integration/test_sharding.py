@@ -51,8 +51,8 @@ import urllib.request
 
 import psycopg2
 
-from common import (ADMIN, API, Tap, connect, fake_config, fake_reset, fake_stats,
-                    free_port, run_timed, wait_until)
+from common import (ADMIN, API, connect, describe, fake_config, fake_reset,
+                    fake_stats, free_port, run_timed, wait_until, Tap)
 
 DB = "itest_sharding"
 PGBIN = os.environ.get("PGBIN", "/usr/lib/postgresql/15/bin")
@@ -129,12 +129,6 @@ def query(conn, sql, args=None):
     except psycopg2.Error as e:
         return None, e
 
-
-def describe(err):
-    if err is None:
-        return "no error"
-    return "%s: %s | %s | %s" % (err.pgcode, err.diag.message_primary,
-                                 err.diag.message_detail, err.diag.message_hint)
 
 
 def reset():

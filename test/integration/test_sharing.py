@@ -59,9 +59,9 @@ import urllib.request
 
 import psycopg2
 
-from common import (ADMIN, API, Tap, backend_pid, connect, fake_config, fake_reset,
-                    fake_stats, free_port, fresh_database, log_position, log_since,
-                    set_token)
+from common import (ADMIN, API, backend_pid, connect, describe, fake_config,
+                    fake_reset, fake_stats, free_port, fresh_database,
+                    log_position, log_since, plan_nodes, set_token, Tap)
 
 DB = "itest_sharing"
 # a merchant of its own: no other suite's export can serve these windows
@@ -113,12 +113,6 @@ def exact(rows, start, end, kind="ORDERS"):
     got = tuple(int(v) for v in rows[0]) if rows else None
     return got == want, "got %s, want %s" % (got, want)
 
-
-def describe(err):
-    if err is None:
-        return "no error"
-    return "%s: %s | %s | %s" % (err.pgcode, err.diag.message_primary,
-                                 err.diag.message_detail, err.diag.message_hint)
 
 
 def created():
@@ -229,16 +223,7 @@ def wait_until(pred, timeout):
 
 def scans(plan):
     """The Foreign Scan nodes of an EXPLAIN (FORMAT JSON) result."""
-    found = []
-
-    def walk(node):
-        if node.get("Node Type") == "Foreign Scan":
-            found.append(node)
-        for child in node.get("Plans", []):
-            walk(child)
-    for top in plan:
-        walk(top["Plan"])
-    return found
+    return plan_nodes(plan, "Foreign Scan")
 
 
 def scan_node(rows):
